@@ -1,0 +1,45 @@
+"""Where llama-tui keeps its files, following each platform's conventions (platformdirs).
+
+| what                  | where                                   | written by            |
+|-----------------------|-----------------------------------------|-----------------------|
+| log file              | user log dir / llama-tui.log            | `engine.logs`         |
+| starter model         | user cache dir / models / *.gguf        | `engine.starter`      |
+| downloaded models     | the standard Hugging Face cache         | `huggingface_hub`     |
+
+`LLAMA_TUI_HOME` moves all of them under one folder (tests and benchmarks use it to stay
+out of the real user directories).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "llama-tui"
+
+
+def _home_override() -> Path | None:
+    value = os.environ.get("LLAMA_TUI_HOME")
+    return Path(value) if value else None
+
+
+def log_dir() -> Path:
+    home = _home_override()
+    return home / "log" if home else Path(platformdirs.user_log_dir(APP_NAME))
+
+
+def cache_dir() -> Path:
+    home = _home_override()
+    return home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def config_dir() -> Path:
+    home = _home_override()
+    return home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    home = _home_override()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME))
