@@ -1,0 +1,90 @@
+"""What a generation reports while it runs: plain data, safe to hand to any thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class StopReason(Enum):
+    END = "end"
+    """The model ended its turn (an end-of-generation token or a stop string)."""
+    LENGTH = "length"
+    """The reply reached the max reply tokens setting."""
+    CONTEXT_FULL = "context full"
+    """No room was left in the context."""
+    CANCELLED = "stopped"
+    """The user stopped it."""
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """Figures for one reply, from llama.cpp's counters and the engine's own clock."""
+
+    prompt_tokens: int = 0
+    """Tokens in the whole prompt, including the part reused from the KV cache."""
+    prompt_evaluated: int = 0
+    """Prompt tokens evaluated for this reply: the rest came from the KV cache."""
+    prompt_seconds: float = 0.0
+    """llama.cpp's time for evaluating them (t_p_eval)."""
+    llama_prompt_tokens: int = 0
+    """llama.cpp's n_p_eval: tokens it evaluated in batches for this reply."""
+    time_to_first_token: float | None = None
+    """Seconds from the request to the first token of the reply."""
+    generated_tokens: int = 0
+    decode_seconds: float = 0.0
+    """Wall time between the first and the latest token of the reply."""
+    context_used: int = 0
+    """Tokens in the context (KV cache) now."""
+    context_size: int = 0
+    llama_eval_tokens: int = 0
+    """llama.cpp's n_eval for this reply: single-token decodes."""
+    llama_eval_seconds: float = 0.0
+    """llama.cpp's t_eval: compute time of those decodes, without sampling overhead."""
+
+    @property
+    def prompt_tokens_per_second(self) -> float | None:
+        if self.prompt_evaluated < 1 or self.prompt_seconds <= 0:
+            return None
+        return self.prompt_evaluated / self.prompt_seconds
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Decode speed as the user sees it: tokens after the first, over the time they took."""
+        if self.generated_tokens < 2 or self.decode_seconds <= 0:
+            return None
+        return (self.generated_tokens - 1) / self.decode_seconds
+
+
+@dataclass(frozen=True)
+class PromptProgress:
+    """Prompt evaluation has reached `done` of `total` new tokens."""
+
+    done: int
+    total: int
+    stats: GenerationStats
+
+
+@dataclass(frozen=True)
+class TurnsDropped:
+    """The oldest chat turns did not fit the context and were left out of the prompt."""
+
+    messages: int
+    """How many messages (user and assistant) were left out."""
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+    stats: GenerationStats
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: StopReason
+    text: str
+    """The whole reply."""
+    stats: GenerationStats
+
+
+GenerationEvent = PromptProgress | TurnsDropped | TextDelta | Finished

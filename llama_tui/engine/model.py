@@ -1,0 +1,400 @@
+"""A loaded GGUF model: streaming chat and completion on llama.cpp, with exact figures.
+
+One decode runs at a time, guarded by a lock that `close()` also takes: freeing a model while
+another thread decodes on it crashes the process, so closing first stops the decode and
+waits for it to leave llama.cpp.
+
+The decode loop is our own (on top of `Llama.eval` and `Llama.generate`) rather than
+`create_completion`, for four reasons: prompt evaluation in batches we can report and abort,
+exact token counts, a stop between any two tokens, and text decoding that stays linear in
+the reply length (`create_completion` re-detokenizes the whole reply at every token).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import llama_cpp
+import numpy as np
+
+from llama_tui.engine.chat_templates import ChatTemplate, choose_chat_template
+from llama_tui.engine.events import (
+    Finished,
+    GenerationEvent,
+    GenerationStats,
+    PromptProgress,
+    StopReason,
+    TextDelta,
+    TurnsDropped,
+)
+from llama_tui.engine.logs import route_native_log, take_native_errors
+from llama_tui.engine.settings import LoadSettings, SamplingSettings
+from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+# Room kept free for the reply when fitting a chat into the context, unless the max reply
+# tokens setting asks for a different amount.
+DEFAULT_REPLY_ROOM = 256
+
+
+class ModelLoadError(Exception):
+    """The model could not be loaded; the message says why, for the user."""
+
+
+class PromptTooLong(ValueError):
+    """The prompt cannot fit the context, even after dropping old chat turns."""
+
+
+class ModelBusy(RuntimeError):
+    """A reply is already being generated on this model."""
+
+
+class ModelClosed(RuntimeError):
+    """The model was closed (or replaced) and can no longer generate."""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class _StderrToLog(io.TextIOBase):
+    """The binding prints progress notes to sys.stderr while loading; keep them in the log."""
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                log.debug("llama-cpp-python: %s", line)
+        return len(text)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class LoadedModel:
+    """A model in memory, ready to chat or complete text. Create it with `LoadedModel.load`."""
+
+    def __init__(self, llm: llama_cpp.Llama, path: Path, settings: LoadSettings, template: ChatTemplate) -> None:
+        self._llm: llama_cpp.Llama | None = llm
+        self.path = path
+        self.settings = settings
+        self.chat_template = template
+        self.metadata: dict[str, str] = dict(llm.metadata)
+        self.name: str = self.metadata.get("general.name") or path.stem
+        self.context_size: int = llm.n_ctx()
+        self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self._piece_buffer = ctypes.create_string_buffer(256)
+        self._busy = threading.Lock()
+        self._cancel = threading.Event()
+        # Installed only while a prompt is evaluated: llama.cpp calls it between graph nodes,
+        # and a Python callback per node would slow down token generation.
+        self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
+
+    # -- loading and closing -------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path | str, settings: LoadSettings) -> LoadedModel:
+        """Load a GGUF file. Raises ModelLoadError with a message meant for the user."""
+        path = Path(path).expanduser()
+        problems = settings.problems()
+        if problems:
+            raise ModelLoadError("Invalid settings: " + "; ".join(problems) + ".")
+        _check_is_gguf(path)
+        route_native_log()
+        log.info("loading %s with %s", path, settings)
+        take_native_errors()  # forget errors from earlier loads
+        try:
+            with contextlib.redirect_stderr(_StderrToLog()):
+                llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=settings.n_ctx,
+                    n_gpu_layers=settings.n_gpu_layers,
+                    n_threads=settings.n_threads,
+                    n_threads_batch=settings.n_threads_batch,
+                    seed=settings.seed,
+                    kv_overrides=dict(settings.overrides) or None,
+                    # verbose=False would redirect fds 1 and 2 while loading, blanking the
+                    # TUI; the native log is routed to Python logging instead.
+                    verbose=True,
+                )
+        except (ValueError, RuntimeError, OSError, AssertionError) as error:
+            native = take_native_errors()
+            reason = native[-1] if native else str(error)
+            raise ModelLoadError(f"llama.cpp could not load {path.name}: {reason}") from error
+        llm.verbose = False  # the binding's later notes (prefix hits, timings) are noise to us
+        try:
+            template = choose_chat_template(
+                dict(llm.metadata), _token_text(llm, llm.token_bos()), _token_text(llm, llm.token_eos()),
+                settings.chat_format,
+            )
+        except ValueError as error:
+            llm.close()
+            raise ModelLoadError(str(error)) from error
+        log.info("loaded %s; chat template %s (%s)", path.name, template.name, template.reason)
+        return cls(llm, path, settings, template)
+
+    def cancel(self) -> None:
+        """Stop the reply being generated, between two tokens or mid-prompt."""
+        self._cancel.set()
+
+    def close(self) -> None:
+        """Stop any decode, wait for it to leave llama.cpp, then free the model."""
+        self.cancel()
+        with self._busy:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+    @property
+    def closed(self) -> bool:
+        return self._llm is None
+
+    @property
+    def context_used(self) -> int:
+        """Tokens held in the context (KV cache) right now."""
+        return self._llm.n_tokens if self._llm is not None else 0
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text, add_bos=False, special=False))
+
+    # -- public generation API -----------------------------------------------------------
+
+    def chat(self, messages: list[ChatMessage], sampling: SamplingSettings) -> Iterator[GenerationEvent]:
+        """Stream the assistant's reply to `messages`, reusing the cached prefix of the chat.
+
+        When the chat is too long for the context the oldest turns are left out (never the
+        system prompt) and a TurnsDropped event says so first. Close the iterator (or run it
+        to the end) so the model is free again.
+        """
+        return self._run(lambda: self._fit_chat(messages, sampling), sampling)
+
+    def complete(self, text: str, sampling: SamplingSettings) -> Iterator[GenerationEvent]:
+        """Stream a continuation of `text`."""
+
+        def prepare() -> tuple[list[int], list[str], int]:
+            tokens = self._tokenize(text, add_bos=True, special=False)
+            room = self._reply_room(sampling)
+            if len(tokens) + room > self.context_size:
+                raise PromptTooLong(
+                    f"The text is {len(tokens)} tokens, and the context holds {self.context_size} "
+                    f"with {room} kept for the continuation. Shorten it, or load the model "
+                    "with a larger context (--max-token)."
+                )
+            return tokens, [], 0
+
+        return self._run(prepare, sampling)
+
+    # -- prompt building -------------------------------------------------------------------
+
+    def _fit_chat(self, messages: list[ChatMessage], sampling: SamplingSettings) -> tuple[list[int], list[str], int]:
+        system = [m for m in messages[:1] if m.role == "system"]
+        turns = list(messages[len(system):])
+        room = self._reply_room(sampling)
+        dropped = 0
+        while True:
+            prompt, stops = self.chat_template.render([{"role": m.role, "content": m.content} for m in system + turns])
+            tokens = self._tokenize(prompt, add_bos=False, special=True)
+            if len(tokens) + room <= self.context_size:
+                return tokens, stops, dropped
+            if len(turns) <= 1:
+                raise PromptTooLong(
+                    f"This message needs {len(tokens)} tokens with the chat template"
+                    + (" and system prompt" if system else "")
+                    + f", but the context holds {self.context_size} with {room} kept for the "
+                    "reply. Shorten it, or load the model with a larger context (--max-token)."
+                )
+            # Drop the oldest exchange (user + assistant) so turns keep alternating.
+            cut = 2 if len(turns) > 2 and turns[1].role == "assistant" else 1
+            turns = turns[cut:]
+            dropped += cut
+
+    def _reply_room(self, sampling: SamplingSettings) -> int:
+        wanted = sampling.max_reply_tokens or DEFAULT_REPLY_ROOM
+        return max(1, min(wanted, self.context_size // 2))
+
+    def _tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
+        return self._require_llm().tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def _require_llm(self) -> llama_cpp.Llama:
+        if self._llm is None:
+            raise ModelClosed("the model was closed")
+        return self._llm
+
+    # -- the decode loop ---------------------------------------------------------------
+
+    def _run(
+        self, prepare: Callable[[], tuple[list[int], list[str], int]], sampling: SamplingSettings
+    ) -> Iterator[GenerationEvent]:
+        if not self._busy.acquire(blocking=False):
+            raise ModelBusy("a reply is already being generated")
+        try:
+            llm = self._require_llm()
+            self._cancel.clear()
+            started = time.perf_counter()
+            tokens, stops, dropped = prepare()
+            if dropped:
+                yield TurnsDropped(dropped)
+            llama_cpp.llama_perf_context_reset(llm.ctx)
+            stats = GenerationStats(prompt_tokens=len(tokens), context_size=self.context_size)
+            try:
+                for progress in self._evaluate_prompt(llm, tokens, stats):
+                    stats = progress.stats
+                    yield progress
+                yield from self._decode(llm, tokens, stops, sampling, stats, started)
+            except _Cancelled:
+                yield Finished(StopReason.CANCELLED, "", self._with_counters(llm, stats))
+        finally:
+            self._busy.release()
+
+    def _evaluate_prompt(self, llm: llama_cpp.Llama, tokens: list[int], stats: GenerationStats) -> Iterator[PromptProgress]:
+        """Evaluate the part of the prompt not already in the KV cache, in batches."""
+        reused = self._reuse_cached_prefix(llm, tokens)
+        todo = tokens[reused:]
+        stats = replace(stats, context_used=reused)
+        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
+        try:
+            for start in range(0, len(todo), llm.n_batch):
+                if self._cancel.is_set():
+                    raise _Cancelled
+                try:
+                    llm.eval(todo[start : start + llm.n_batch])
+                except RuntimeError:
+                    if self._cancel.is_set():  # llama_decode returns 2 when aborted
+                        raise _Cancelled from None
+                    raise
+                done = min(start + llm.n_batch, len(todo))
+                yield PromptProgress(done, len(todo), replace(stats, prompt_evaluated=done, context_used=llm.n_tokens))
+        finally:
+            llama_cpp.llama_set_abort_callback(llm.ctx, ctypes.cast(None, llama_cpp.ggml_abort_callback), None)
+
+    @staticmethod
+    def _reuse_cached_prefix(llm: llama_cpp.Llama, tokens: list[int]) -> int:
+        """Keep the longest prefix of `tokens` already in the KV cache; drop the rest of the cache."""
+        cached = llm.input_ids[: llm.n_tokens]
+        n = min(len(cached), len(tokens))
+        mismatches = np.flatnonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))
+        prefix = int(mismatches[0]) if mismatches.size else n
+        # The last prompt token is always evaluated again: sampling needs fresh logits.
+        prefix = min(prefix, len(tokens) - 1)
+        memory = llama_cpp.llama_get_memory(llm.ctx)
+        if prefix <= 0 or not llama_cpp.llama_memory_seq_rm(memory, 0, prefix, -1):
+            llm.reset()  # recurrent models cannot drop part of their state: start over
+            llama_cpp.llama_memory_clear(memory, True)
+            return 0
+        llm.n_tokens = prefix
+        return prefix
+
+    def _decode(
+        self,
+        llm: llama_cpp.Llama,
+        tokens: list[int],
+        stops: list[str],
+        sampling: SamplingSettings,
+        stats: GenerationStats,
+        started: float,
+    ) -> Iterator[GenerationEvent]:
+        stats = self._with_counters(llm, stats)
+        decoder = TokenTextDecoder(self._token_bytes)
+        scanner = StopScanner(stops)
+        reply: list[str] = []
+        first_token_at = 0.0
+        reason = StopReason.END
+        llm.set_seed(self.settings.seed)
+        for token in llm.generate(
+            tokens,
+            temp=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            min_p=sampling.min_p,
+            repeat_penalty=sampling.repeat_penalty,
+        ):
+            # The prompt is fully evaluated, so generate() samples at once and evaluates
+            # each token only when asked for the next one.
+            if self._cancel.is_set():
+                reason = StopReason.CANCELLED
+                break
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                break
+            now = time.perf_counter()
+            if not first_token_at:
+                first_token_at = now
+                stats = replace(stats, time_to_first_token=now - started)
+            stats = replace(
+                stats,
+                generated_tokens=stats.generated_tokens + 1,
+                decode_seconds=now - first_token_at,
+                context_used=llm.n_tokens,
+            )
+            text = scanner.feed(decoder.feed(token))
+            if text:
+                reply.append(text)
+                yield TextDelta(text, stats)
+            if scanner.stopped:
+                break
+            if sampling.max_reply_tokens and stats.generated_tokens >= sampling.max_reply_tokens:
+                reason = StopReason.LENGTH
+                break
+            if llm.n_tokens + 1 >= self.context_size:
+                reason = StopReason.CONTEXT_FULL
+                break
+        if not scanner.stopped:
+            tail = scanner.feed(decoder.flush()) + scanner.flush()
+            if tail:
+                reply.append(tail)
+                yield TextDelta(tail, stats)
+        yield Finished(reason, "".join(reply), self._with_counters(llm, stats))
+
+    def _with_counters(self, llm: llama_cpp.Llama, stats: GenerationStats) -> GenerationStats:
+        """Fill in llama.cpp's own counters for this request."""
+        perf = llama_cpp.llama_perf_context(llm.ctx)
+        # llama.cpp reports at least 1 for each count; a zero time means nothing ran.
+        return replace(
+            stats,
+            prompt_seconds=perf.t_p_eval_ms / 1000,
+            llama_prompt_tokens=perf.n_p_eval if perf.t_p_eval_ms > 0 else 0,
+            llama_eval_tokens=perf.n_eval if perf.t_eval_ms > 0 else 0,
+            llama_eval_seconds=perf.t_eval_ms / 1000,
+            context_used=llm.n_tokens,
+        )
+
+    def _token_bytes(self, token: int) -> bytes:
+        buffer = self._piece_buffer
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        if n < 0:  # the piece is longer than the buffer: -n is the size it needs
+            buffer = self._piece_buffer = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        return buffer.raw[:n]
+
+
+def _token_text(llm: llama_cpp.Llama, token: int) -> str:
+    if token < 0:
+        return ""
+    return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+def _check_is_gguf(path: Path) -> None:
+    """Fail early, with a plain message, on paths llama.cpp would only log an error for."""
+    if not path.exists():
+        raise ModelLoadError(f"No such file: {path}")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder, not a GGUF model file")
+    try:
+        with path.open("rb") as file:
+            magic = file.read(4)
+    except OSError as error:
+        raise ModelLoadError(f"Cannot read {path}: {error.strerror or error}") from error
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"{path.name} is not a GGUF model file (it does not start with 'GGUF')")
