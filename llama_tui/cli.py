@@ -1,0 +1,181 @@
+"""The command line, as the Rust CLI it descends from had it.
+
+    llama-tui [OPTIONS] [local PATH | hf-model REPO FILE]
+
+Options may come before or after the model command. Bad values get a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from llama_tui import paths
+from llama_tui.engine.chat_templates import chat_format_names
+from llama_tui.engine.settings import (
+    DEFAULT_CONTEXT,
+    DEFAULT_SEED,
+    LoadSettings,
+    OverrideValue,
+    SamplingSettings,
+    available_cores,
+    default_threads,
+    parse_override,
+)
+from llama_tui.launch import LaunchOptions
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _gpu_layers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < -1:
+        raise argparse.ArgumentTypeError(f"must be -1 (all layers) or more, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, got {value}")
+    return value
+
+
+def _context(text: str) -> int:
+    value = _positive_int(text)
+    if value < 64:
+        raise argparse.ArgumentTypeError(f"must be at least 64 tokens, got {value}")
+    return value
+
+
+def _override(text: str) -> tuple[str, OverrideValue]:
+    try:
+        return parse_override(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
+    """The shared options. Sub-commands add them without defaults, so a value given before
+    the sub-command is not reset by the sub-command's parser."""
+    d = (lambda value: value) if with_defaults else (lambda value: argparse.SUPPRESS)
+    cores = available_cores()
+    parser.add_argument("-m", "--mode", choices=["chat", "completion"], default=d("chat"),
+                        help="the tab to open on (default: chat)")
+    parser.add_argument("--max-token", type=_context, default=d(DEFAULT_CONTEXT), metavar="N",
+                        help=f"context length in tokens (default: {DEFAULT_CONTEXT})")
+    parser.add_argument("-o", "--override", type=_override, action="append", default=d([]), metavar="KEY=VALUE",
+                        help="override GGUF metadata; VALUE is read as int, float, bool, else string (repeatable)")
+    parser.add_argument("-g", "--n-gpu-layers", type=_gpu_layers, default=d(0), metavar="N",
+                        help="layers to offload to the GPU, -1 for all (default: 0; needs a GPU build of llama.cpp)")
+    parser.add_argument("-s", "--seed", type=_seed, default=d(DEFAULT_SEED),
+                        help=f"sampling seed (default: {DEFAULT_SEED})")
+    parser.add_argument("--threads", type=_positive_int, default=d(None), metavar="N",
+                        help=f"threads for generation (default: {default_threads()}, this machine's cores)")
+    parser.add_argument("--threads-batch", type=_positive_int, default=d(None), metavar="N",
+                        help=f"threads for prompt evaluation (default: {default_threads()})")
+    parser.add_argument("--chat-format", choices=chat_format_names(), default=d(None),
+                        help="chat template (default: the file's own, else picked by architecture; "
+                             "base models get 'transcript')")
+    parser.add_argument("--system-prompt", default=d(""), metavar="TEXT", help="system prompt for chats")
+    parser.add_argument("-v", "--verbose", action="store_true", default=d(False),
+                        help="show tokens per second after each reply")
+    if with_defaults:
+        parser.epilog = (f"This machine has {cores} cores. Logs go to {paths.log_dir() / 'llama-tui.log'}. "
+                         "With no model command, the starter model (Gemma 3 270M) opens.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llama-tui",
+        description="Chat with a local GGUF model in a full-screen terminal app (llama.cpp inside).",
+    )
+    _add_options(parser, with_defaults=True)
+    commands = parser.add_subparsers(dest="command", metavar="{local,hf-model}")
+    local = commands.add_parser("local", help="open a GGUF file on disk")
+    local.add_argument("path", type=Path, help="path to a .gguf file")
+    _add_options(local, with_defaults=False)
+    hub = commands.add_parser("hf-model", help="download a GGUF file from Hugging Face, then open it")
+    hub.add_argument("repo", help="repository, e.g. unsloth/gemma-3-270m-it-GGUF")
+    hub.add_argument("file", help="file in the repository, e.g. gemma-3-270m-it-Q4_K_M.gguf")
+    _add_options(hub, with_defaults=False)
+    return parser
+
+
+def options_from_args(args: argparse.Namespace, model_path: Path | None) -> LaunchOptions:
+    load = LoadSettings(
+        n_ctx=args.max_token,
+        n_gpu_layers=args.n_gpu_layers,
+        n_threads=args.threads or default_threads(),
+        n_threads_batch=args.threads_batch or default_threads(),
+        seed=args.seed,
+        chat_format=args.chat_format,
+        overrides=dict(args.override),
+    )
+    return LaunchOptions(
+        model_path=model_path,
+        load=load,
+        sampling=SamplingSettings(),
+        mode=args.mode,
+        verbose=args.verbose,
+        system_prompt=args.system_prompt,
+    )
+
+
+def _download_from_hub(repo: str, filename: str) -> Path:
+    """Fetch the file before the UI starts, with a progress line on the terminal."""
+    from llama_tui.engine.hub import HubError, download_gguf
+
+    def show(progress: object) -> None:
+        done, total = progress.downloaded, progress.total  # type: ignore[attr-defined]
+        percent = f"{100 * done / total:5.1f}%" if total else "     "
+        sys.stderr.write(f"\r{filename}: {percent} {done / 1e6:8.1f} MB")
+        sys.stderr.flush()
+
+    try:
+        path = download_gguf(repo, filename, on_progress=show)
+    except HubError as error:
+        sys.stderr.write("\n")
+        raise SystemExit(f"llama-tui: {error}") from None
+    sys.stderr.write("\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    model_path: Path | None = None
+    if args.command == "local":
+        model_path = args.path.expanduser()
+    elif args.command == "hf-model":
+        model_path = _download_from_hub(args.repo, args.file)
+    options = options_from_args(args, model_path)
+
+    # Imported late: `--help` and usage errors should not pay for loading Textual and llama.cpp.
+    from llama_tui.engine.logs import log_to_file, route_native_log
+    from llama_tui.ui.app import LlamaApp
+
+    log_to_file(paths.log_dir() / "llama-tui.log")
+    route_native_log()
+    app = LlamaApp(options)
+    try:
+        app.run()
+    finally:
+        # Wait for the decode thread to leave llama.cpp before the model is freed.
+        if app.model is not None:
+            app.model.close()

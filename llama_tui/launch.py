@@ -1,0 +1,23 @@
+"""What the command line hands to the app: which model, with which settings, in which mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from llama_tui.engine.settings import LoadSettings, SamplingSettings
+
+Mode = Literal["chat", "completion"]
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    model_path: Path | None = None
+    """The GGUF file to open; None opens the starter model."""
+    load: LoadSettings = field(default_factory=LoadSettings)
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    mode: Mode = "chat"
+    verbose: bool = False
+    """Show the speed figures under each reply."""
+    system_prompt: str = ""

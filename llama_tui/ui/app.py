@@ -1,0 +1,215 @@
+"""The llama-tui application: tabs, status bar, and the two worker threads.
+
+The UI never touches llama.cpp: it calls the engine's LoadedModel from thread workers, and
+the workers only hand results back (messages, or the ReplyBuffer), never widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.events import Print
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from llama_tui.engine.events import GenerationEvent
+from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptTooLong
+from llama_tui.engine.starter import StarterModelMissing, starter_model_path
+from llama_tui.launch import LaunchOptions
+from llama_tui.ui.chat_pane import ChatPane
+from llama_tui.ui.completion_pane import CompletionPane
+from llama_tui.ui.log_pane import LogPane, PostToAppHandler
+from llama_tui.ui.messages import LogLine, ModelLoaded, ModelLoadFailed, ReplyReady
+from llama_tui.ui.reply_buffer import ReplyBatch, ReplyBuffer
+from llama_tui.ui.status_bar import StatusBar
+
+log = logging.getLogger(__name__)
+
+StartGeneration = Callable[[LoadedModel], Iterator[GenerationEvent]]
+
+
+class LlamaApp(App[None]):
+    CSS_PATH = "../styles.tcss"
+    TITLE = "llama-tui"
+    BINDINGS = [
+        Binding("escape", "stop_generation", "Stop", id="app.stop", tooltip="Stop the reply, keeping what was written"),
+        Binding("f2", "show_tab('chat')", "Chat", id="app.tab.chat", tooltip="Show the Chat tab"),
+        Binding("f3", "show_tab('completion')", "Completion", id="app.tab.completion", tooltip="Show the Completion tab"),
+        Binding("f4", "show_tab('log')", "Log", id="app.tab.log", tooltip="Show llama.cpp's log"),
+    ]
+
+    def __init__(self, options: LaunchOptions | None = None) -> None:
+        super().__init__()
+        self.options = options or LaunchOptions()
+        self.model: LoadedModel | None = None
+        self._generating_in: Widget | None = None
+        self._log_handler = PostToAppHandler(self)
+
+    # -- layout --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(initial=self.options.mode, id="tabs"):
+            with TabPane("Chat", id="chat"):
+                yield ChatPane(id="chat-pane")
+            with TabPane("Completion", id="completion"):
+                yield CompletionPane(id="completion-pane")
+            with TabPane("Log", id="log"):
+                yield LogPane(id="log-view")
+        yield StatusBar(id="status-bar")
+        yield Footer()
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    def on_mount(self) -> None:
+        logging.getLogger().addHandler(self._log_handler)
+        # Anything a library prints (tqdm bars, stray prints) goes to the log, not the screen.
+        self.begin_capture_print(self, stdout=True, stderr=True)
+        self._focus_current_tab()
+        self.load_model(self.options.model_path)
+
+    def on_unmount(self) -> None:
+        logging.getLogger().removeHandler(self._log_handler)
+
+    def on_print(self, event: Print) -> None:
+        for line in event.text.splitlines():
+            if line.strip():
+                logging.getLogger("stdout" if not event.stderr else "stderr").info("%s", line)
+
+    def on_log_line(self, message: LogLine) -> None:
+        self.query_one(LogPane).write_line(message.text)
+
+    # -- tabs ------------------------------------------------------------------------------
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        self._focus_current_tab()
+
+    @on(TabbedContent.TabActivated)
+    def _focus_current_tab(self) -> None:
+        tab = self.query_one(TabbedContent).active
+        targets = {"chat": "#chat-input", "completion": "#completion-text", "log": "#log-view"}
+        if tab in targets:
+            self.query_one(targets[tab]).focus()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False, description="loading a model")
+    def load_model(self, path: Path | None) -> None:
+        """Close the current model (waiting for any decode to stop), then load `path`."""
+        self.call_from_thread(self.status_bar.show_state, "loading")
+        old, self.model = self.model, None
+        if old is not None:
+            old.close()
+        started = time.perf_counter()
+        try:
+            model_path = path if path is not None else starter_model_path()
+            model = LoadedModel.load(model_path, self.options.load)
+        except (ModelLoadError, StarterModelMissing, OSError, ValueError) as error:
+            log.warning("model load failed: %s", error)
+            self.post_message(ModelLoadFailed(str(error)))
+            return
+        self.post_message(ModelLoaded(model, time.perf_counter() - started))
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        model = self.model = message.model
+        self.status_bar.show_model(model.name)
+        self.status_bar.show_state("idle")
+        self.status_bar.show_context(model.context_used, model.context_size)
+        self.sub_title = model.path.name
+        self.notify(
+            f"{model.name} loaded in {message.seconds:.1f} s · chat template: {model.chat_template.name}",
+            timeout=4,
+        )
+
+    def on_model_load_failed(self, message: ModelLoadFailed) -> None:
+        self.status_bar.show_model("no model")
+        self.status_bar.show_state("idle")
+        self.notify(message.reason, title="Cannot load the model", severity="error", timeout=15)
+
+    # -- generation ------------------------------------------------------------------------
+
+    def can_generate(self, requester: Widget) -> bool:
+        """Whether `requester` may start a reply now; tells the user why not."""
+        if self.model is None:
+            self.notify("No model is loaded yet.", severity="warning")
+            return False
+        if self._generating_in is not None:
+            self.notify("A reply is still being written: wait, or press Esc to stop it.", severity="warning")
+            return False
+        return True
+
+    def start_generation(self, target: Widget, start: StartGeneration) -> None:
+        """Run `start(model)` in the decode thread; `target` gets ReplyReady messages."""
+        assert self.model is not None
+        self._generating_in = target
+        self.status_bar.show_state("prompt")
+        buffer = ReplyBuffer(wake=lambda: target.post_message(ReplyReady(buffer)))
+        self._generate(self.model, start, buffer)
+
+    @work(thread=True, exclusive=True, group="generation", exit_on_error=False, description="generating")
+    def _generate(self, model: LoadedModel, start: StartGeneration, buffer: ReplyBuffer) -> None:
+        try:
+            with closing(start(model)) as events:  # closing frees the model for close()
+                for event in events:
+                    buffer.push(event)
+        except (PromptTooLong, ModelBusy, ModelClosed) as error:
+            buffer.fail(str(error))
+        except Exception as error:  # a failure in llama.cpp must not take the app down
+            log.exception("generation failed")
+            buffer.fail(f"Generation failed: {error}")
+
+    def show_batch(self, batch: ReplyBatch) -> None:
+        """Update the status bar from what the engine reported."""
+        if batch.stats is not None:
+            self.status_bar.show_stats(batch.stats)
+        if batch.finished is not None or batch.error is not None:
+            return
+        if batch.text or (batch.stats is not None and batch.stats.generated_tokens):
+            self.status_bar.show_state("generating")
+        elif batch.prompt_progress is not None:
+            progress = batch.prompt_progress
+            self.status_bar.show_state(f"prompt {progress.done}/{progress.total}")
+
+    def generation_ended(self) -> None:
+        self._generating_in = None
+        self.status_bar.show_state("idle")
+
+    def action_stop_generation(self) -> None:
+        if self._generating_in is not None and self.model is not None:
+            self.model.cancel()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_generation":
+            return self._generating_in is not None  # only listed in the footer while generating
+        return True
+
+    # -- command palette -------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Chat", "Show the Chat tab (F2)", lambda: self.action_show_tab("chat"))
+        yield SystemCommand("Completion", "Show the Completion tab (F3)", lambda: self.action_show_tab("completion"))
+        yield SystemCommand("Log", "Show llama.cpp's log (F4)", lambda: self.action_show_tab("log"))
+        yield SystemCommand("New chat", "Clear the conversation (ctrl+n)", self._new_chat)
+        if self._generating_in is not None:
+            yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)", self.action_stop_generation)
+
+    async def _new_chat(self) -> None:
+        self.action_show_tab("chat")
+        await self.query_one(ChatPane).action_new_chat()
+
+    async def action_quit(self) -> None:
+        # Stop the decode before exiting: freeing the model mid-decode would crash.
+        if self.model is not None:
+            self.model.cancel()
+        self.exit()

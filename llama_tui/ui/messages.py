@@ -1,0 +1,33 @@
+"""Messages the UI posts to itself. Small, named for what happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from llama_tui.engine.model import LoadedModel
+from llama_tui.ui.reply_buffer import ReplyBuffer
+
+
+@dataclass
+class ReplyReady(Message):
+    """The decode thread has put something in `buffer` since the UI last drained it."""
+
+    buffer: ReplyBuffer
+
+
+@dataclass
+class ModelLoaded(Message):
+    model: LoadedModel
+    seconds: float
+
+
+@dataclass
+class ModelLoadFailed(Message):
+    reason: str
+
+
+@dataclass
+class LogLine(Message):
+    text: str

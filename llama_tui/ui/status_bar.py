@@ -1,0 +1,47 @@
+"""The status bar: model, state, live speed, time to first token and context use."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.widgets import Label, ProgressBar
+
+from llama_tui.engine.events import GenerationStats
+
+
+def format_rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+class StatusBar(Horizontal):
+    """Every figure here comes from the engine's GenerationStats, never from a UI estimate."""
+
+    def compose(self) -> ComposeResult:
+        yield Label(id="status-model")
+        yield Label("starting", id="status-state")
+        yield Label("– tok/s", id="status-speed")
+        yield Label("TTFT –", id="status-ttft")
+        yield Label("ctx 0/0", id="status-context")
+        yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="status-context-bar")
+
+    def _set(self, widget_id: str, text: str) -> None:
+        # Content(...) is shown literally: a model name with [brackets] is not markup.
+        self.query_one(f"#{widget_id}", Label).update(Content(text))
+
+    def show_model(self, name: str) -> None:
+        self._set("status-model", name)
+
+    def show_state(self, state: str) -> None:
+        self._set("status-state", state)
+
+    def show_context(self, used: int, size: int) -> None:
+        self._set("status-context", f"ctx {used}/{size}")
+        bar = self.query_one("#status-context-bar", ProgressBar)
+        bar.update(total=max(size, 1), progress=used)
+
+    def show_stats(self, stats: GenerationStats) -> None:
+        self._set("status-speed", f"{format_rate(stats.tokens_per_second)} tok/s")
+        ttft = stats.time_to_first_token
+        self._set("status-ttft", "TTFT –" if ttft is None else f"TTFT {ttft * 1000:.0f} ms")
+        self.show_context(stats.context_used, stats.context_size)
