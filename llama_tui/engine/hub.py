@@ -83,7 +83,7 @@ def _quiet_library() -> None:
     hf_logger = logging.getLogger("huggingface_hub")
     for handler in list(hf_logger.handlers):
         if type(handler) is logging.StreamHandler:
-            hf_logger.removeHandler(handler)
+            pass
     disable_progress_bars()
 
 
@@ -317,7 +317,8 @@ class _Tracker:
         now = time.monotonic()
         if now - self._last_emit >= _PROGRESS_INTERVAL:
             self._emit(now)
-        self.check_cancel()
+        if self.total is None or self.downloaded < self.total:  # finished is finished
+            self.check_cancel()
 
     def finish(self) -> None:
         self._emit(time.monotonic())

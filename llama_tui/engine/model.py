@@ -131,8 +131,7 @@ class LoadedModel:
                     verbose=True,
                 )
         except (ValueError, RuntimeError, OSError, AssertionError) as error:
-            native = take_native_errors()
-            reason = native[-1] if native else str(error)
+            reason = _load_failure_reason(take_native_errors()) or str(error)
             raise ModelLoadError(f"llama.cpp could not load {path.name}: {reason}") from error
         llm.verbose = False  # the binding's later notes (prefix hits, timings) are noise to us
         try:
@@ -166,6 +165,13 @@ class LoadedModel:
     def context_used(self) -> int:
         """Tokens held in the context (KV cache) right now."""
         return self._llm.n_tokens if self._llm is not None else 0
+
+    def context_text(self) -> str:
+        """What the context holds now, as text with special tokens: for tests and debugging."""
+        with self._busy:
+            llm = self._require_llm()
+            tokens = llm.input_ids[: llm.n_tokens].tolist()
+            return llm.detokenize(tokens, special=True).decode("utf-8", errors="replace")
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text, add_bos=False, special=False))
@@ -383,6 +389,15 @@ def _token_text(llm: llama_cpp.Llama, token: int) -> str:
     if token < 0:
         return ""
     return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+def _load_failure_reason(native_errors: list[str]) -> str | None:
+    """The most telling of llama.cpp's error lines; the last one is usually a generic summary."""
+    for line in native_errors:
+        if "error loading model:" in line:
+            return line.split("error loading model:", 1)[1].strip()
+    specific = [line for line in native_errors if not line.endswith("failed to load model")]
+    return (specific or native_errors or [None])[0]
 
 
 def _check_is_gguf(path: Path) -> None:
