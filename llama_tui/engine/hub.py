@@ -78,12 +78,14 @@ _MAX_FAILURES = 5  # consecutive dropped connections without progress before giv
 
 def _quiet_library() -> None:
     """huggingface_hub logs to stderr through its own handler, which would scribble over the
-    TUI. Drop that handler: records still propagate to the root logger (the app's log file).
-    Its tqdm bars are turned off too; our downloads report through `on_progress` instead."""
-    hf_logger = logging.getLogger("huggingface_hub")
-    for handler in list(hf_logger.handlers):
-        if type(handler) is logging.StreamHandler:
-            pass
+    TUI. Swap it for a NullHandler (which also keeps logging's last-resort stderr handler
+    away when the app has configured none): records still propagate to the root logger,
+    i.e. the app's log file. Its tqdm bars go too; downloads report through `on_progress`."""
+    for logger in (logging.getLogger("huggingface_hub"), log):
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+        logger.addHandler(logging.NullHandler())
     disable_progress_bars()
 
 
@@ -132,10 +134,10 @@ def _translate(what: str, endpoint: str) -> Iterator[None]:
         raise HubOffline(f"Offline mode is on (HF_HUB_OFFLINE=1): can't fetch {what}.") from exc
     except GatedRepoError as exc:  # before RepositoryNotFoundError: it is a subclass
         if exc.response.status_code == 401:
-            msg = f"{what} is gated and needs a Hugging Face token: {_TOKEN_HINT}, and accept its terms on the model page."
+            msg = f"{what} is gated and needs a Hugging Face token: {_TOKEN_HINT}"
         else:
-            msg = f"Your token has no access to {what}: accept its terms on the model page, or {_TOKEN_HINT} with a token that has."
-        raise HubAuthError(msg) from exc
+            msg = f"Your Hugging Face token has no access to {what}: use one that has ({_TOKEN_HINT})"
+        raise HubAuthError(msg + ", and accept the model's terms on its Hugging Face page.") from exc
     except RepositoryNotFoundError as exc:
         # The Hub answers 401 for private *and* missing repos when no token is sent.
         raise HubNotFound(f"Repository not found: {what}. If it is private, {_TOKEN_HINT}.") from exc
@@ -371,8 +373,8 @@ def download_gguf(
     tracker = _Tracker(on_progress, cancel)
     tracker.check_cancel()
     if _offline():
-        return _cached_or(HubOffline(f"Offline mode is on (HF_HUB_OFFLINE=1) and {what} is not in the cache."),
-                          repo_id, filename, revision, cache)
+        offline = HubOffline(f"Offline mode is on (HF_HUB_OFFLINE=1) and {what} is not in the cache.")
+        return _cached_or(offline, repo_id, filename, revision, cache)
 
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
     try:
@@ -402,8 +404,14 @@ def download_gguf(
     # The blob is in place, so this only writes refs/<revision> and the snapshot symlink.
     with _translate(what, endpoint):
         path = hf_hub_download(
-            repo_id, filename, revision=revision, endpoint=endpoint, token=token,
-            cache_dir=cache, tqdm_class=_tqdm_hook(tracker), **_LIBRARY,
+            repo_id,
+            filename,
+            revision=revision,
+            endpoint=endpoint,
+            token=token,
+            cache_dir=cache,
+            tqdm_class=_tqdm_hook(tracker),
+            **_LIBRARY,
         )
     if tracker.total is None:  # nothing was downloaded: report the file as complete
         tracker.start(blob.stat().st_size, blob.stat().st_size)

@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from llama_tui.engine.events import GenerationEvent
+from llama_tui.engine.events import GenerationEvent, GenerationStats
 from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptTooLong
 from llama_tui.engine.starter import StarterModelMissing, starter_model_path
 from llama_tui.launch import LaunchOptions
@@ -51,6 +51,8 @@ class LlamaApp(App[None]):
         self.options = options or LaunchOptions()
         self.model: LoadedModel | None = None
         self._generating_in: Widget | None = None
+        self.last_stats: GenerationStats | None = None
+        """The engine's figures behind what the status bar shows now."""
         self._log_handler = PostToAppHandler(self)
 
     # -- layout --------------------------------------------------------------------------
@@ -67,11 +69,18 @@ class LlamaApp(App[None]):
         yield Footer()
 
     @property
+    def generating(self) -> bool:
+        return self._generating_in is not None
+
+    @property
     def status_bar(self) -> StatusBar:
         return self.query_one(StatusBar)
 
     def on_mount(self) -> None:
-        logging.getLogger().addHandler(self._log_handler)
+        root = logging.getLogger()
+        root.addHandler(self._log_handler)
+        if root.getEffectiveLevel() > logging.INFO:  # the Log tab shows llama.cpp's INFO lines
+            root.setLevel(logging.INFO)
         # Anything a library prints (tqdm bars, stray prints) goes to the log, not the screen.
         self.begin_capture_print(self, stdout=True, stderr=True)
         self._focus_current_tab()
@@ -171,6 +180,7 @@ class LlamaApp(App[None]):
     def show_batch(self, batch: ReplyBatch) -> None:
         """Update the status bar from what the engine reported."""
         if batch.stats is not None:
+            self.last_stats = batch.stats
             self.status_bar.show_stats(batch.stats)
         if batch.finished is not None or batch.error is not None:
             return

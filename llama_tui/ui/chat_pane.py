@@ -126,7 +126,7 @@ class ChatPane(Vertical):
 
     async def on_reply_ready(self, message: ReplyReady) -> None:
         message.stop()
-        batch = message.buffer.drain()
+        batch = await message.buffer.drain_next_frame()
         reply, stream = self._reply, self._stream
         if batch is None or reply is None or stream is None:
             return

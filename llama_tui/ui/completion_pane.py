@@ -48,9 +48,9 @@ class CompletionPane(Vertical):
         # part already in the KV cache is reused, which computes the same thing faster.
         self.app.start_generation(self, lambda model: model.complete(text, sampling))  # type: ignore[attr-defined]
 
-    def on_reply_ready(self, message: ReplyReady) -> None:
+    async def on_reply_ready(self, message: ReplyReady) -> None:
         message.stop()
-        batch = message.buffer.drain()
+        batch = await message.buffer.drain_next_frame()
         if batch is None or not self.generating:
             return
         if batch.text:

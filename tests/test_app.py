@@ -1,0 +1,216 @@
+"""The app driven through Textual's Pilot, on real models."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.message import Message
+from textual.notifications import Notify
+from textual.pilot import Pilot
+from textual.widgets import Input, Label, Log, TabbedContent, TextArea
+
+from llama_tui.engine.events import Finished, GenerationStats, StopReason, TextDelta
+from llama_tui.engine.settings import LoadSettings, SamplingSettings
+from llama_tui.launch import LaunchOptions
+from llama_tui.ui.app import LlamaApp
+from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, UserMessage
+from llama_tui.ui.messages import ModelLoadFailed, ReplyReady
+from llama_tui.ui.status_bar import format_rate
+
+SIZE = (110, 36)
+
+
+async def wait_for(pilot: Pilot, condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await pilot.pause(0.02)
+
+
+def label_text(app: LlamaApp, widget_id: str) -> str:
+    return str(app.query_one(f"#{widget_id}", Label).render())
+
+
+def tiny_options(model: Path, **overrides: object) -> LaunchOptions:
+    defaults: dict[str, object] = dict(
+        model_path=model,
+        load=LoadSettings(n_ctx=2048, n_threads=1, n_threads_batch=1),
+        sampling=SamplingSettings(max_reply_tokens=60),
+    )
+    defaults.update(overrides)
+    return LaunchOptions(**defaults)  # type: ignore[arg-type]
+
+
+def reply_ended(app: LlamaApp) -> bool:
+    replies = app.query(AssistantMessage)
+    return bool(replies) and replies.last().has_class("ended") and not app.generating
+
+
+async def send_chat(pilot: Pilot, text: str) -> None:
+    chat_input = pilot.app.query_one("#chat-input", Input)
+    chat_input.value = text
+    chat_input.focus()
+    await pilot.press("enter")
+
+
+async def test_chat_reply_streams_and_status_bar_matches_the_engine(tiny_model: Path) -> None:
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await send_chat(pilot, "hello there")
+        await wait_for(pilot, lambda: reply_ended(app))
+        await pilot.pause()
+
+        # The decode thread handed the reply over in several batches, not one message per token.
+        wakeups = [m for m in seen if isinstance(m, ReplyReady)]
+        stats = app.last_stats
+        assert stats is not None and stats.generated_tokens == 60
+        assert 2 <= len(wakeups) < stats.generated_tokens / 4
+
+        pane = app.query_one(ChatPane)
+        assert [m.role for m in pane.conversation] == ["user", "assistant"]
+        reply = app.query_one(AssistantMessage)
+        assert reply.raw_text == pane.conversation[1].content and reply.raw_text.strip()
+        assert str(app.query_one(UserMessage).render()) == "hello there"
+
+        # Every figure on the status bar is the engine's own.
+        assert label_text(app, "status-speed") == f"{format_rate(stats.tokens_per_second)} tok/s"
+        assert label_text(app, "status-ttft") == f"TTFT {stats.time_to_first_token * 1000:.0f} ms"
+        assert label_text(app, "status-context") == f"ctx {app.model.context_used}/{app.model.context_size}"
+        assert stats.context_used == app.model.context_used
+        assert label_text(app, "status-state") == "idle"
+        assert label_text(app, "status-model") == "tiny-test-llama"
+
+
+async def test_escape_stops_and_keeps_the_partial_reply(tiny_model: Path) -> None:
+    options = tiny_options(tiny_model, load=LoadSettings(n_ctx=16384, n_threads=1, n_threads_batch=1),
+                           sampling=SamplingSettings())
+    app = LlamaApp(options)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await send_chat(pilot, "tell me everything")
+        await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).raw_text)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.generating, timeout=10)
+        await pilot.pause()
+        reply = app.query_one(AssistantMessage)
+        assert "stopped" in str(reply.footer.render())
+        pane = app.query_one(ChatPane)
+        assert pane.conversation[-1].role == "assistant"
+        assert pane.conversation[-1].content == reply.raw_text != ""
+        assert app.last_stats is not None and app.last_stats.generated_tokens < 16000
+        # The app goes on: a second message gets a reply.
+        await send_chat(pilot, "again")
+        await wait_for(pilot, lambda: len(app.query(AssistantMessage)) == 2 and app.query(AssistantMessage).last().raw_text)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: reply_ended(app), timeout=10)
+        assert len(pane.conversation) == 4
+
+
+async def test_keys_switch_tabs_and_mode_picks_the_first_tab(tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model, mode="completion"))
+    async with app.run_test(size=SIZE) as pilot:
+        tabs = app.query_one(TabbedContent)
+        assert tabs.active == "completion"
+        assert isinstance(app.focused, TextArea)
+        await pilot.press("f2")
+        assert tabs.active == "chat" and isinstance(app.focused, Input)
+        await wait_for(pilot, lambda: app.model is not None)
+        await pilot.press("f4")
+        assert tabs.active == "log"
+        # llama.cpp's own log is in the Log tab, not on the terminal.
+        await wait_for(pilot, lambda: any("llama_model_loader" in line for line in app.query_one(Log).lines))
+        await pilot.press("f3")
+        assert tabs.active == "completion"
+
+
+async def test_completion_continues_the_text(tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model, mode="completion"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        area = app.query_one(TextArea)
+        area.load_text("Once upon a time")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.last_stats is not None and app.last_stats.generated_tokens == 60)
+        await wait_for(pilot, lambda: not app.generating)
+        await pilot.pause()
+        assert area.text.startswith("Once upon a time")
+        assert len(area.text) > len("Once upon a time") + 20
+        assert not area.read_only
+        assert app.last_stats is not None and app.last_stats.generated_tokens == 60
+
+
+async def test_markup_and_control_bytes_in_input_are_shown_literally(tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model, sampling=SamplingSettings(max_reply_tokens=5)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await send_chat(pilot, "[bold]x[/] [link=https://e.com]y[/link] [/] \x1b[31mred\x07")
+        await wait_for(pilot, lambda: reply_ended(app))
+        shown = app.query_one(UserMessage).render()
+        assert str(shown) == "[bold]x[/] [link=https://e.com]y[/link] [/] red\u2407"
+        assert not shown.spans  # no styles, no link
+
+
+async def test_markup_and_escapes_in_model_output_are_shown_literally(tiny_model: Path) -> None:
+    """The model's text is scripted here (a random-weight model cannot be made to write
+    markup on demand); everything after it, the decode-thread worker, the buffer and the
+    widgets, is the real path."""
+    hostile = ["Here is [bold]not bold[/] and ", "[link=https://evil.example]no link[/link] ", "\x1b[2Jcleared? [/]\r\n", "done"]
+
+    def scripted(_model):
+        stats = GenerationStats(generated_tokens=1, context_size=1)
+        for part in hostile:
+            yield TextDelta(part, stats)
+        yield Finished(StopReason.END, "".join(hostile), stats)
+
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        pane = app.query_one(ChatPane)
+        reply = AssistantMessage()
+        await pane.query_one("#transcript").mount(reply)
+        pane._reply = reply
+        from textual.widgets import Markdown
+
+        pane._stream = Markdown.get_stream(reply.markdown)
+        app.start_generation(pane, scripted)
+        await wait_for(pilot, lambda: not app.generating)
+        await pilot.pause(0.2)
+        assert reply.raw_text == "".join(hostile)  # the conversation keeps the exact text
+        svg_text = re.sub(r"<[^>]+>", "", app.export_screenshot())  # what the screen shows
+        screen_text = html.unescape(svg_text).replace("\xa0", " ")
+        assert "[bold]not bold[/]" in screen_text
+        assert "[link=https://evil.example]no link[/link]" in screen_text
+        assert "\x1b" not in screen_text
+        assert "cleared? [/]" in screen_text
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("missing", "No such file"),
+    ("not_gguf", "is not a GGUF model file"),
+    ("truncated", "not within the file bounds"),
+])
+async def test_a_bad_model_file_gets_a_message_and_the_app_stays_usable(
+    broken_model_files: dict[str, Path], kind: str, reason: str
+) -> None:
+    seen: list[Message] = []
+    app = LlamaApp(LaunchOptions(model_path=broken_model_files[kind]))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: any(isinstance(m, ModelLoadFailed) for m in seen))
+        await pilot.pause()
+        notes = [m.notification.message for m in seen if isinstance(m, Notify)]
+        assert any(reason in note for note in notes)
+        assert label_text(app, "status-model") == "no model"
+        await pilot.press("f3", "f2")
+        await send_chat(pilot, "anyone there?")
+        await pilot.pause()
+        notes = [m.notification.message for m in seen if isinstance(m, Notify)]
+        assert "No model is loaded yet." in notes
+        # Nothing typed is lost.
+        assert app.query_one("#chat-input", Input).value == "anyone there?"
