@@ -1,0 +1,101 @@
+"""The command line: the Rust CLI's flags, defaults, and clear usage errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llama_tui import cli
+from llama_tui.engine.model import LoadedModel
+from llama_tui.engine.settings import DEFAULT_SEED, LoadSettings, available_cores
+from tests.hub_server import FakeHub
+from tests.tiny_gguf import write_tiny_llama_gguf
+
+
+def options(argv: list[str]):
+    args = cli.build_parser().parse_args(argv)
+    path = getattr(args, "path", None)
+    return args, cli.options_from_args(args, path)
+
+
+def test_defaults_match_the_seed_cli() -> None:
+    args, opts = options([])
+    assert args.command is None and opts.model_path is None  # the starter model
+    assert opts.load.seed == DEFAULT_SEED == 561371
+    assert opts.mode == "chat" and not opts.verbose
+    assert opts.load.n_threads == opts.load.n_threads_batch == available_cores()
+    assert opts.load.n_ctx == 4096 and opts.load.n_gpu_layers == 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["-s", "5", "-g", "3", "--threads", "1", "local", "m.gguf"],
+    ["local", "m.gguf", "-s", "5", "-g", "3", "--threads", "1"],
+    ["-s", "5", "local", "m.gguf", "-g", "3", "--threads", "1"],
+])
+def test_options_work_before_or_after_the_model_command(argv: list[str]) -> None:
+    args, opts = options(argv)
+    assert args.command == "local" and opts.model_path == Path("m.gguf")
+    assert (opts.load.seed, opts.load.n_gpu_layers, opts.load.n_threads) == (5, 3, 1)
+
+
+def test_all_flags_reach_the_settings() -> None:
+    _, opts = options([
+        "-m", "completion", "--max-token", "1024", "-o", "a.int=1", "-o", "b.float=1.5", "-o", "c.bool=true",
+        "-o", "d.str=hello", "-g", "-1", "--threads-batch", "2", "-v", "--chat-format", "chatml",
+        "--system-prompt", "Be kind.", "local", "x.gguf",
+    ])
+    assert opts.mode == "completion" and opts.verbose
+    assert opts.load.n_ctx == 1024 and opts.load.n_gpu_layers == -1 and opts.load.n_threads_batch == 2
+    assert opts.load.overrides == {"a.int": 1, "b.float": 1.5, "c.bool": True, "d.str": "hello"}
+    assert type(opts.load.overrides["a.int"]) is int and type(opts.load.overrides["c.bool"]) is bool
+    assert opts.load.chat_format == "chatml" and opts.system_prompt == "Be kind."
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "0"], "must be at least 1"),
+    (["-s", "abc"], "expected a whole number"),
+    (["-s", "-1"], "must be between 0"),
+    (["--max-token", "10"], "at least 64 tokens"),
+    (["-o", "novalue"], "expected KEY=VALUE"),
+    (["-m", "poem"], "invalid choice"),
+    (["-g", "-2"], "-1 (all layers) or more"),
+    (["local"], "the following arguments are required: path"),
+    (["hf-model", "only-repo"], "the following arguments are required: file"),
+])
+def test_bad_values_get_a_usage_error_not_a_traceback(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "usage: llama-tui" in err and "Traceback" not in err
+
+
+def test_help_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "default: 561371" in out and "default: 4096" in out and "starter model" in out
+
+
+def test_hf_model_downloads_with_terminal_progress_then_loads(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`llama-tui hf-model REPO FILE` through the real huggingface_hub client and a local hub look-alike."""
+    model_bytes = write_tiny_llama_gguf(tmp_path / "src.gguf").read_bytes()
+    hub.add_repo("acme/tiny-GGUF", {"tiny-F32.gguf": model_bytes})
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+
+    path = cli._download_from_hub("acme/tiny-GGUF", "tiny-F32.gguf")
+    assert path.read_bytes() == model_bytes
+    assert (tmp_path / "hf" / "hub" / "models--acme--tiny-GGUF") in path.parents  # the standard cache
+    assert "100.0%" in capsys.readouterr().err
+    model = LoadedModel.load(path, LoadSettings(n_ctx=256))
+    model.close()
+
+    with pytest.raises(SystemExit, match="llama-tui: File not found: .*missing.gguf"):
+        cli._download_from_hub("acme/tiny-GGUF", "missing.gguf")
