@@ -20,6 +20,7 @@ from llama_tui.engine.settings import (
     OverrideValue,
     SamplingSettings,
     available_cores,
+    default_batch_threads,
     default_threads,
     parse_override,
 )
@@ -86,9 +87,9 @@ def _add_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> Non
     parser.add_argument("-s", "--seed", type=_seed, default=d(DEFAULT_SEED),
                         help=f"sampling seed (default: {DEFAULT_SEED})")
     parser.add_argument("--threads", type=_positive_int, default=d(None), metavar="N",
-                        help=f"threads for generation (default: {default_threads()}, this machine's cores)")
+                        help=f"threads for generation (default: {default_threads()}: the cores but one, kept for the UI)")
     parser.add_argument("--threads-batch", type=_positive_int, default=d(None), metavar="N",
-                        help=f"threads for prompt evaluation (default: {default_threads()})")
+                        help=f"threads for prompt evaluation (default: {default_batch_threads()}: all cores)")
     parser.add_argument("--chat-format", choices=chat_format_names(), default=d(None),
                         help="chat template (default: the file's own, else picked by architecture; "
                              "base models get 'transcript')")
@@ -122,7 +123,7 @@ def options_from_args(args: argparse.Namespace, model_path: Path | None) -> Laun
         n_ctx=args.max_token,
         n_gpu_layers=args.n_gpu_layers,
         n_threads=args.threads or default_threads(),
-        n_threads_batch=args.threads_batch or default_threads(),
+        n_threads_batch=args.threads_batch or default_batch_threads(),
         seed=args.seed,
         chat_format=args.chat_format,
         overrides=dict(args.override),

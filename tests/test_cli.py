@@ -24,7 +24,9 @@ def test_defaults_match_the_seed_cli() -> None:
     assert args.command is None and opts.model_path is None  # the starter model
     assert opts.load.seed == DEFAULT_SEED == 561371
     assert opts.mode == "chat" and not opts.verbose
-    assert opts.load.n_threads == opts.load.n_threads_batch == available_cores()
+    # Never more threads than cores; generation leaves one core to the UI.
+    assert opts.load.n_threads == max(1, available_cores() - 1)
+    assert opts.load.n_threads_batch == available_cores()
     assert opts.load.n_ctx == 4096 and opts.load.n_gpu_layers == 0
 
 
