@@ -13,17 +13,16 @@ from pathlib import Path
 
 from llama_tui import paths
 from llama_tui.engine.chat_templates import chat_format_names
+from llama_tui.engine.config import AppConfig, config_path, load_config, merge_cli
 from llama_tui.engine.settings import (
     DEFAULT_CONTEXT,
     DEFAULT_SEED,
-    LoadSettings,
     OverrideValue,
-    SamplingSettings,
-    available_cores,
     default_batch_threads,
     default_threads,
     parse_override,
 )
+from llama_tui.engine.starter import starter_model_installed
 from llama_tui.launch import LaunchOptions
 
 
@@ -71,34 +70,43 @@ def _override(text: str) -> tuple[str, OverrideValue]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _add_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
-    """The shared options. Sub-commands add them without defaults, so a value given before
-    the sub-command is not reset by the sub-command's parser."""
-    d = (lambda value: value) if with_defaults else (lambda value: argparse.SUPPRESS)
-    cores = available_cores()
-    parser.add_argument("-m", "--mode", choices=["chat", "completion"], default=d("chat"),
+# argparse dest -> the setting it sets (see engine.config): flags override the settings file.
+_SETTING_OF_FLAG = {
+    "max_token": "n_ctx",
+    "n_gpu_layers": "n_gpu_layers",
+    "seed": "seed",
+    "threads": "n_threads",
+    "threads_batch": "n_threads_batch",
+    "chat_format": "chat_format",
+    "override": "overrides",
+    "system_prompt": "system_prompt",
+}
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    """The shared options, on the main parser and each sub-command. None has an argparse
+    default (SUPPRESS), so what the user typed is told apart from the settings file."""
+    none = argparse.SUPPRESS
+    parser.add_argument("-m", "--mode", choices=["chat", "completion"], default=none,
                         help="the tab to open on (default: chat)")
-    parser.add_argument("--max-token", type=_context, default=d(DEFAULT_CONTEXT), metavar="N",
+    parser.add_argument("--max-token", type=_context, default=none, metavar="N",
                         help=f"context length in tokens (default: {DEFAULT_CONTEXT})")
-    parser.add_argument("-o", "--override", type=_override, action="append", default=d([]), metavar="KEY=VALUE",
+    parser.add_argument("-o", "--override", type=_override, action="append", default=none, metavar="KEY=VALUE",
                         help="override GGUF metadata; VALUE is read as int, float, bool, else string (repeatable)")
-    parser.add_argument("-g", "--n-gpu-layers", type=_gpu_layers, default=d(0), metavar="N",
+    parser.add_argument("-g", "--n-gpu-layers", type=_gpu_layers, default=none, metavar="N",
                         help="layers to offload to the GPU, -1 for all (default: 0; needs a GPU build of llama.cpp)")
-    parser.add_argument("-s", "--seed", type=_seed, default=d(DEFAULT_SEED),
+    parser.add_argument("-s", "--seed", type=_seed, default=none,
                         help=f"sampling seed (default: {DEFAULT_SEED})")
-    parser.add_argument("--threads", type=_positive_int, default=d(None), metavar="N",
+    parser.add_argument("--threads", type=_positive_int, default=none, metavar="N",
                         help=f"threads for generation (default: {default_threads()}: the cores but one, kept for the UI)")
-    parser.add_argument("--threads-batch", type=_positive_int, default=d(None), metavar="N",
+    parser.add_argument("--threads-batch", type=_positive_int, default=none, metavar="N",
                         help=f"threads for prompt evaluation (default: {default_batch_threads()}: all cores)")
-    parser.add_argument("--chat-format", choices=chat_format_names(), default=d(None),
+    parser.add_argument("--chat-format", choices=chat_format_names(), default=none,
                         help="chat template (default: the file's own, else picked by architecture; "
                              "base models get 'transcript')")
-    parser.add_argument("--system-prompt", default=d(""), metavar="TEXT", help="system prompt for chats")
-    parser.add_argument("-v", "--verbose", action="store_true", default=d(False),
+    parser.add_argument("--system-prompt", default=none, metavar="TEXT", help="system prompt for chats")
+    parser.add_argument("-v", "--verbose", action="store_true", default=none,
                         help="show tokens per second after each reply")
-    if with_defaults:
-        parser.epilog = (f"This machine has {cores} cores. Logs go to {paths.log_dir() / 'llama-tui.log'}. "
-                         "With no model command, the starter model (Gemma 3 270M) opens.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,36 +114,60 @@ def build_parser() -> argparse.ArgumentParser:
         prog="llama-tui",
         description="Chat with a local GGUF model in a full-screen terminal app (llama.cpp inside).",
     )
-    _add_options(parser, with_defaults=True)
+    _add_options(parser)
+    parser.epilog = (
+        f"Defaults above are overridden by the settings saved in the app ({config_path()}); "
+        "flags override both, for this run only. "
+        f"Logs go to {paths.log_dir() / 'llama-tui.log'}. With no model command, the last model "
+        "used opens (the first time: the starter model, Gemma 3 270M)."
+    )
     commands = parser.add_subparsers(dest="command", metavar="{local,hf-model}")
     local = commands.add_parser("local", help="open a GGUF file on disk")
     local.add_argument("path", type=Path, help="path to a .gguf file")
-    _add_options(local, with_defaults=False)
+    _add_options(local)
     hub = commands.add_parser("hf-model", help="download a GGUF file from Hugging Face, then open it")
     hub.add_argument("repo", help="repository, e.g. unsloth/gemma-3-270m-it-GGUF")
     hub.add_argument("file", help="file in the repository, e.g. gemma-3-270m-it-Q4_K_M.gguf")
-    _add_options(hub, with_defaults=False)
+    _add_options(hub)
     return parser
 
 
-def options_from_args(args: argparse.Namespace, model_path: Path | None) -> LaunchOptions:
-    load = LoadSettings(
-        n_ctx=args.max_token,
-        n_gpu_layers=args.n_gpu_layers,
-        n_threads=args.threads or default_threads(),
-        n_threads_batch=args.threads_batch or default_batch_threads(),
-        seed=args.seed,
-        chat_format=args.chat_format,
-        overrides=dict(args.override),
-    )
+def typed_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The settings the user typed on the command line, by setting name."""
+    typed = {setting: getattr(args, flag) for flag, setting in _SETTING_OF_FLAG.items() if hasattr(args, flag)}
+    if "overrides" in typed:
+        typed["overrides"] = dict(typed["overrides"])  # type: ignore[call-overload]
+    return typed
+
+
+def options_from_args(
+    args: argparse.Namespace, model_path: Path | None, saved: AppConfig | None = None, *, open_picker: bool = False
+) -> LaunchOptions:
+    """Launch options: the saved settings (or defaults), with the typed flags on top."""
+    effective = merge_cli(saved or AppConfig(), typed_settings(args))
     return LaunchOptions(
         model_path=model_path,
-        load=load,
-        sampling=SamplingSettings(),
-        mode=args.mode,
-        verbose=args.verbose,
-        system_prompt=args.system_prompt,
+        load=effective.load,
+        sampling=effective.sampling,
+        mode=getattr(args, "mode", "chat"),
+        verbose=getattr(args, "verbose", False),
+        system_prompt=effective.system_prompt,
+        open_picker=open_picker,
+        saved_config=saved,
     )
+
+
+def choose_model(args: argparse.Namespace, saved: AppConfig) -> tuple[Path | None, bool]:
+    """(model path or None for the starter, whether to open the picker instead)."""
+    if args.command == "local":
+        return args.path.expanduser(), False
+    if args.command == "hf-model":
+        return _download_from_hub(args.repo, args.file), False
+    if saved.last_model is not None and saved.last_model.is_file():
+        return saved.last_model, False
+    if starter_model_installed():
+        return None, False
+    return None, True
 
 
 def _download_from_hub(repo: str, filename: str) -> Path:
@@ -160,12 +192,11 @@ def _download_from_hub(repo: str, filename: str) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    model_path: Path | None = None
-    if args.command == "local":
-        model_path = args.path.expanduser()
-    elif args.command == "hf-model":
-        model_path = _download_from_hub(args.repo, args.file)
-    options = options_from_args(args, model_path)
+    saved, warnings = load_config()
+    for warning in warnings:
+        sys.stderr.write(f"llama-tui: {config_path()}: {warning}\n")
+    model_path, open_picker = choose_model(args, saved)
+    options = options_from_args(args, model_path, saved, open_picker=open_picker)
 
     # Imported late: `--help` and usage errors should not pay for loading Textual and llama.cpp.
     from llama_tui.engine.logs import log_to_file, route_native_log

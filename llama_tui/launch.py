@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from llama_tui.engine.config import AppConfig
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 
 Mode = Literal["chat", "completion"]
@@ -21,3 +22,9 @@ class LaunchOptions:
     verbose: bool = False
     """Show the speed figures under each reply."""
     system_prompt: str = ""
+    open_picker: bool = False
+    """Start on the model picker (there is no model to open)."""
+    saved_config: AppConfig | None = None
+    """The settings file as read, without command-line flags; the app saves changes to it.
+    None (as in tests) keeps everything in memory."""
+    recent_models: tuple[Path, ...] = ()

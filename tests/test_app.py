@@ -196,9 +196,9 @@ async def test_markup_and_escapes_in_model_output_are_shown_literally(tiny_model
 
 
 @pytest.mark.parametrize("kind, reason", [
-    ("missing", "No such file"),
+    ("missing", "does not exist"),
     ("not_gguf", "is not a GGUF model file"),
-    ("truncated", "not within the file bounds"),
+    ("truncated", "The file is truncated"),
 ])
 async def test_a_bad_model_file_gets_a_message_and_the_app_stays_usable(
     broken_model_files: dict[str, Path], kind: str, reason: str

@@ -101,3 +101,26 @@ def test_hf_model_downloads_with_terminal_progress_then_loads(
 
     with pytest.raises(SystemExit, match="llama-tui: File not found: .*missing.gguf"):
         cli._download_from_hub("acme/tiny-GGUF", "missing.gguf")
+
+
+def test_saved_settings_are_defaults_and_flags_override_them_for_one_run(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from llama_tui.engine.config import AppConfig
+
+    saved = AppConfig(load=replace(AppConfig().load, seed=99, n_ctx=8192), system_prompt="Saved prompt.")
+    args = cli.build_parser().parse_args(["-s", "5"])
+    opts = cli.options_from_args(args, None, saved)
+    assert opts.load.seed == 5  # typed
+    assert opts.load.n_ctx == 8192 and opts.system_prompt == "Saved prompt."  # from the file
+    assert opts.saved_config is saved and saved.load.seed == 99  # the file's values are not changed
+
+
+def test_no_model_command_opens_the_last_model_then_the_starter(tmp_path: Path) -> None:
+    from llama_tui.engine.config import AppConfig
+
+    args = cli.build_parser().parse_args([])
+    last = write_tiny_llama_gguf(tmp_path / "last.gguf")
+    assert cli.choose_model(args, AppConfig(last_model=last)) == (last, False)
+    # A last model that was deleted since: the starter model (installed with the test extra).
+    assert cli.choose_model(args, AppConfig(last_model=tmp_path / "gone.gguf")) == (None, False)

@@ -7,12 +7,14 @@ the workers only hand results back (messages, or the ReplyBuffer), never widgets
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 from textual import on, work
+from textual.worker import get_current_worker
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.events import Print
@@ -20,7 +22,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from llama_tui.engine.config import remember_model, save_config
 from llama_tui.engine.events import GenerationEvent, GenerationStats
+from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
 from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptTooLong
 from llama_tui.engine.starter import StarterModelMissing, starter_model_path
 from llama_tui.launch import LaunchOptions
@@ -28,6 +32,7 @@ from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
 from llama_tui.ui.messages import LogLine, ModelLoaded, ModelLoadFailed, ReplyReady
+from llama_tui.ui.picker_screen import ModelPickerScreen
 from llama_tui.ui.reply_buffer import ReplyBatch, ReplyBuffer
 from llama_tui.ui.status_bar import StatusBar
 
@@ -44,6 +49,9 @@ class LlamaApp(App[None]):
         Binding("f2", "show_tab('chat')", "Chat", id="app.tab.chat", tooltip="Show the Chat tab"),
         Binding("f3", "show_tab('completion')", "Completion", id="app.tab.completion", tooltip="Show the Completion tab"),
         Binding("f4", "show_tab('log')", "Log", id="app.tab.log", tooltip="Show llama.cpp's log"),
+        Binding("ctrl+o", "open_picker", "Models", id="app.models", tooltip="Open, download or switch models"),
+        Binding("f9", "previous_model", "Previous model", id="app.previous_model",
+                tooltip="Switch to the model used before this one"),
     ]
 
     def __init__(self, options: LaunchOptions | None = None) -> None:
@@ -54,6 +62,11 @@ class LlamaApp(App[None]):
         self.last_stats: GenerationStats | None = None
         """The engine's figures behind what the status bar shows now."""
         self._log_handler = PostToAppHandler(self)
+        self._load_lock = threading.Lock()
+        self.saved_config = self.options.saved_config
+        self.recent_models: list[Path] = list(
+            self.saved_config.recent_models if self.saved_config else self.options.recent_models
+        )
 
     # -- layout --------------------------------------------------------------------------
 
@@ -84,7 +97,12 @@ class LlamaApp(App[None]):
         # Anything a library prints (tqdm bars, stray prints) goes to the log, not the screen.
         self.begin_capture_print(self, stdout=True, stderr=True)
         self._focus_current_tab()
-        self.load_model(self.options.model_path)
+        if self.options.open_picker:
+            self.status_bar.show_model("no model")
+            self.status_bar.show_state("idle")
+            self.action_open_picker()
+        else:
+            self.load_model(self.options.model_path)
 
     def on_unmount(self) -> None:
         logging.getLogger().removeHandler(self._log_handler)
@@ -114,23 +132,41 @@ class LlamaApp(App[None]):
 
     @work(thread=True, exclusive=True, group="model", exit_on_error=False, description="loading a model")
     def load_model(self, path: Path | None) -> None:
-        """Close the current model (waiting for any decode to stop), then load `path`."""
-        self.call_from_thread(self.status_bar.show_state, "loading")
-        old, self.model = self.model, None
-        if old is not None:
-            old.close()
+        """Check `path`, close the current model (waiting for any decode to stop), load `path`.
+
+        `path` None is the starter model. A file that fails the check is refused before the
+        current model is touched.
+        """
+        with self._load_lock:  # one load at a time, so no model is ever left unclosed
+            self._load_model(path)
+
+    def _load_model(self, path: Path | None) -> None:
+        self.call_from_thread(self.status_bar.show_state, "checking" if path else "loading")
         started = time.perf_counter()
         try:
-            model_path = path if path is not None else starter_model_path()
+            if path is None:
+                model_path = starter_model_path()  # assembled from PyPI and size-checked: trusted
+            else:
+                model_path = path
+                # A crafted file can abort llama.cpp, and with it this process: try it elsewhere first.
+                check_model_file(path)
+            self.call_from_thread(self.status_bar.show_state, "loading")
+            old, self.model = self.model, None
+            if old is not None:
+                old.close()
             model = LoadedModel.load(model_path, self.options.load)
-        except (ModelLoadError, StarterModelMissing, OSError, ValueError) as error:
+        except (ModelLoadError, UnsafeModelFile, StarterModelMissing, OSError, ValueError) as error:
             log.warning("model load failed: %s", error)
             self.post_message(ModelLoadFailed(str(error)))
+            return
+        if get_current_worker().is_cancelled:  # another model was picked meanwhile
+            model.close()
             return
         self.post_message(ModelLoaded(model, time.perf_counter() - started))
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
         model = self.model = message.model
+        self._remember(model.path)
         self.status_bar.show_model(model.name)
         self.status_bar.show_state("idle")
         self.status_bar.show_context(model.context_used, model.context_size)
@@ -141,9 +177,59 @@ class LlamaApp(App[None]):
         )
 
     def on_model_load_failed(self, message: ModelLoadFailed) -> None:
+        if self.model is not None:  # refused before the current model was closed: it stays
+            self.status_bar.show_state("idle")
+            self.notify(message.reason, title="Cannot open that model", severity="error", timeout=15)
+            return
         self.status_bar.show_model("no model")
         self.status_bar.show_state("idle")
         self.notify(message.reason, title="Cannot load the model", severity="error", timeout=15)
+
+    def _remember(self, path: Path) -> None:
+        """Put `path` first among the recent models, and save that when settings persist."""
+        self.recent_models = [path, *(p for p in self.recent_models if p != path)][:10]
+        if self.saved_config is None:
+            return
+        self.saved_config = remember_model(self.saved_config, path)
+        try:
+            save_config(self.saved_config)
+        except OSError as error:
+            log.warning("could not save the settings: %s", error)
+
+    # -- picking and swapping models -------------------------------------------------------
+
+    def action_open_picker(self) -> None:
+        current = self.model.path if self.model is not None else None
+        picker = ModelPickerScreen(
+            self.recent_models, n_ctx=self.options.load.n_ctx, n_gpu_layers=self.options.load.n_gpu_layers,
+            current=current,
+        )
+        self.push_screen(picker, self._model_picked)
+
+    def _model_picked(self, path: Path | None) -> None:
+        if path is not None:
+            self.swap_model(path)
+
+    def swap_model(self, path: Path) -> None:
+        """Stop any reply, then load `path` in place of the current model.
+
+        The conversation stays on screen; the next turn is evaluated afresh by the new model,
+        with its own chat template.
+        """
+        if self.model is not None and self.model.path == path:
+            self.notify(f"{self.model.name} is already loaded.")
+            return
+        if self.model is not None:
+            self.model.cancel()
+        self.load_model(path)
+
+    def action_previous_model(self) -> None:
+        current = self.model.path if self.model is not None else None
+        others = [p for p in self.recent_models if p != current and p.exists()]
+        if not others:
+            self.notify("No other model used recently: ctrl+o opens the picker.")
+            return
+        self.swap_model(others[0])
 
     # -- generation ------------------------------------------------------------------------
 
@@ -211,6 +297,8 @@ class LlamaApp(App[None]):
         yield SystemCommand("Completion", "Show the Completion tab (F3)", lambda: self.action_show_tab("completion"))
         yield SystemCommand("Log", "Show llama.cpp's log (F4)", lambda: self.action_show_tab("log"))
         yield SystemCommand("New chat", "Clear the conversation (ctrl+n)", self._new_chat)
+        yield SystemCommand("Models", "Open, download or switch models (ctrl+o)", self.action_open_picker)
+        yield SystemCommand("Previous model", "Switch to the model used before this one (F9)", self.action_previous_model)
         if self._generating_in is not None:
             yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)", self.action_stop_generation)
 

@@ -1,0 +1,172 @@
+"""The model picker: models on this machine, a path to open, and Hugging Face.
+
+Dismisses with the chosen GGUF path, or None. It never loads a model itself: the app does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
+
+from llama_tui.engine.catalog import ModelEntry, list_models
+from llama_tui.engine.gguf_header import available_ram_bytes, estimate_memory
+from llama_tui.formatting import human_bytes
+from llama_tui.ui.hub_panel import DownloadFinished, HubPanel
+from llama_tui.ui.path_suggester import PathSuggester
+
+SOURCE_LABELS = {"starter": "starter", "hf-cache": "HF cache", "models-folder": "models folder", "recent": "recent"}
+
+
+@dataclass
+class ModelsListed(Message):
+    entries: list[ModelEntry]
+
+
+def memory_note(entry: ModelEntry, n_ctx: int, n_gpu_layers: int) -> tuple[str, bool]:
+    """What loading this model will take, and whether that fits in the free memory."""
+    if entry.header is None:
+        return "", True
+    estimate = estimate_memory(entry.header, n_ctx, n_gpu_layers)
+    free = available_ram_bytes()
+    text = (f"Needs about {human_bytes(estimate.total_bytes)}: weights {human_bytes(estimate.weights_bytes)}"
+            f" + KV cache {human_bytes(estimate.kv_cache_bytes)} at {n_ctx} tokens")
+    if estimate.vram_bytes:
+        text += f" ({human_bytes(estimate.vram_bytes)} on the GPU)"
+    if free is None:
+        return text + ".", True
+    fits = estimate.ram_bytes <= free
+    text += f"; {human_bytes(free)} free." if fits else f"; only {human_bytes(free)} free: it may not fit."
+    return text, fits
+
+
+class ModelPickerScreen(ModalScreen[Path | None]):
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="picker.close", tooltip="Close the picker without changing the model"),
+    ]
+
+    def __init__(self, recent: Sequence[Path] = (), *, n_ctx: int, n_gpu_layers: int, current: Path | None = None) -> None:
+        super().__init__()
+        self.recent = list(recent)
+        self.n_ctx = n_ctx
+        self.n_gpu_layers = n_gpu_layers
+        self.current = current
+        self.entries: list[ModelEntry] = []
+        self.shown: list[ModelEntry] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="picker"):
+            yield Label("Open a model", id="picker-title")
+            with TabbedContent(id="picker-tabs"):
+                with TabPane("On this machine", id="picker-local"):
+                    yield Input(placeholder="Filter by name, architecture, quantization… (↓ to the list)", id="model-filter")
+                    yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
+                    yield Static(id="model-details")
+                    yield Input(placeholder="Or type a path to a .gguf file (Tab completes), then Enter",
+                                id="model-path", suggester=PathSuggester())
+                with TabPane("Hugging Face", id="picker-hub"):
+                    yield HubPanel(id="hub-panel")
+            yield Static(Content("Enter opens · Esc closes · Tab moves between fields"), id="picker-help")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#model-table", DataTable)
+        table.add_columns("Name", "Arch", "Size", "Quant", "Context", "File", "Where")
+        table.loading = True
+        self._list_models()
+        self.query_one("#model-filter").focus()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _list_models(self) -> None:
+        self.post_message(ModelsListed(list_models(self.recent)))
+
+    def on_models_listed(self, message: ModelsListed) -> None:
+        self.entries = message.entries
+        self.query_one("#model-table", DataTable).loading = False
+        self._show(self.query_one("#model-filter", Input).value)
+
+    # -- the local list ----------------------------------------------------------------
+
+    @on(Input.Changed, "#model-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._show(event.value)
+
+    def _show(self, query: str) -> None:
+        words = query.lower().split()
+        self.shown = [e for e in self.entries if all(w in _haystack(e) for w in words)]
+        table = self.query_one("#model-table", DataTable)
+        table.clear()
+        for entry in self.shown:
+            marker = "● " if self.current is not None and entry.path == self.current else ""
+            table.add_row(
+                Content(marker + entry.name), entry.architecture, entry.size_label, entry.quantization,
+                entry.trained_context, entry.file_size, SOURCE_LABELS.get(entry.source, entry.source),
+            )
+        self._describe(self.shown[0] if self.shown else None)
+
+    @on(DataTable.RowHighlighted, "#model-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if 0 <= event.cursor_row < len(self.shown):
+            self._describe(self.shown[event.cursor_row])
+
+    def _describe(self, entry: ModelEntry | None) -> None:
+        details = self.query_one("#model-details", Static)
+        if entry is None:
+            details.update(Content("No models match." if self.entries else "No models found yet: type a path, or search Hugging Face."))
+            return
+        lines = [str(entry.path)]
+        if entry.problem:
+            lines.append(f"⚠ {entry.problem}")
+        note, fits = memory_note(entry, self.n_ctx, self.n_gpu_layers)
+        if note:
+            lines.append(("⚠ " if not fits else "") + note)
+        details.update(Content("\n".join(lines)))
+        details.set_class(bool(entry.problem) or not fits, "warning")
+
+    def key_down(self) -> None:
+        if self.focused is self.query_one("#model-filter"):
+            self.query_one("#model-table").focus()
+
+    @on(Input.Submitted, "#model-filter")
+    def _open_first_match(self) -> None:
+        table = self.query_one("#model-table", DataTable)
+        if self.shown:
+            self._choose(self.shown[max(0, table.cursor_row)])
+
+    @on(DataTable.RowSelected, "#model-table")
+    def _row_chosen(self, event: DataTable.RowSelected) -> None:
+        self._choose(self.shown[event.cursor_row])
+
+    def _choose(self, entry: ModelEntry) -> None:
+        self.dismiss(entry.path)
+
+    # -- a path, or a download -------------------------------------------------------------
+
+    @on(Input.Submitted, "#model-path")
+    def _open_path(self, event: Input.Submitted) -> None:
+        path = Path(event.value.strip()).expanduser()
+        if not event.value.strip():
+            return
+        if not path.is_file():
+            self.app.notify(f"No such file: {path}", severity="error")
+            return
+        self.dismiss(path.resolve())
+
+    def on_download_finished(self, message: DownloadFinished) -> None:
+        self.dismiss(message.path)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def _haystack(entry: ModelEntry) -> str:
+    return " ".join((entry.name, entry.architecture, entry.quantization, entry.size_label, str(entry.path),
+                     entry.repo_id or "", entry.source)).lower()

@@ -1,0 +1,214 @@
+"""The model picker and model swapping, through Pilot, with real files, models and HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from textual.message import Message
+from textual.notifications import Notify
+from textual.widgets import DataTable, Input, TabbedContent
+
+from llama_tui.engine.model import LoadedModel
+from llama_tui.engine.settings import LoadSettings, SamplingSettings
+from llama_tui.ui.app import LlamaApp
+from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, UserMessage
+from llama_tui.ui.hub_panel import DownloadProgressed, HubFailed
+from llama_tui.ui.picker_screen import ModelPickerScreen
+from tests.hub_server import FakeHub
+from tests.test_app import SIZE, reply_ended, send_chat, tiny_options, wait_for
+from tests.tiny_gguf import write_tiny_llama_gguf
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starter_model: Path) -> Path:
+    """A fresh LLAMA_TUI_HOME and HF cache, with the starter model linked in (not re-assembled)."""
+    home = tmp_path / "home"
+    (home / "cache" / "models").mkdir(parents=True)
+    os.symlink(starter_model, home / "cache" / "models" / starter_model.name)
+    monkeypatch.setenv("LLAMA_TUI_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    return home
+
+
+def table_rows(app: LlamaApp, table_id: str) -> list[list[str]]:
+    table = app.screen.query_one(f"#{table_id}", DataTable)
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def open_picker(pilot, app: LlamaApp) -> ModelPickerScreen:
+    await pilot.press("ctrl+o")
+    await wait_for(pilot, lambda: isinstance(app.screen, ModelPickerScreen) and app.screen.entries)
+    return app.screen  # type: ignore[return-value]
+
+
+async def test_picker_lists_models_with_header_fields_and_filters_by_keyboard(home: Path, tiny_model: Path) -> None:
+    folder = home / "data" / "models"
+    folder.mkdir(parents=True)
+    write_tiny_llama_gguf(folder / "dropped-in.gguf", name="dropped-in-llama")
+    app = LlamaApp(tiny_options(tiny_model, recent_models=(tiny_model,)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await open_picker(pilot, app)
+        rows = {row[0].lstrip("● "): row for row in table_rows(app, "model-table")}
+        assert rows["tiny-test-llama"][1:] == ["llama", "148K", "F32", "2k", "604 kB", "recent"]
+        assert rows["dropped-in-llama"][-1] == "models folder"
+        assert rows["Gemma 3 270m"][1:5] == ["gemma3", "270M", "Q4_K_M", "32k"]
+        assert rows["Gemma 3 270m"][-1] == "starter"
+        assert "●" in table_rows(app, "model-table")[0][0]  # the loaded model is marked
+
+        await pilot.press(*"gemma")  # the filter has focus
+        assert [row[0] for row in table_rows(app, "model-table")] == ["Gemma 3 270m"]
+        details = str(app.screen.query_one("#model-details").render())
+        assert "Needs about" in details and "KV cache" in details and "free" in details
+
+        await pilot.press("enter")  # opens the one match
+        await wait_for(pilot, lambda: app.model is not None and app.model.name == "Gemma 3 270m", timeout=60)
+        assert not isinstance(app.screen, ModelPickerScreen)
+        assert app.recent_models[0].name == "gemma-3-270m-q4_k_m.gguf"
+
+
+async def test_swapping_during_generation_stops_it_and_the_new_model_answers(home: Path, tiny_model: Path, tmp_path: Path) -> None:
+    other = write_tiny_llama_gguf(tmp_path / "other.gguf", name="other-llama", seed=3)
+    options = tiny_options(tiny_model, load=LoadSettings(n_ctx=16384, n_threads=1, n_threads_batch=1),
+                           sampling=SamplingSettings())
+    app = LlamaApp(options)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await send_chat(pilot, "write forever")
+        await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).raw_text)
+        assert app.generating
+        picker = await open_picker(pilot, app)
+        path_input = picker.query_one("#model-path", Input)
+        path_input.value = str(other)
+        path_input.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.model is not None and app.model.name == "other-llama", timeout=30)
+        await wait_for(pilot, lambda: reply_ended(app))
+        assert "stopped" in str(app.query(AssistantMessage).first().footer.render())
+        # The conversation stayed on screen, and the new model answers the next turn.
+        app.options = replace(app.options, sampling=SamplingSettings(max_reply_tokens=10))
+        await send_chat(pilot, "and now?")
+        await wait_for(pilot, lambda: len(app.query(AssistantMessage)) == 2 and reply_ended(app))
+        assert [str(m.render()) for m in app.query(UserMessage)] == ["write forever", "and now?"]
+        assert app.query(AssistantMessage).last().raw_text.strip()
+        assert app.last_stats is not None and app.last_stats.generated_tokens == 10
+        pane = app.query_one(ChatPane)
+        assert [m.role for m in pane.conversation] == ["user", "assistant", "user", "assistant"]
+        await pilot.press("f9")  # quick switch back to the model used before
+        await wait_for(pilot, lambda: app.model is not None and app.model.name == "tiny-test-llama", timeout=30)
+
+
+async def test_a_crafted_file_that_aborts_llama_cpp_is_refused_and_the_app_keeps_running(
+    home: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    crafted = write_tiny_llama_gguf(tmp_path / "crafted.gguf", duplicate_token=True)
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        picker = await open_picker(pilot, app)
+        picker.query_one("#model-path", Input).value = str(crafted)
+        picker.query_one("#model-path", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(isinstance(m, Notify) and "cannot be loaded" in m.notification.message for m in seen))
+        note = next(m.notification.message for m in seen if isinstance(m, Notify) and "cannot be loaded" in m.notification.message)
+        assert "aborted" in note and "GGML_ASSERT" in note
+        # Still alive, still on the old model, still answering.
+        assert app.model is not None and app.model.name == "tiny-test-llama"
+        await send_chat(pilot, "still there?")
+        await wait_for(pilot, lambda: reply_ended(app))
+
+
+async def test_download_from_the_hub_tab_shows_progress_then_opens_the_model(
+    home: Path, tiny_model: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real huggingface_hub client against the hub look-alike on 127.0.0.1."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    data = write_tiny_llama_gguf(tmp_path / "hub-model.gguf", name="from-the-hub").read_bytes()
+    hub.add_repo("acme/Tiny-GGUF", {"tiny-F32.gguf": data, "README.md": b"hi"})
+    hub.throttle = 0.01  # ~6 MB/s: long enough to see progress
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        picker = await open_picker(pilot, app)
+        picker.query_one("#picker-tabs", TabbedContent).active = "picker-hub"
+        query = picker.query_one("#hub-query", Input)
+        query.value = "tiny"
+        query.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: table_rows(app, "hub-repos"))
+        assert table_rows(app, "hub-repos")[0][0] == "acme/Tiny-GGUF"
+        await pilot.press("enter")  # list its files
+        await wait_for(pilot, lambda: table_rows(app, "hub-files"))
+        assert table_rows(app, "hub-files") == [["tiny-F32.gguf", "F32", "604 kB"]]
+        await pilot.press("enter")  # download it
+        await wait_for(pilot, lambda: app.model is not None and app.model.name == "from-the-hub", timeout=60)
+        progress = [m.progress for m in seen if isinstance(m, DownloadProgressed)]
+        assert progress and progress[-1].downloaded == progress[-1].total == len(data)
+        assert re.search(r"hub/models--acme--Tiny-GGUF/snapshots/\w+/tiny-F32.gguf$", str(app.model.path))
+
+
+async def test_a_download_can_be_cancelled(
+    home: Path, tiny_model: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    hub.add_repo("acme/Big-GGUF", {"big-Q8_0.gguf": b"GGUF" + os.urandom(4 * 1024 * 1024)})
+    hub.throttle = 0.05  # ~1.3 MB/s: several seconds for 4 MB
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        picker = await open_picker(pilot, app)
+        picker.query_one("#picker-tabs", TabbedContent).active = "picker-hub"
+        picker.query_one("#hub-query", Input).value = "big"
+        picker.query_one("#hub-query", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: table_rows(app, "hub-repos"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: table_rows(app, "hub-files"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(isinstance(m, DownloadProgressed) and m.progress.downloaded for m in seen))
+        await pilot.press("ctrl+x")
+        await wait_for(pilot, lambda: any(isinstance(m, HubFailed) for m in seen), timeout=20)
+        failure = next(m.message for m in seen if isinstance(m, HubFailed))
+        assert "cancel" in failure.lower()
+        assert isinstance(app.screen, ModelPickerScreen)  # still there, ready to try again
+        assert app.model is not None and app.model.name == "tiny-test-llama"
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_ten_swaps_leave_memory_where_one_load_leaves_it(tiny_model: Path, tmp_path: Path) -> None:
+    other = write_tiny_llama_gguf(tmp_path / "other.gguf", seed=5)
+    settings = LoadSettings(n_ctx=4096, n_threads=1, n_threads_batch=1)
+
+    def swap_to(path: Path, current: LoadedModel | None) -> LoadedModel:
+        if current is not None:
+            current.close()
+        model = LoadedModel.load(path, settings)
+        list(model.complete("warm up", SamplingSettings(max_reply_tokens=8)))
+        return model
+
+    model = swap_to(tiny_model, None)
+    model = swap_to(other, model)
+    after_one_swap = _rss_bytes()
+    for i in range(10):
+        model = swap_to(tiny_model if i % 2 else other, model)
+    after_ten = _rss_bytes()
+    model.close()
+    # Each load maps the file and allocates a KV cache and compute buffers (~25 MB here);
+    # a leak would grow by that much per swap.
+    assert after_ten - after_one_swap < 8 * 1024 * 1024, f"grew {(after_ten - after_one_swap) / 1e6:.1f} MB"

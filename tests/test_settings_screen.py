@@ -1,0 +1,201 @@
+"""The settings panel, driven through Pilot in a tiny app of its own."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import Input, Label, Select, TextArea
+
+from llama_tui.engine.config import GPU_INSTALL_HINT, AppConfig
+from llama_tui.engine.settings import LoadSettings, SamplingSettings
+from llama_tui.ui.settings_screen import SettingsScreen
+
+SIZE = (120, 50)
+_UNSET = object()
+
+
+class SettingsApp(App[None]):
+    """Opens the settings panel at once and keeps what it dismissed with."""
+
+    def __init__(self, config: AppConfig, *, gpu_offload: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.gpu_offload = gpu_offload
+        self.result: object = _UNSET
+
+    def on_mount(self) -> None:
+        self.push_screen(SettingsScreen(self.config, gpu_offload=self.gpu_offload), self._dismissed)
+
+    def _dismissed(self, result: AppConfig | None) -> None:
+        self.result = result
+
+
+def start_config() -> AppConfig:
+    return AppConfig(
+        load=LoadSettings(n_ctx=2048, n_threads=1, n_threads_batch=1, overrides={"a.b": 1}),
+        sampling=SamplingSettings(max_reply_tokens=100),
+        system_prompt="Be brief.",
+        last_model=Path("/models/x.gguf"),
+        recent_models=(Path("/models/x.gguf"),),
+    )
+
+
+def field(pilot: Pilot, name: str) -> Input:
+    return pilot.app.screen.query_one(f"#settings-{name}", Input)
+
+
+def note(pilot: Pilot, name: str) -> str:
+    return str(pilot.app.screen.query_one(f"#settings-{name}-note", Label).render())
+
+
+async def type_into(pilot: Pilot, name: str, text: str) -> None:
+    """Replace a field's text by typing, as a person would."""
+    target = field(pilot, name)
+    target.focus()
+    target.value = ""
+    await pilot.press(*text)
+    await pilot.pause()
+
+
+async def test_invalid_value_is_marked_and_save_refused_until_fixed() -> None:
+    app = SettingsApp(start_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)
+        assert app.focused is field(pilot, "n_ctx")
+
+        await type_into(pilot, "temperature", "9")
+        temperature = field(pilot, "temperature")
+        assert temperature.has_class("-invalid")
+        assert note(pilot, "temperature") == "must be a number from 0 to 5"
+
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.result is _UNSET and isinstance(app.screen, SettingsScreen)
+        status = str(app.screen.query_one("#settings-status", Label).render())
+        assert status == "Fix the marked fields first: Temperature"
+
+        await pilot.press("backspace", "1", ".", "5")
+        await pilot.pause()
+        assert not temperature.has_class("-invalid")
+        assert note(pilot, "temperature") == "0 always picks the likeliest token"
+
+        await type_into(pilot, "n_ctx", "4096")
+        await type_into(pilot, "overrides", "a.b=2, flag=true")
+        await type_into(pilot, "max_reply_tokens", "")
+        await type_into(pilot, "n_threads_batch", "")  # empty: the machine's default
+        app.screen.query_one("#settings-chat_format", Select).value = "chatml"
+        app.screen.query_one("#settings-system_prompt", TextArea).text = "Answer in [bold] French."
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+
+    start = start_config()
+    expected = replace(
+        start,
+        load=replace(start.load, n_ctx=4096, chat_format="chatml", overrides={"a.b": 2, "flag": True},
+                     n_threads_batch=LoadSettings().n_threads_batch),
+        sampling=replace(start.sampling, temperature=1.5, max_reply_tokens=None),
+        system_prompt="Answer in [bold] French.",
+    )
+    assert app.result == expected
+
+
+async def test_escape_cancels_with_none() -> None:
+    app = SettingsApp(start_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_into(pilot, "seed", "42")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, SettingsScreen)
+    assert app.result is None
+
+
+async def test_unchanged_form_saves_the_same_config() -> None:
+    app = SettingsApp(start_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert app.result == start_config()
+
+
+async def test_tab_moves_through_the_fields_in_order() -> None:
+    app = SettingsApp(start_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        order = []
+        for _ in range(16):
+            order.append(app.focused.id if app.focused else None)
+            await pilot.press("tab")
+        assert order == [
+            "settings-n_ctx", "settings-n_gpu_layers", "settings-n_threads", "settings-n_threads_batch",
+            "settings-chat_format", "settings-overrides", "settings-seed", "settings-temperature",
+            "settings-top_p", "settings-top_k", "settings-min_p", "settings-repeat_penalty",
+            "settings-max_reply_tokens", "settings-system_prompt", "settings-save", "settings-cancel",
+        ]
+        # Tab leaves the system prompt rather than typing a tab into it.
+        assert "\t" not in app.screen.query_one("#settings-system_prompt", TextArea).text
+
+
+async def test_max_reply_tokens_follows_the_context_length() -> None:
+    app = SettingsApp(start_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_into(pilot, "max_reply_tokens", "3000")
+        assert field(pilot, "max_reply_tokens").has_class("-invalid")  # the context is 2048
+        assert "1 to 2048 (the context length)" in note(pilot, "max_reply_tokens")
+        await type_into(pilot, "n_ctx", "4096")
+        assert not field(pilot, "max_reply_tokens").has_class("-invalid")
+
+
+async def test_gpu_hint_depends_on_the_build() -> None:
+    app = SettingsApp(start_config(), gpu_offload=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert GPU_INSTALL_HINT in note(pilot, "n_gpu_layers")
+        assert "CPU only" in str(app.screen.query_one("#settings-gpu", Label).render())
+    app = SettingsApp(start_config(), gpu_offload=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert GPU_INSTALL_HINT not in note(pilot, "n_gpu_layers")
+        assert "can offload" in str(app.screen.query_one("#settings-gpu", Label).render())
+
+
+async def test_errors_show_typed_text_literally() -> None:
+    app = SettingsApp(start_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_into(pilot, "overrides", "[red]x")
+        assert note(pilot, "overrides") == "expected KEY=VALUE, got '[red]x'"
+
+
+async def test_too_many_threads_are_allowed_with_a_caution() -> None:
+    app = SettingsApp(start_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_into(pilot, "n_threads", "200")
+        assert not field(pilot, "n_threads").has_class("-invalid")
+        assert "more threads than this machine's" in note(pilot, "n_threads")
+        await type_into(pilot, "n_threads", "257")
+        assert field(pilot, "n_threads").has_class("-invalid")
+
+
+async def test_escape_in_the_open_chat_format_list_only_closes_the_list() -> None:
+    app = SettingsApp(start_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        select = app.screen.query_one("#settings-chat_format", Select)
+        select.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert select.expanded
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not select.expanded and isinstance(app.screen, SettingsScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.result is None
