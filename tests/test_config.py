@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from llama_tui.engine.config import (
     MAX_RECENT_MODELS,
     RELOAD_FIELDS,
     AppConfig,
+    carry_changes,
     changed_fields,
     config_path,
     format_overrides,
@@ -80,8 +82,6 @@ def test_round_trip_keeps_a_persons_comments_and_unknown_keys(tmp_path: Path) ->
 
 
 def replace_sampling(config: AppConfig, **changes: object) -> AppConfig:
-    from dataclasses import replace
-
     return replace(config, sampling=replace(config.sampling, **changes))  # type: ignore[arg-type]
 
 
@@ -90,8 +90,6 @@ def test_unchanged_values_keep_their_spelling_and_removed_overrides_go(tmp_path:
     path.write_text("[load]\nn_ctx = 8_192\n[load.overrides]\nold = 1\n")
     config, warnings = load_config(path)
     assert warnings == [] and config.load.n_ctx == 8192 and config.load.overrides == {"old": 1}
-    from dataclasses import replace
-
     save_config(replace(config, load=replace(config.load, overrides={"new": True})), path)
     saved = path.read_text()
     assert "n_ctx = 8_192" in saved
@@ -204,7 +202,9 @@ def test_remember_model_moves_to_front_and_keeps_ten(tmp_path: Path) -> None:
     assert again.recent_models.count(tmp_path / "m5.gguf") == 1 and len(again.recent_models) == 10
 
 
-def test_remember_model_stores_absolute_paths_without_resolving_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remember_model_stores_absolute_paths_without_resolving_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blob = tmp_path / "blob"
     blob.write_bytes(b"")
     (tmp_path / "model.gguf").symlink_to(blob)
@@ -284,8 +284,6 @@ def test_merge_cli_wins_for_typed_flags_only() -> None:
 
 def test_changed_fields_tell_whether_to_reload() -> None:
     old = custom_config()
-    from dataclasses import replace
-
     sampling_only = replace_sampling(replace(old, load=replace(old.load, seed=99)), temperature=1.0)
     assert changed_fields(old, sampling_only) == {"seed", "temperature"}
     assert not changed_fields(old, sampling_only) & RELOAD_FIELDS
@@ -308,3 +306,14 @@ def test_save_writes_through_a_symlink(tmp_path: Path) -> None:
 
 def test_threads_above_cores_are_accepted_up_to_256() -> None:
     assert validate_field("n_threads", str(available_cores() * 4)) == (available_cores() * 4, None)
+
+
+def test_carry_changes_saves_panel_edits_but_not_command_line_values() -> None:
+    saved = custom_config()
+    shown = merge_cli(saved, {"n_ctx": 2048, "temperature": 1.5})  # this run's command line
+    edited = replace_sampling(replace(shown, system_prompt="New."), top_k=7)
+    to_save = carry_changes(saved, shown, edited)
+    assert to_save == replace_sampling(replace(saved, system_prompt="New."), top_k=7)
+    assert to_save.load.n_ctx == saved.load.n_ctx and to_save.sampling.temperature == 0.2
+    # A command-line value changed in the panel is saved as changed.
+    assert carry_changes(saved, shown, replace_sampling(shown, temperature=0.9)).sampling.temperature == 0.9

@@ -530,3 +530,21 @@ def changed_fields(old: AppConfig, new: AppConfig) -> frozenset[str]:
     if old.system_prompt != new.system_prompt:
         changed.add("system_prompt")
     return frozenset(changed)
+
+
+def carry_changes(base: AppConfig, before: AppConfig, after: AppConfig) -> AppConfig:
+    """`base` with the settings that differ between `before` and `after` taken from `after`.
+
+    For saving what the settings panel returned: `before` is what it showed (the file with
+    the command line on top), `base` the file's own settings, so a value typed on the command
+    line is saved only when it was changed in the panel.
+    """
+    changed = changed_fields(before, after)
+    load = {name: getattr(after.load, name) for name in changed if name in LOAD_FIELDS}
+    sampling = {name: getattr(after.sampling, name) for name in changed if name in SAMPLING_FIELDS}
+    return replace(
+        base,
+        load=replace(base.load, **load),
+        sampling=replace(base.sampling, **sampling),
+        system_prompt=after.system_prompt if "system_prompt" in changed else base.system_prompt,
+    )

@@ -178,17 +178,20 @@ class LoadedModel:
 
     # -- public generation API -----------------------------------------------------------
 
-    def chat(self, messages: list[ChatMessage], sampling: SamplingSettings) -> Iterator[GenerationEvent]:
+    def chat(
+        self, messages: list[ChatMessage], sampling: SamplingSettings, *, seed: int | None = None
+    ) -> Iterator[GenerationEvent]:
         """Stream the assistant's reply to `messages`, reusing the cached prefix of the chat.
 
         When the chat is too long for the context the oldest turns are left out (never the
         system prompt) and a TurnsDropped event says so first. Close the iterator (or run it
         to the end) so the model is free again.
         """
-        return self._run(lambda: self._fit_chat(messages, sampling), sampling)
+        return self._run(lambda: self._fit_chat(messages, sampling), sampling, seed)
 
-    def complete(self, text: str, sampling: SamplingSettings) -> Iterator[GenerationEvent]:
-        """Stream a continuation of `text`."""
+    def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
+        """Stream a continuation of `text`. `seed` (default: the load settings' seed) makes
+        sampling reproducible."""
 
         def prepare() -> tuple[list[int], list[str], int]:
             tokens = self._tokenize(text, add_bos=True, special=False)
@@ -201,7 +204,7 @@ class LoadedModel:
                 )
             return tokens, [], 0
 
-        return self._run(prepare, sampling)
+        return self._run(prepare, sampling, seed)
 
     # -- prompt building -------------------------------------------------------------------
 
@@ -242,7 +245,10 @@ class LoadedModel:
     # -- the decode loop ---------------------------------------------------------------
 
     def _run(
-        self, prepare: Callable[[], tuple[list[int], list[str], int]], sampling: SamplingSettings
+        self,
+        prepare: Callable[[], tuple[list[int], list[str], int]],
+        sampling: SamplingSettings,
+        seed: int | None,
     ) -> Iterator[GenerationEvent]:
         if not self._busy.acquire(blocking=False):
             raise ModelBusy("a reply is already being generated")
@@ -259,7 +265,7 @@ class LoadedModel:
                 for progress in self._evaluate_prompt(llm, tokens, stats):
                     stats = progress.stats
                     yield progress
-                yield from self._decode(llm, tokens, stops, sampling, stats, started)
+                yield from self._decode(llm, tokens, stops, sampling, stats, started, seed)
             except _Cancelled:
                 yield Finished(StopReason.CANCELLED, "", self._with_counters(llm, stats))
         finally:
@@ -311,6 +317,7 @@ class LoadedModel:
         sampling: SamplingSettings,
         stats: GenerationStats,
         started: float,
+        seed: int | None,
     ) -> Iterator[GenerationEvent]:
         stats = self._with_counters(llm, stats)
         decoder = TokenTextDecoder(self._token_bytes)
@@ -318,7 +325,7 @@ class LoadedModel:
         reply: list[str] = []
         first_token_at = 0.0
         reason = StopReason.END
-        llm.set_seed(self.settings.seed)
+        llm.set_seed(self.settings.seed if seed is None else seed)
         for token in llm.generate(
             tokens,
             temp=sampling.temperature,

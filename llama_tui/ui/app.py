@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 from textual import on, work
@@ -22,7 +23,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from llama_tui.engine.config import remember_model, save_config
+from llama_tui.engine.config import RELOAD_FIELDS, AppConfig, changed_fields, remember_model, save_config
 from llama_tui.engine.events import GenerationEvent, GenerationStats
 from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
 from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptTooLong
@@ -32,7 +33,9 @@ from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
 from llama_tui.ui.messages import LogLine, ModelLoaded, ModelLoadFailed, ReplyReady
+from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.picker_screen import ModelPickerScreen
+from llama_tui.ui.settings_screen import SettingsScreen
 from llama_tui.ui.reply_buffer import ReplyBatch, ReplyBuffer
 from llama_tui.ui.status_bar import StatusBar
 
@@ -52,6 +55,7 @@ class LlamaApp(App[None]):
         Binding("ctrl+o", "open_picker", "Models", id="app.models", tooltip="Open, download or switch models"),
         Binding("f9", "previous_model", "Previous model", id="app.previous_model",
                 tooltip="Switch to the model used before this one"),
+        Binding("f6", "open_settings", "Settings", id="app.settings", tooltip="Load, sampling and chat settings"),
     ]
 
     def __init__(self, options: LaunchOptions | None = None) -> None:
@@ -231,6 +235,44 @@ class LlamaApp(App[None]):
             return
         self.swap_model(others[0])
 
+    # -- settings --------------------------------------------------------------------------
+
+    def _current_settings(self) -> AppConfig:
+        return AppConfig(load=self.options.load, sampling=self.options.sampling, system_prompt=self.options.system_prompt)
+
+    def action_open_settings(self) -> None:
+        self.push_screen(SettingsScreen(self._current_settings()), self._settings_saved)
+
+    def _settings_saved(self, new: AppConfig | None) -> None:
+        if new is None:
+            return
+        changed = changed_fields(self._current_settings(), new)
+        if not changed:
+            self.notify("No settings changed.")
+            return
+        self.options = replace(self.options, load=new.load, sampling=new.sampling, system_prompt=new.system_prompt)
+        if self.saved_config is not None:
+            self.saved_config = replace(self.saved_config, load=new.load, sampling=new.sampling,
+                                        system_prompt=new.system_prompt)
+            try:
+                save_config(self.saved_config)
+            except OSError as error:
+                self.notify(f"Could not save the settings: {error}", severity="error")
+        needs_reload = sorted(changed & RELOAD_FIELDS)
+        if needs_reload and self.model is not None:
+            names = ", ".join(name.removeprefix("n_").replace("_", " ") for name in needs_reload)
+            question = f"Reload {self.model.name} now to apply the new {names}? The conversation stays."
+            self.push_screen(ConfirmScreen(question, yes="Reload", no="Later"), self._reload_answered)
+        else:
+            self.notify("Settings saved: they apply to the next reply.")
+
+    def _reload_answered(self, reload: bool | None) -> None:
+        if reload and self.model is not None:
+            self.model.cancel()
+            self.load_model(self.model.path)
+        elif not reload:
+            self.notify("The new load settings apply the next time a model is opened.")
+
     # -- generation ------------------------------------------------------------------------
 
     def can_generate(self, requester: Widget) -> bool:
@@ -299,6 +341,7 @@ class LlamaApp(App[None]):
         yield SystemCommand("New chat", "Clear the conversation (ctrl+n)", self._new_chat)
         yield SystemCommand("Models", "Open, download or switch models (ctrl+o)", self.action_open_picker)
         yield SystemCommand("Previous model", "Switch to the model used before this one (F9)", self.action_previous_model)
+        yield SystemCommand("Settings", "Load, sampling and chat settings (F6)", self.action_open_settings)
         if self._generating_in is not None:
             yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)", self.action_stop_generation)
 

@@ -122,7 +122,8 @@ class ChatPane(Vertical):
         if system_prompt:
             messages.insert(0, ChatMessage("system", system_prompt))
         sampling = self.app.options.sampling  # type: ignore[attr-defined]
-        self.app.start_generation(self, lambda model: model.chat(messages, sampling))  # type: ignore[attr-defined]
+        seed = self.app.options.load.seed  # type: ignore[attr-defined]
+        self.app.start_generation(self, lambda model: model.chat(messages, sampling, seed=seed))  # type: ignore[attr-defined]
 
     async def on_reply_ready(self, message: ReplyReady) -> None:
         message.stop()

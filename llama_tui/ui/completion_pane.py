@@ -44,9 +44,10 @@ class CompletionPane(Vertical):
         self.generating = True
         self._shown_any = bool(text)
         sampling = self.app.options.sampling  # type: ignore[attr-defined]
+        seed = self.app.options.load.seed  # type: ignore[attr-defined]
         # Each run starts from this text alone, like the original CLI's fresh context; the
         # part already in the KV cache is reused, which computes the same thing faster.
-        self.app.start_generation(self, lambda model: model.complete(text, sampling))  # type: ignore[attr-defined]
+        self.app.start_generation(self, lambda model: model.complete(text, sampling, seed=seed))  # type: ignore[attr-defined]
 
     async def on_reply_ready(self, message: ReplyReady) -> None:
         message.stop()

@@ -1,0 +1,77 @@
+"""The settings panel inside the app: saved to the TOML file, re-read, and a reload applies them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+from llama_tui.engine.config import AppConfig, load_config
+from llama_tui.ui.app import LlamaApp
+from llama_tui.ui.confirm_screen import ConfirmScreen
+from llama_tui.ui.settings_screen import SettingsScreen
+from tests.test_app import SIZE, reply_ended, send_chat, tiny_options, wait_for
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LLAMA_TUI_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+async def set_field(pilot, name: str, value: str) -> None:
+    field = pilot.app.screen.query_one(f"#settings-{name}", Input)
+    field.focus()
+    field.value = value
+    await pilot.pause()
+
+
+async def test_settings_are_validated_saved_reread_and_a_reload_applies_them(home: Path, tiny_model: Path) -> None:
+    saved, _ = load_config()
+    options = tiny_options(tiny_model, saved_config=saved)
+    app = LlamaApp(options)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        assert app.model.context_size == 2048
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+
+        await set_field(pilot, "temperature", "9")  # out of range: marked, not saved
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SettingsScreen)
+        assert app.screen.query_one("#settings-temperature", Input).has_class("-invalid")
+
+        await set_field(pilot, "temperature", "0.2")
+        await set_field(pilot, "n_ctx", "1024")
+        await set_field(pilot, "max_reply_tokens", "7")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.model is not None and app.model.context_size == 1024, timeout=30)
+
+        # Sampling applies to the next reply.
+        assert app.options.sampling.temperature == 0.2
+        await send_chat(pilot, "hi")
+        await wait_for(pilot, lambda: reply_ended(app))
+        assert app.last_stats is not None and app.last_stats.generated_tokens == 7
+
+    # Persisted in the TOML file, and read back on the next start.
+    reread, warnings = load_config()
+    assert not warnings
+    assert reread.load.n_ctx == 1024 and reread.sampling.temperature == 0.2 and reread.sampling.max_reply_tokens == 7
+    assert reread.last_model is not None and reread.last_model.name == tiny_model.name
+
+
+async def test_sampling_changes_need_no_reload(home: Path, tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model, saved_config=AppConfig()))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        model = app.model
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        await set_field(pilot, "top_k", "5")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, (SettingsScreen, ConfirmScreen))
+        assert app.options.sampling.top_k == 5 and app.model is model  # not reloaded
