@@ -75,3 +75,6 @@ async def test_sampling_changes_need_no_reload(home: Path, tiny_model: Path) -> 
         await pilot.pause()
         assert not isinstance(app.screen, (SettingsScreen, ConfirmScreen))
         assert app.options.sampling.top_k == 5 and app.model is model  # not reloaded
+    # This run's context (2048, as a command-line flag would set it) stays out of the file.
+    reread, _ = load_config()
+    assert reread.sampling.top_k == 5 and reread.load.n_ctx == AppConfig().load.n_ctx != 2048

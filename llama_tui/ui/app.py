@@ -23,7 +23,14 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from llama_tui.engine.config import RELOAD_FIELDS, AppConfig, changed_fields, remember_model, save_config
+from llama_tui.engine.config import (
+    RELOAD_FIELDS,
+    AppConfig,
+    carry_changes,
+    changed_fields,
+    remember_model,
+    save_config,
+)
 from llama_tui.engine.events import GenerationEvent, GenerationStats
 from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
 from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptTooLong
@@ -246,14 +253,15 @@ class LlamaApp(App[None]):
     def _settings_saved(self, new: AppConfig | None) -> None:
         if new is None:
             return
-        changed = changed_fields(self._current_settings(), new)
+        before = self._current_settings()
+        changed = changed_fields(before, new)
         if not changed:
             self.notify("No settings changed.")
             return
         self.options = replace(self.options, load=new.load, sampling=new.sampling, system_prompt=new.system_prompt)
         if self.saved_config is not None:
-            self.saved_config = replace(self.saved_config, load=new.load, sampling=new.sampling,
-                                        system_prompt=new.system_prompt)
+            # Only what was changed in the panel: a one-run command-line flag stays out of the file.
+            self.saved_config = carry_changes(self.saved_config, before, new)
             try:
                 save_config(self.saved_config)
             except OSError as error:
