@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.text import Text  # DataTable sizes columns from Text; it is never parsed as markup
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -108,7 +109,7 @@ class HubPanel(Vertical):
         table = self.query_one("#hub-repos", DataTable)
         table.clear()
         for repo in message.repos:
-            table.add_row(Content(repo.repo_id), f"{repo.downloads:,}", f"{repo.likes:,}", "gated" if repo.gated else "")
+            table.add_row(Text(repo.repo_id), f"{repo.downloads:,}", f"{repo.likes:,}", "gated" if repo.gated else "")
         self._status(f"{len(message.repos)} repositories. Enter lists a repository's files." if message.repos else "Nothing found.")
         if message.repos:
             table.focus()
@@ -132,7 +133,7 @@ class HubPanel(Vertical):
         table = self.query_one("#hub-files", DataTable)
         table.clear()
         for file in message.files:
-            table.add_row(Content(file.filename), file.quant or "?", human_bytes(file.size))
+            table.add_row(Text(file.filename), Text(file.quant or "?"), human_bytes(file.size))
         self._status(f"{len(message.files)} GGUF files in {message.repo_id}. Enter downloads one." if message.files
                      else f"{message.repo_id} has no GGUF files.")
         if message.files:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.text import Text  # DataTable sizes columns from Text; it is never parsed as markup
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -106,10 +107,9 @@ class ModelPickerScreen(ModalScreen[Path | None]):
         table.clear()
         for entry in self.shown:
             marker = "● " if self.current is not None and entry.path == self.current else ""
-            table.add_row(
-                Content(marker + entry.name), entry.architecture, entry.size_label, entry.quantization,
-                entry.trained_context, entry.file_size, SOURCE_LABELS.get(entry.source, entry.source),
-            )
+            cells = (marker + entry.name, entry.architecture, entry.size_label, entry.quantization,
+                     entry.trained_context, entry.file_size, SOURCE_LABELS.get(entry.source, entry.source))
+            table.add_row(*(Text(cell) for cell in cells))  # header strings from a file are never markup
         self._describe(self.shown[0] if self.shown else None)
 
     @on(DataTable.RowHighlighted, "#model-table")
