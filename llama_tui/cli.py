@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from llama_tui import paths
 from llama_tui.engine.chat_templates import chat_format_names
-from llama_tui.engine.config import AppConfig, config_path, load_config, merge_cli
+from llama_tui.engine.config import AppConfig, config_path, load_config, merge_cli, validate_field
 from llama_tui.engine.settings import (
     DEFAULT_CONTEXT,
     DEFAULT_SEED,
@@ -26,41 +27,17 @@ from llama_tui.engine.starter import starter_model_installed
 from llama_tui.launch import LaunchOptions
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _setting(name: str) -> Callable[[str], object]:
+    """An argparse type checking a value with the same rules as the settings panel."""
 
+    def parse(text: str) -> object:
+        value, error = validate_field(name, text)
+        if error is not None:
+            raise argparse.ArgumentTypeError(error)
+        return value
 
-def _gpu_layers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < -1:
-        raise argparse.ArgumentTypeError(f"must be -1 (all layers) or more, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, got {value}")
-    return value
-
-
-def _context(text: str) -> int:
-    value = _positive_int(text)
-    if value < 64:
-        raise argparse.ArgumentTypeError(f"must be at least 64 tokens, got {value}")
-    return value
+    parse.__name__ = name  # argparse names it in its messages
+    return parse
 
 
 def _override(text: str) -> tuple[str, OverrideValue]:
@@ -89,17 +66,17 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     none = argparse.SUPPRESS
     parser.add_argument("-m", "--mode", choices=["chat", "completion"], default=none,
                         help="the tab to open on (default: chat)")
-    parser.add_argument("--max-token", type=_context, default=none, metavar="N",
+    parser.add_argument("--max-token", type=_setting("n_ctx"), default=none, metavar="N",
                         help=f"context length in tokens (default: {DEFAULT_CONTEXT})")
     parser.add_argument("-o", "--override", type=_override, action="append", default=none, metavar="KEY=VALUE",
                         help="override GGUF metadata; VALUE is read as int, float, bool, else string (repeatable)")
-    parser.add_argument("-g", "--n-gpu-layers", type=_gpu_layers, default=none, metavar="N",
+    parser.add_argument("-g", "--n-gpu-layers", type=_setting("n_gpu_layers"), default=none, metavar="N",
                         help="layers to offload to the GPU, -1 for all (default: 0; needs a GPU build of llama.cpp)")
-    parser.add_argument("-s", "--seed", type=_seed, default=none,
+    parser.add_argument("-s", "--seed", type=_setting("seed"), default=none,
                         help=f"sampling seed (default: {DEFAULT_SEED})")
-    parser.add_argument("--threads", type=_positive_int, default=none, metavar="N",
+    parser.add_argument("--threads", type=_setting("n_threads"), default=none, metavar="N",
                         help=f"threads for generation (default: {default_threads()}: the cores but one, kept for the UI)")
-    parser.add_argument("--threads-batch", type=_positive_int, default=none, metavar="N",
+    parser.add_argument("--threads-batch", type=_setting("n_threads_batch"), default=none, metavar="N",
                         help=f"threads for prompt evaluation (default: {default_batch_threads()}: all cores)")
     parser.add_argument("--chat-format", choices=chat_format_names(), default=none,
                         help="chat template (default: the file's own, else picked by architecture; "

@@ -55,13 +55,13 @@ def test_all_flags_reach_the_settings() -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--threads", "0"], "must be at least 1"),
-    (["-s", "abc"], "expected a whole number"),
-    (["-s", "-1"], "must be between 0"),
-    (["--max-token", "10"], "at least 64 tokens"),
+    (["--threads", "0"], "--threads: must be a whole number from 1"),
+    (["-s", "abc"], "--seed: must be a whole number from 0 to 4294967295"),
+    (["-s", "-1"], "--seed: must be a whole number from 0"),
+    (["--max-token", "10"], "--max-token: must be a whole number from 64"),
     (["-o", "novalue"], "expected KEY=VALUE"),
     (["-m", "poem"], "invalid choice"),
-    (["-g", "-2"], "-1 (all layers) or more"),
+    (["-g", "-2"], "from -1 to 999 (-1 offloads all layers)"),
     (["local"], "the following arguments are required: path"),
     (["hf-model", "only-repo"], "the following arguments are required: file"),
 ])
