@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local", help="open a GGUF file on disk")
     local.add_argument("path", type=Path, help="path to a .gguf file")
     _add_options(local)
-    hub = commands.add_parser("hf-model", help="download a GGUF file from Hugging Face, then open it")
+    hub = commands.add_parser("hf-model", help="download a GGUF file from Hugging Face (in the app, with progress), then open it")
     hub.add_argument("repo", help="repository, e.g. unsloth/gemma-3-270m-it-GGUF")
     hub.add_argument("file", help="file in the repository, e.g. gemma-3-270m-it-Q4_K_M.gguf")
     _add_options(hub)
@@ -130,6 +130,7 @@ def options_from_args(
         verbose=getattr(args, "verbose", False),
         system_prompt=effective.system_prompt,
         open_picker=open_picker,
+        hub_download=(args.repo, args.file) if getattr(args, "command", None) == "hf-model" else None,
         saved_config=saved,
     )
 
@@ -139,31 +140,12 @@ def choose_model(args: argparse.Namespace, saved: AppConfig) -> tuple[Path | Non
     if args.command == "local":
         return args.path.expanduser(), False
     if args.command == "hf-model":
-        return _download_from_hub(args.repo, args.file), False
+        return None, False  # the app downloads it first (see LaunchOptions.hub_download)
     if saved.last_model is not None and saved.last_model.is_file():
         return saved.last_model, False
     if starter_model_installed():
         return None, False
     return None, True
-
-
-def _download_from_hub(repo: str, filename: str) -> Path:
-    """Fetch the file before the UI starts, with a progress line on the terminal."""
-    from llama_tui.engine.hub import HubError, download_gguf
-
-    def show(progress: object) -> None:
-        done, total = progress.downloaded, progress.total  # type: ignore[attr-defined]
-        percent = f"{100 * done / total:5.1f}%" if total else "     "
-        sys.stderr.write(f"\r{filename}: {percent} {done / 1e6:8.1f} MB")
-        sys.stderr.flush()
-
-    try:
-        path = download_gguf(repo, filename, on_progress=show)
-    except HubError as error:
-        sys.stderr.write("\n")
-        raise SystemExit(f"llama-tui: {error}") from None
-    sys.stderr.write("\n")
-    return path
 
 
 def main(argv: list[str] | None = None) -> None:

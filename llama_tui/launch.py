@@ -22,6 +22,8 @@ class LaunchOptions:
     verbose: bool = False
     """Show the speed figures under each reply."""
     system_prompt: str = ""
+    hub_download: tuple[str, str] | None = None
+    """(repo, file) to download from Hugging Face in the app, then open."""
     open_picker: bool = False
     """Start on the model picker (there is no model to open)."""
     saved_config: AppConfig | None = None

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 from llama_tui import cli
-from llama_tui.engine.model import LoadedModel
 from llama_tui.engine.settings import DEFAULT_SEED, LoadSettings, available_cores
-from tests.hub_server import FakeHub
 from tests.tiny_gguf import write_tiny_llama_gguf
 
 
@@ -80,27 +78,10 @@ def test_help_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert "default: 561371" in out and "default: 4096" in out and "starter model" in out
 
 
-def test_hf_model_downloads_with_terminal_progress_then_loads(
-    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`llama-tui hf-model REPO FILE` through the real huggingface_hub client and a local hub look-alike."""
-    model_bytes = write_tiny_llama_gguf(tmp_path / "src.gguf").read_bytes()
-    hub.add_repo("acme/tiny-GGUF", {"tiny-F32.gguf": model_bytes})
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
-
-    path = cli._download_from_hub("acme/tiny-GGUF", "tiny-F32.gguf")
-    assert path.read_bytes() == model_bytes
-    assert (tmp_path / "hf" / "hub" / "models--acme--tiny-GGUF") in path.parents  # the standard cache
-    assert "100.0%" in capsys.readouterr().err
-    model = LoadedModel.load(path, LoadSettings(n_ctx=256))
-    model.close()
-
-    with pytest.raises(SystemExit, match="llama-tui: File not found: .*missing.gguf"):
-        cli._download_from_hub("acme/tiny-GGUF", "missing.gguf")
+def test_hf_model_is_handed_to_the_app_to_download() -> None:
+    args, opts = options(["-s", "3", "hf-model", "acme/tiny-GGUF", "tiny-F32.gguf"])
+    assert cli.choose_model(args, cli.AppConfig()) == (None, False)
+    assert opts.hub_download == ("acme/tiny-GGUF", "tiny-F32.gguf") and opts.load.seed == 3
 
 
 def test_saved_settings_are_defaults_and_flags_override_them_for_one_run(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.widgets import DataTable, Input, TabbedContent
 
+from llama_tui import cli
 from llama_tui.engine.model import LoadedModel
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.ui.app import LlamaApp
@@ -212,3 +213,37 @@ def test_ten_swaps_leave_memory_where_one_load_leaves_it(tiny_model: Path, tmp_p
     # Each load maps the file and allocates a KV cache and compute buffers (~25 MB here);
     # a leak would grow by that much per swap.
     assert after_ten - after_one_swap < 8 * 1024 * 1024, f"grew {(after_ten - after_one_swap) / 1e6:.1f} MB"
+
+
+async def test_hf_model_downloads_in_the_app_with_progress_then_opens(
+    home: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`llama-tui hf-model REPO FILE`: the same progress UI as the picker's download."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    data = write_tiny_llama_gguf(tmp_path / "src.gguf", name="cli-hub-model").read_bytes()
+    hub.add_repo("acme/tiny-GGUF", {"tiny-F32.gguf": data})
+    hub.throttle = 0.01
+    args = cli.build_parser().parse_args(["hf-model", "acme/tiny-GGUF", "tiny-F32.gguf", "--max-token", "512"])
+    options = cli.options_from_args(args, None)
+    seen: list[Message] = []
+    app = LlamaApp(options)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None and app.model.name == "cli-hub-model", timeout=60)
+        progress = [m.progress for m in seen if isinstance(m, DownloadProgressed)]
+        assert progress and progress[-1].downloaded == len(data)
+        assert app.model.context_size == 512
+
+
+async def test_hf_model_with_a_missing_file_says_so_and_the_app_stays(
+    home: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    hub.add_repo("acme/tiny-GGUF", {"other.gguf": b"GGUF"})
+    args = cli.build_parser().parse_args(["hf-model", "acme/tiny-GGUF", "missing.gguf"])
+    seen: list[Message] = []
+    app = LlamaApp(cli.options_from_args(args, None))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: any(isinstance(m, HubFailed) for m in seen))
+        failure = next(m.message for m in seen if isinstance(m, HubFailed))
+        assert "File not found" in failure and "missing.gguf" in failure
+        assert isinstance(app.screen, ModelPickerScreen) and app.model is None

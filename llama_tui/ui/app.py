@@ -108,10 +108,10 @@ class LlamaApp(App[None]):
         # Anything a library prints (tqdm bars, stray prints) goes to the log, not the screen.
         self.begin_capture_print(self, stdout=True, stderr=True)
         self._focus_current_tab()
-        if self.options.open_picker:
+        if self.options.open_picker or self.options.hub_download:
             self.status_bar.show_model("no model")
-            self.status_bar.show_state("idle")
-            self.action_open_picker()
+            self.status_bar.show_state("downloading" if self.options.hub_download else "idle")
+            self.action_open_picker(download=self.options.hub_download)
         else:
             self.load_model(self.options.model_path)
 
@@ -132,7 +132,7 @@ class LlamaApp(App[None]):
         self.query_one(TabbedContent).active = tab
         self._focus_current_tab()
 
-    @on(TabbedContent.TabActivated)
+    @on(TabbedContent.TabActivated, "#tabs")  # not the picker's own tabs
     def _focus_current_tab(self) -> None:
         tab = self.query_one(TabbedContent).active
         targets = {"chat": "#chat-input", "completion": "#completion-text", "log": "#log-view"}
@@ -209,11 +209,11 @@ class LlamaApp(App[None]):
 
     # -- picking and swapping models -------------------------------------------------------
 
-    def action_open_picker(self) -> None:
+    def action_open_picker(self, download: tuple[str, str] | None = None) -> None:
         current = self.model.path if self.model is not None else None
         picker = ModelPickerScreen(
             self.recent_models, n_ctx=self.options.load.n_ctx, n_gpu_layers=self.options.load.n_gpu_layers,
-            current=current,
+            current=current, download=download,
         )
         self.push_screen(picker, self._model_picked)
 

@@ -147,20 +147,24 @@ class HubPanel(Vertical):
     # -- downloading ---------------------------------------------------------------------
 
     @on(DataTable.RowSelected, "#hub-files")
-    def start_download(self, event: DataTable.RowSelected) -> None:
+    def _file_chosen(self, event: DataTable.RowSelected) -> None:
         event.stop()
+        assert self._repo_id is not None
+        file = self._files[event.cursor_row]
+        self.download(self._repo_id, file.filename, file.size)
+
+    def download(self, repo_id: str, filename: str, size: int | None = None) -> None:
+        """Start downloading `filename` from `repo_id`; DownloadFinished follows."""
         if self._cancel is not None:
             self.app.notify("A download is already running (ctrl+x cancels it).", severity="warning")
             return
-        assert self._repo_id is not None
-        file = self._files[event.cursor_row]
         self._cancel = threading.Event()
         bar = self.query_one("#hub-progress", ProgressBar)
-        bar.update(total=file.size or None, progress=0)
+        bar.update(total=size or None, progress=0)
         bar.display = True
-        self._status(f"Downloading {file.filename}… (ctrl+x cancels)")
+        self._status(f"Downloading {filename} from {repo_id}… (ctrl+x cancels)")
         self.refresh_bindings()
-        self._download(self._repo_id, file.filename, self._cancel)
+        self._download(repo_id, filename, self._cancel)
 
     @work(thread=True, exclusive=True, group="hub-download", exit_on_error=False)
     def _download(self, repo_id: str, filename: str, cancel: threading.Event) -> None:

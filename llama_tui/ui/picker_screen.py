@@ -55,8 +55,18 @@ class ModelPickerScreen(ModalScreen[Path | None]):
         Binding("escape", "close", "Close", id="picker.close", tooltip="Close the picker without changing the model"),
     ]
 
-    def __init__(self, recent: Sequence[Path] = (), *, n_ctx: int, n_gpu_layers: int, current: Path | None = None) -> None:
+    def __init__(
+        self,
+        recent: Sequence[Path] = (),
+        *,
+        n_ctx: int,
+        n_gpu_layers: int,
+        current: Path | None = None,
+        download: tuple[str, str] | None = None,
+    ) -> None:
         super().__init__()
+        self.download = download
+        """(repo, file) to start downloading at once, as `llama-tui hf-model REPO FILE` asks."""
         self.recent = list(recent)
         self.n_ctx = n_ctx
         self.n_gpu_layers = n_gpu_layers
@@ -84,6 +94,9 @@ class ModelPickerScreen(ModalScreen[Path | None]):
         table.loading = True
         self._list_models()
         self.query_one("#model-filter").focus()
+        if self.download is not None:
+            self.query_one("#picker-tabs", TabbedContent).active = "picker-hub"
+            self.query_one(HubPanel).download(*self.download)
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _list_models(self) -> None:
