@@ -247,3 +247,16 @@ async def test_hf_model_with_a_missing_file_says_so_and_the_app_stays(
         failure = next(m.message for m in seen if isinstance(m, HubFailed))
         assert "File not found" in failure and "missing.gguf" in failure
         assert isinstance(app.screen, ModelPickerScreen) and app.model is None
+
+
+async def test_path_completion_suggests_folders_and_gguf_files(tmp_path: Path) -> None:
+    from llama_tui.ui.path_suggester import PathSuggester
+
+    (tmp_path / "models" / "nested").mkdir(parents=True)
+    (tmp_path / "models" / "llama-Q4.gguf").write_bytes(b"GGUF")
+    (tmp_path / "models" / "notes.txt").write_text("not a model")
+    suggest = PathSuggester().get_suggestion
+    assert await suggest(f"{tmp_path}/mod") == f"{tmp_path}/models/"
+    assert await suggest(f"{tmp_path}/models/ll") == f"{tmp_path}/models/llama-Q4.gguf"
+    assert await suggest(f"{tmp_path}/models/no") is None  # not a folder, not a .gguf
+    assert await suggest(f"{tmp_path}/missing/x") is None
