@@ -15,7 +15,9 @@ is what huggingface_hub turns into its exception types.
 
 Test knobs: `gated` repos (401 without a token, 403 with one not in `valid_tokens`),
 `drop_after` (the next GET of a file sends N body bytes, then hangs up), `throttle`
-(seconds of sleep per 64 KiB sent). Every request is recorded in `requests`.
+(seconds of sleep per 64 KiB sent), `page_size` (search and tree answers come in pages of
+that many entries, linked like the Hub's: `Link: <…&cursor=…>; rel="next"`; off by
+default). Every request is recorded in `requests`.
 
 This module is a pytest plugin (listed in tests/conftest.py): the `hub` fixture is global.
 """
@@ -30,7 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import pytest
 
@@ -79,6 +81,7 @@ class FakeHub:
         self.drop_after: dict[str, int] = {}
         self.throttle = 0.0
         self.redirect_to_cdn = False
+        self.page_size: int | None = None
         self._lock = threading.Lock()
         self._servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
         self.endpoint = ""
@@ -205,7 +208,8 @@ def _make_handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                         "private": False,
                     }
                     for r in hits[:limit]
-                ]
+                ],
+                query,
             )
 
         def _tree(self, repo_id: str, revision: str, under: str, query: dict[str, list[str]]) -> None:
@@ -232,7 +236,7 @@ def _make_handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                         "path": f.path,
                         "lfs": {"oid": f.sha256, "size": len(f.data), "pointerSize": 134},
                     }
-            self._json(list(entries.values()))
+            self._json(list(entries.values()), query)
 
         def _resolve(self, repo_id: str, revision: str, path: str, body: bool) -> None:
             repo = self._repo(repo_id, revision)
@@ -294,9 +298,19 @@ def _make_handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
                     time.sleep(hub.throttle)
             # With `drop`, returning here closes the socket short of Content-Length.
 
-        def _json(self, payload: object) -> None:
+        def _json(self, payload: list[object], query: dict[str, list[str]]) -> None:
+            link = None
+            if hub.page_size:  # one page, and a link to the next one if there is more
+                start = int(query.get("cursor", ["0"])[0])
+                end = start + hub.page_size
+                if end < len(payload):
+                    next_query = urlencode({**query, "cursor": [str(end)]}, doseq=True)
+                    link = f'<{hub.endpoint}{urlsplit(self.path).path}?{next_query}>; rel="next"'
+                payload = payload[start:end]
             data = json.dumps(payload).encode()
             self.send_response(200)
+            if link:
+                self.send_header("Link", link)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

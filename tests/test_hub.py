@@ -9,8 +9,11 @@ import sys
 import random
 import socket
 import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 from huggingface_hub.utils import are_progress_bars_disabled
 
@@ -140,6 +143,123 @@ def test_list_gguf_files_sizes_quants_and_shards(hub: FakeHub) -> None:
 )
 def test_guess_quant(name: str, quant: str | None) -> None:
     assert guess_quant(name) == quant
+
+
+def test_search_and_listing_follow_link_pages(hub: FakeHub) -> None:
+    """Like HfApi's paginate: later pages come from the Link header, with the same headers,
+    and search stops requesting pages once it has `limit` results."""
+    for i in range(5):
+        hub.add_repo(f"acme/m{i}-GGUF", {"m.gguf": b"x"}, downloads=i)
+    hub.add_repo(REPO, {f"{q}/tiny-{q}.gguf": b"x" * n for n, q in enumerate(["Q2_K", "Q4_0", "Q8_0"], 1)})
+    hub.page_size = 2
+
+    results = search_gguf_models("/m", endpoint=hub.endpoint, token="hf_abc")
+    assert [r.repo_id for r in results] == [f"acme/m{i}-GGUF" for i in (4, 3, 2, 1, 0)]
+    pages = hub.seen("GET", "/api/models")
+    assert [p.query.get("cursor") for p in pages] == [None, ["2"], ["4"]]
+    assert all(p.query["filter"] == ["gguf"] and p.query["search"] == ["/m"] for p in pages)
+    assert all(p.headers["authorization"] == "Bearer hf_abc" for p in pages)
+
+    hub.requests.clear()
+    assert len(search_gguf_models("/m", limit=3, endpoint=hub.endpoint)) == 3
+    assert len(hub.seen("GET", "/api/models")) == 2  # the third page was not needed
+
+    hub.requests.clear()
+    files = list_gguf_files(REPO, endpoint=hub.endpoint)  # 3 folders + 3 files: 3 pages
+    assert [(f.filename, f.size, f.quant) for f in files] == [
+        ("Q2_K/tiny-Q2_K.gguf", 1, "Q2_K"),
+        ("Q4_0/tiny-Q4_0.gguf", 2, "Q4_0"),
+        ("Q8_0/tiny-Q8_0.gguf", 3, "Q8_0"),
+    ]
+    assert len(hub.seen("GET", "/tree/")) == 3
+
+
+def test_search_and_listing_read_settings_at_call_time(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.add_repo(REPO, {FILE: b"x"})
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_TOKEN", "hf_env")
+
+    assert [r.repo_id for r in search_gguf_models("tiny")] == [REPO]
+    assert [f.filename for f in list_gguf_files(REPO)] == [FILE]
+
+    for request in hub.seen("GET"):
+        assert request.headers["authorization"] == "Bearer hf_env"
+        assert "llama-tui/" in request.headers["user-agent"]  # the library's User-Agent, with ours
+        assert "hf_hub/" in request.headers["user-agent"]
+
+
+# --- no network: fail fast ----------------------------------------------------------------------
+
+SEARCH_AND_LIST: list[Callable[[str], object]] = [
+    lambda endpoint: search_gguf_models("tiny", endpoint=endpoint),
+    lambda endpoint: list_gguf_files(REPO, endpoint=endpoint),
+]
+IDS = ["search", "list"]
+
+
+def timed_offline(call: Callable[[str], object], endpoint: str) -> tuple[float, HubOffline]:
+    start = time.monotonic()
+    with pytest.raises(HubOffline, match="Can't reach the Hugging Face Hub") as info:
+        call(endpoint)
+    return time.monotonic() - start, info.value
+
+
+@pytest.mark.parametrize("call", SEARCH_AND_LIST, ids=IDS)
+def test_nothing_listening_fails_at_once(call: Callable[[str], object]) -> None:
+    """Connection refused: no retries (huggingface_hub's backoff took ~23 s here)."""
+    elapsed, _ = timed_offline(call, free_port_endpoint())
+    assert elapsed < 5  # about 0.01 s; generous for a busy machine
+
+
+@pytest.fixture
+def unanswered_syn() -> Iterator[str]:
+    """An endpoint whose connection attempts go unanswered, like a host behind a firewall that
+    drops packets: a listener whose accept queue is full, so Linux drops further SYNs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    address = server.getsockname()
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(address)
+        fillers.append(filler)
+    time.sleep(0.1)
+    try:
+        try:
+            socket.create_connection(address, timeout=0.3).close()
+            pytest.skip("this system still accepts connections on a full backlog")
+        except TimeoutError:
+            pass
+        yield f"http://{address[0]}:{address[1]}"
+    finally:
+        for s in (*fillers, server):
+            s.close()
+
+
+@pytest.mark.parametrize("call", SEARCH_AND_LIST, ids=IDS)
+def test_unreachable_host_gives_up_after_the_connect_timeout(
+    call: Callable[[str], object], unanswered_syn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hubmod, "_CONNECT_TIMEOUT", 0.5)  # 5 s in the app
+    elapsed, error = timed_offline(call, unanswered_syn)
+    assert isinstance(error.__cause__, httpx2.ConnectTimeout)
+    assert 0.4 < elapsed < 3  # one attempt, not a retry loop
+
+
+@pytest.mark.parametrize("call", SEARCH_AND_LIST, ids=IDS)
+def test_silent_server_gives_up_after_the_read_timeout(
+    call: Callable[[str], object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hubmod, "_READ_TIMEOUT", 0.5)
+    with socket.socket() as server:  # the kernel completes connections; nobody ever answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        host, port = server.getsockname()
+        elapsed, error = timed_offline(call, f"http://{host}:{port}")
+    assert isinstance(error.__cause__, httpx2.ReadTimeout)
+    assert 0.4 < elapsed < 3
 
 
 # --- download ---------------------------------------------------------------------------------

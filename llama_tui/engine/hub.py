@@ -9,12 +9,21 @@ multi-GB download would start over from zero. Instead we stream into the stable
 `blobs/<etag>.incomplete` ourselves (resuming it with an HTTP Range request), move it to
 `blobs/<etag>` when complete, and then call `hf_hub_download`, which finds the blob and only
 writes `refs/` and the `snapshots/` symlink: the standard cache layout, made by the library.
+
+Why search and listing don't call `HfApi.list_models` / `HfApi.list_repo_tree`: they go
+through the library's `http_backoff`, which retries connection errors five times (sleeping
+1+2+4+8+8 s) with no per-call way to turn that off, and with no timeout at all; so with no
+network the picker said "Searching…" for ~23 s before failing. We make the same GET requests
+(same URL, query, headers, session, error parsing and Link-header pagination) once, with a
+short connect timeout, so an unreachable Hub is reported within seconds.
 """
 
 from __future__ import annotations
 
 import errno
 import importlib.metadata
+import itertools
+import json
 import logging
 import os
 import re
@@ -27,12 +36,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx2  # huggingface_hub 2.x's HTTP client; we only catch its transport errors
 from filelock import Timeout as LockTimeout
 from huggingface_hub import (
-    HfApi,
+    ModelInfo,
     constants,
     get_hf_file_metadata,
     hf_hub_download,
@@ -40,6 +49,7 @@ from huggingface_hub import (
     scan_cache_dir,
     try_to_load_from_cache,
 )
+from huggingface_hub import RepoFile as HfRepoFile
 from huggingface_hub.errors import (
     CacheNotFound,
     EntryNotFoundError,
@@ -57,6 +67,7 @@ from huggingface_hub.utils import (
     disable_progress_bars,
     get_session,
     hf_raise_for_status,
+    validate_repo_id,
 )
 from tqdm import tqdm
 
@@ -74,6 +85,10 @@ _LIBRARY = {"library_name": "llama-tui", "library_version": _app_version()}  # f
 _PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks: plenty for a progress bar
 _SPEED_WINDOW = 3.0  # seconds of history behind the speed estimate
 _MAX_FAILURES = 5  # consecutive dropped connections without progress before giving up
+# Search and listing: one attempt per request. Connecting gets a few seconds (refused
+# connections and DNS failures fail at once anyway); reads get the library's usual 10 s.
+_CONNECT_TIMEOUT = 5.0
+_READ_TIMEOUT = float(constants.DEFAULT_REQUEST_TIMEOUT)
 
 
 def _quiet_library() -> None:
@@ -213,6 +228,33 @@ class RepoFile:
     shard: tuple[int, int] | None = None  # (part, of), 1-based, for split GGUFs
 
 
+def _get_pages(url: str, params: dict[str, object], token: str | None, endpoint: str) -> Iterator[list[dict]]:
+    """GET a Hub listing and follow its `Link: <…>; rel="next"` pages: what the library's
+    `paginate` does for `list_models` / `list_repo_tree`, with its session, headers (user
+    agent, token from the argument or HF_TOKEN / the token file) and `hf_raise_for_status`,
+    but one attempt per page and bounded timeouts. Pages are fetched lazily, as consumed."""
+    headers = build_hf_headers(token=token, **_LIBRARY)
+    timeout = httpx2.Timeout(_READ_TIMEOUT, connect=_CONNECT_TIMEOUT)
+    next_url: str | None = url
+    query: dict[str, object] | None = params
+    while next_url is not None:
+        response = get_session().get(next_url, params=query, headers=headers, timeout=timeout)
+        hf_raise_for_status(response)
+        try:
+            page = response.json()
+        except json.JSONDecodeError as exc:
+            raise HubError(f"{endpoint} did not answer like a Hugging Face Hub (no JSON from {next_url}).") from exc
+        if not isinstance(page, list):
+            raise HubError(f"{endpoint} did not answer like a Hugging Face Hub (no list from {next_url}).")
+        link = response.links.get("next", {}).get("url")
+        if link:  # it carries the query (cursor included)
+            link = urljoin(str(response.url), link)
+            if _origin(link) != _origin(str(response.url)):
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        next_url, query = link, None
+        yield page
+
+
 def search_gguf_models(
     query: str, *, limit: int = 30, endpoint: str | None = None, token: str | None = None
 ) -> list[RepoSummary]:
@@ -220,15 +262,15 @@ def search_gguf_models(
     endpoint = _endpoint(endpoint)
     if _offline():
         raise HubOffline("Offline mode is on (HF_HUB_OFFLINE=1): search needs the Hub.")
-    api = HfApi(endpoint=endpoint, token=token, **_LIBRARY)
+    # The request HfApi.list_models(search=, filter="gguf", sort="downloads", limit=, expand=) makes.
+    params: dict[str, object] = {"filter": ["gguf"], "sort": "downloads", "limit": limit}
+    if query:
+        params["search"] = query
+    params["expand"] = ["downloads", "likes", "lastModified", "gated"]
     with _translate(f"search {query!r}", endpoint):
-        models = api.list_models(
-            search=query or None,
-            filter="gguf",
-            sort="downloads",
-            limit=limit,
-            expand=["downloads", "likes", "lastModified", "gated"],
-        )
+        items = itertools.chain.from_iterable(_get_pages(f"{endpoint}/api/models", params, token, endpoint))
+        # islice stops at `limit` without requesting a further page, like list_models.
+        models = [ModelInfo(**{"siblings": None, **item}) for item in itertools.islice(items, limit)]
         return [
             RepoSummary(m.id, m.downloads, m.likes, m.last_modified, gated=bool(m.gated)) for m in models
         ]
@@ -241,13 +283,21 @@ def list_gguf_files(
     endpoint = _endpoint(endpoint)
     if _offline():
         raise HubOffline(f"Offline mode is on (HF_HUB_OFFLINE=1): can't list {repo_id}.")
-    api = HfApi(endpoint=endpoint, token=token, **_LIBRARY)
+    validate_repo_id(repo_id)  # HFValidationError (a ValueError), as from HfApi.list_repo_tree
+    # The request HfApi.list_repo_tree(repo_id, recursive=True, revision=revision) makes.
+    rev = quote(revision, safe="") if revision is not None else constants.DEFAULT_REVISION
+    url = f"{endpoint}/api/models/{repo_id}/tree/{rev}"
     with _translate(repo_id, endpoint):
-        entries = api.list_repo_tree(repo_id, recursive=True, revision=revision)
+        entries = [
+            HfRepoFile(**item)
+            for page in _get_pages(url, {"recursive": True, "expand": False}, token, endpoint)
+            for item in page
+            if item.get("type") == "file"
+        ]
         files = [
             RepoFile(e.path, e.size, guess_quant(e.path), shard_of(e.path))
             for e in entries
-            if getattr(e, "size", None) is not None and e.path.lower().endswith(".gguf")
+            if e.size is not None and e.path.lower().endswith(".gguf")
         ]
     return sorted(files, key=lambda f: f.filename)
 
