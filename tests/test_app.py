@@ -47,6 +47,10 @@ def tiny_options(model: Path, **overrides: object) -> LaunchOptions:
     return LaunchOptions(**defaults)  # type: ignore[arg-type]
 
 
+def footer_keys(app: LlamaApp) -> set[str]:
+    return {key for key, binding in app.screen.active_bindings.items() if binding.enabled}
+
+
 def reply_ended(app: LlamaApp) -> bool:
     replies = app.query(AssistantMessage)
     return bool(replies) and replies.last().has_class("ended") and not app.generating
@@ -86,7 +90,8 @@ async def test_chat_reply_streams_and_status_bar_matches_the_engine(tiny_model: 
         # Every figure on the status bar is the engine's own.
         assert label_text(app, "status-speed") == f"{format_rate(stats.tokens_per_second)} tok/s"
         assert label_text(app, "status-ttft") == f"TTFT {stats.time_to_first_token * 1000:.0f} ms"
-        assert label_text(app, "status-context") == f"ctx {app.model.context_used}/{app.model.context_size}"
+        used, size = app.model.context_used, app.model.context_size
+        assert label_text(app, "status-context") == f"ctx {used}/{size} · {100 * used / size:.0f}%"
         assert stats.context_used == app.model.context_used
         assert label_text(app, "status-state") == "idle"
         assert label_text(app, "status-model") == "tiny-test-llama"
@@ -100,9 +105,11 @@ async def test_escape_stops_and_keeps_the_partial_reply(tiny_model: Path) -> Non
         await wait_for(pilot, lambda: app.model is not None)
         await send_chat(pilot, "tell me everything")
         await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).raw_text)
+        assert "escape" in footer_keys(app)  # offered only while a reply is written
         await pilot.press("escape")
         await wait_for(pilot, lambda: not app.generating, timeout=10)
         await pilot.pause()
+        assert "escape" not in footer_keys(app)
         reply = app.query_one(AssistantMessage)
         assert "stopped" in str(reply.footer.render())
         pane = app.query_one(ChatPane)
@@ -132,6 +139,8 @@ async def test_keys_switch_tabs_and_mode_picks_the_first_tab(tiny_model: Path) -
         await wait_for(pilot, lambda: any("llama_model_loader" in line for line in app.query_one(Log).lines))
         await pilot.press("f3")
         assert tabs.active == "completion"
+        await pilot.press("f6")  # the text area's own F6 does not hide the settings
+        assert type(app.screen).__name__ == "SettingsScreen"
 
 
 async def test_completion_continues_the_text(tiny_model: Path) -> None:

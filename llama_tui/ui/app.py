@@ -62,7 +62,9 @@ class LlamaApp(App[None]):
         Binding("ctrl+o", "open_picker", "Models", id="app.models", tooltip="Open, download or switch models"),
         Binding("f9", "previous_model", "Previous model", id="app.previous_model",
                 tooltip="Switch to the model used before this one"),
-        Binding("f6", "open_settings", "Settings", id="app.settings", tooltip="Load, sampling and chat settings"),
+        # priority: the Completion tab's TextArea binds F6 to "select line".
+        Binding("f6", "open_settings", "Settings", id="app.settings", tooltip="Load, sampling and chat settings",
+                priority=True),
     ]
 
     def __init__(self, options: LaunchOptions | None = None) -> None:
@@ -300,6 +302,7 @@ class LlamaApp(App[None]):
         self.status_bar.show_state("prompt")
         buffer = ReplyBuffer(wake=lambda: target.post_message(ReplyReady(buffer)))
         self._generate(self.model, start, buffer)
+        self.refresh_bindings()  # the footer now offers Esc to stop
 
     @work(thread=True, exclusive=True, group="generation", exit_on_error=False, description="generating")
     def _generate(self, model: LoadedModel, start: StartGeneration, buffer: ReplyBuffer) -> None:
@@ -329,6 +332,7 @@ class LlamaApp(App[None]):
     def generation_ended(self) -> None:
         self._generating_in = None
         self.status_bar.show_state("idle")
+        self.refresh_bindings()
 
     def action_stop_generation(self) -> None:
         if self._generating_in is not None and self.model is not None:

@@ -94,8 +94,16 @@ class ChatPane(Vertical):
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
-        yield VerticalScroll(id="transcript")
+        with VerticalScroll(id="transcript"):
+            yield self._empty_hint()
         yield Input(placeholder="Message the model · Enter to send · Esc to stop", id="chat-input")
+
+    @staticmethod
+    def _empty_hint() -> Static:
+        return Static(Content(
+            "Type a message below and press Enter; the reply streams in here.\n"
+            "Esc stops a reply · ctrl+n starts over · ctrl+o opens another model · F6 settings · ctrl+p all commands"
+        ), id="chat-empty")
 
     def on_mount(self) -> None:
         self.query_one("#transcript", VerticalScroll).anchor()
@@ -114,6 +122,7 @@ class ChatPane(Vertical):
         event.input.clear()
         self.conversation.append(ChatMessage("user", text))
         transcript = self.query_one("#transcript", VerticalScroll)
+        await transcript.query("#chat-empty").remove()
         self._reply = AssistantMessage()
         await transcript.mount_all([UserMessage(text), self._reply])
         self._stream = Markdown.get_stream(self._reply.markdown)
@@ -192,5 +201,7 @@ class ChatPane(Vertical):
             self.app.notify("Stop the reply first (Esc).", severity="warning")
             return
         self.conversation.clear()
-        await self.query_one("#transcript", VerticalScroll).remove_children()
+        transcript = self.query_one("#transcript", VerticalScroll)
+        await transcript.remove_children()
+        await transcript.mount(self._empty_hint())
         self.query_one("#chat-input", Input).focus()

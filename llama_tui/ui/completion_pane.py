@@ -26,7 +26,8 @@ class CompletionPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield TextArea(id="completion-text", soft_wrap=True, tab_behavior="indent")
-        yield Static(Content("ctrl+r: the model continues the text · Esc: stop"), id="completion-hint")
+        yield Static(Content("Write the start of a text; ctrl+r lets the model continue it, from this text alone each time."),
+                     id="completion-hint")
 
     @property
     def text_area(self) -> TextArea:

@@ -22,6 +22,7 @@ class StatusBar(Horizontal):
         yield Label("starting", id="status-state")
         yield Label("– tok/s", id="status-speed")
         yield Label("TTFT –", id="status-ttft")
+        yield Label(id="status-spacer")
         yield Label("ctx 0/0", id="status-context")
         yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="status-context-bar")
 
@@ -36,7 +37,8 @@ class StatusBar(Horizontal):
         self._set("status-state", state)
 
     def show_context(self, used: int, size: int) -> None:
-        self._set("status-context", f"ctx {used}/{size}")
+        percent = f" · {100 * used / size:.0f}%" if size else ""
+        self._set("status-context", f"ctx {used}/{size}{percent}")
         bar = self.query_one("#status-context-bar", ProgressBar)
         bar.update(total=max(size, 1), progress=used)
 
