@@ -8,6 +8,7 @@ Options may come before or after the model command. Bad values get a usage error
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -149,6 +150,8 @@ def choose_model(args: argparse.Namespace, saved: AppConfig) -> tuple[Path | Non
 
 
 def main(argv: list[str] | None = None) -> None:
+    # If llama.cpp does abort, skip the gdb backtrace it would print over the terminal.
+    os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     saved, warnings = load_config()

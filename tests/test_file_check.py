@@ -138,3 +138,12 @@ def test_starter_model_first_check_and_cache_hit(home: Path, starter_model: Path
     print(f"starter model: first check {first:.2f} s, cached {again * 1000:.1f} ms")
     assert _trial_count(trials) == 1
     assert again < 0.1
+
+
+def test_a_metadata_override_that_aborts_llama_cpp_is_refused(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An override is part of what is loaded: block_count=0 given with -o aborts llama.cpp."""
+    monkeypatch.setenv("LLAMA_TUI_HOME", str(tmp_path / "home"))
+    check_model_file(tiny_model)  # the file itself is fine
+    with pytest.raises(UnsafeModelFile, match="aborted"):
+        check_model_file(tiny_model, overrides={"llama.block_count": 0})
+    check_model_file(tiny_model, overrides={"llama.context_length": 1024})  # a harmless one passes

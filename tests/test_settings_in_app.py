@@ -78,3 +78,19 @@ async def test_sampling_changes_need_no_reload(home: Path, tiny_model: Path) -> 
     # This run's context (2048, as a command-line flag would set it) stays out of the file.
     reread, _ = load_config()
     assert reread.sampling.top_k == 5 and reread.load.n_ctx == AppConfig().load.n_ctx != 2048
+
+
+async def test_an_override_that_would_abort_llama_cpp_is_refused_in_the_app(home: Path, tiny_model: Path) -> None:
+    from dataclasses import replace
+
+    from llama_tui.engine.settings import LoadSettings
+    from llama_tui.ui.messages import ModelLoadFailed
+
+    seen: list = []
+    load = LoadSettings(n_ctx=512, overrides={"llama.block_count": 0})
+    app = LlamaApp(replace(tiny_options(tiny_model), load=load))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: any(isinstance(m, ModelLoadFailed) for m in seen), timeout=30)
+        reason = next(m.reason for m in seen if isinstance(m, ModelLoadFailed))
+        assert "cannot be loaded" in reason and "aborted" in reason
+        assert app.model is None  # and this process is still here to say so

@@ -32,10 +32,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from llama_tui import paths
 from llama_tui.engine.gguf_header import GGUFHeaderError, header_problems, read_gguf_header
+from llama_tui.engine.settings import OverrideValue
 
 __all__ = ["UnsafeModelFile", "check_model_file", "known_crash", "trial_load"]
 
@@ -43,11 +45,12 @@ log = logging.getLogger(__name__)
 
 _CLEAN_FAILURE = 17  # the child's exit code when llama.cpp refused the file without crashing
 _TRIAL_LOAD = f"""
-import sys
+import json, sys
 try:
     import llama_cpp
     llm = llama_cpp.Llama(
-        model_path=sys.argv[1], n_ctx=256, n_batch=256, n_threads=1, n_gpu_layers=0, verbose=True
+        model_path=sys.argv[1], n_ctx=256, n_batch=256, n_threads=1, n_gpu_layers=0, verbose=True,
+        kv_overrides=json.loads(sys.argv[2]) or None,
     )
 except Exception as error:
     print(f"{{type(error).__name__}}: {{error}}", file=sys.stderr)
@@ -62,14 +65,22 @@ class UnsafeModelFile(Exception):
     """The file must not be loaded; str() is a message for the user."""
 
 
-def check_model_file(path: Path, *, timeout: float = 60.0) -> None:
+def check_model_file(
+    path: Path, *, overrides: Mapping[str, OverrideValue] | None = None, timeout: float | None = None
+) -> None:
     """Raise UnsafeModelFile if `path` has a bad header or crashes llama.cpp in a trial load.
 
-    Blocking (up to `timeout` seconds on the first check of a file): call it from a worker.
-    A trial load that times out or is SIGKILLed also refuses the file, but is not cached.
+    `overrides` are the GGUF metadata overrides the app will load with: they can crash
+    llama.cpp too (`block_count=0`), so the trial load uses them and the verdict is kept per
+    set of overrides. Blocking (the first check of a file takes a load's time; the default
+    timeout grows with the file's size): call it from a worker. A trial load that times out
+    or is SIGKILLed also refuses the file, but is not cached.
     """
     path = Path(path).expanduser()
+    overrides = dict(overrides or {})
     key, identity = _identity(path)
+    if key is not None and overrides:
+        key += "|" + json.dumps(sorted(overrides.items()))
     cached = _cached_verdict(key, identity)
     if cached is not None:
         if cached.get("unsafe"):
@@ -83,7 +94,9 @@ def check_model_file(path: Path, *, timeout: float = 60.0) -> None:
     if problems:
         raise UnsafeModelFile(f"this file cannot be loaded: {problems[0]}")
 
-    crash, definite = _run_trial_load(path, timeout)
+    if timeout is None:  # the trial load reads the whole file: give big files on slow disks time
+        timeout = 60.0 + 20.0 * identity[0] / 1e9
+    crash, definite = _run_trial_load(path, timeout, overrides)
     if key is not None and definite:
         _remember(key, identity, crash)
     if crash is not None:
@@ -98,18 +111,18 @@ def known_crash(path: Path) -> str | None:
     return unsafe if isinstance(unsafe, str) else None
 
 
-def trial_load(path: Path, *, timeout: float = 60.0) -> str | None:
+def trial_load(path: Path, *, timeout: float = 60.0, overrides: Mapping[str, OverrideValue] | None = None) -> str | None:
     """Load `path` in a child process: why it crashed, or None if it did not crash."""
-    return _run_trial_load(Path(path), timeout)[0]
+    return _run_trial_load(Path(path), timeout, dict(overrides or {}))[0]
 
 
-def _run_trial_load(path: Path, timeout: float) -> tuple[str | None, bool]:
+def _run_trial_load(path: Path, timeout: float, overrides: dict[str, OverrideValue]) -> tuple[str | None, bool]:
     """(why it crashed or None, whether that verdict is definite enough to cache)."""
     log.info("trial-loading %s in a child process", path)
     started = time.perf_counter()
     try:
         child = subprocess.run(
-            [sys.executable, "-c", _TRIAL_LOAD, str(path)],
+            [sys.executable, "-c", _TRIAL_LOAD, str(path), json.dumps(overrides)],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -198,7 +211,8 @@ def _remember(key: str, identity: tuple[int, int], unsafe: str | None) -> None:
     with _cache_lock:
         files = _load_cache()
         files[key] = {"size": identity[0], "mtime_ns": identity[1], "unsafe": unsafe}
-        files = {name: entry for name, entry in files.items() if os.path.exists(name)}  # forget deleted files
+        # Forget deleted files (a key is the path, then "|overrides" when there are any).
+        files = {name: entry for name, entry in files.items() if os.path.exists(name.split("|", 1)[0])}
         target = _cache_file()
         partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         try:

@@ -157,12 +157,13 @@ class LlamaApp(App[None]):
         self.call_from_thread(self.status_bar.show_state, "checking" if path else "loading")
         started = time.perf_counter()
         try:
-            if path is None:
-                model_path = starter_model_path()  # assembled from PyPI and size-checked: trusted
-            else:
-                model_path = path
-                # A crafted file can abort llama.cpp, and with it this process: try it elsewhere first.
-                check_model_file(path)
+            model_path = path if path is not None else starter_model_path()
+            overrides = self.options.load.overrides
+            # A crafted file, or a metadata override, can abort llama.cpp and this process
+            # with it: try it in another process first. The starter model is assembled from
+            # PyPI and size-checked, so it is trusted as it is.
+            if path is not None or overrides:
+                check_model_file(model_path, overrides=overrides)
             self.call_from_thread(self.status_bar.show_state, "loading")
             old, self.model = self.model, None
             if old is not None:
