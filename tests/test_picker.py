@@ -228,6 +228,11 @@ async def test_hf_model_downloads_in_the_app_with_progress_then_opens(
     seen: list[Message] = []
     app = LlamaApp(options)
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: any(isinstance(m, DownloadProgressed) for m in seen))
+        # On screen: the Hugging Face tab, its progress bar and the cancel key.
+        assert app.screen.query_one("#picker-tabs", TabbedContent).active == "picker-hub"
+        assert app.screen.query_one("#hub-progress").display
+        assert "ctrl+x" in app.screen.active_bindings
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "cli-hub-model", timeout=60)
         progress = [m.progress for m in seen if isinstance(m, DownloadProgressed)]
         assert progress and progress[-1].downloaded == len(data)

@@ -8,9 +8,14 @@ since hashing 253 MB on every launch would cost about a second.
 from __future__ import annotations
 
 import os
+import tempfile
+import threading
 from pathlib import Path
 
 from llama_tui import paths
+
+
+_assembling = threading.Lock()
 
 
 class StarterModelMissing(RuntimeError):
@@ -37,16 +42,19 @@ def starter_model_path() -> Path:
 
     target = paths.cache_dir() / "models" / starter.MODEL_NAME
     expected_size = sum(part.stat().st_size for part in starter.chunk_paths())
-    if target.is_file() and target.stat().st_size == expected_size:
-        return target
-
-    # Assemble beside the target and rename, so an interrupted first run never leaves a
-    # half-written file that later looks complete.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + f".{os.getpid()}.partial")
-    try:
-        starter.assemble(partial, overwrite=True)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+    # The loader and the picker may both ask at once on a first run: assemble only once.
+    with _assembling:
+        if target.is_file() and target.stat().st_size == expected_size:
+            return target
+        # Assemble beside the target and rename, so an interrupted first run never leaves a
+        # half-written file that later looks complete.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=target.parent)
+        os.close(handle)
+        partial = Path(name)
+        try:
+            starter.assemble(partial, overwrite=True)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
     return target

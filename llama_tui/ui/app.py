@@ -223,6 +223,9 @@ class LlamaApp(App[None]):
     def _model_picked(self, path: Path | None) -> None:
         if path is not None:
             self.swap_model(path)
+        elif self.model is None and not self.workers_in("model"):
+            self.status_bar.show_model("no model")
+            self.status_bar.show_state("idle")
 
     def swap_model(self, path: Path) -> None:
         """Stop any reply, then load `path` in place of the current model.
@@ -236,6 +239,10 @@ class LlamaApp(App[None]):
         if self.model is not None:
             self.model.cancel()
         self.load_model(path)
+
+    def workers_in(self, group: str) -> bool:
+        """Whether a worker of `group` is running (e.g. "model": a load under way)."""
+        return any(worker.group == group and worker.is_running for worker in self.workers)
 
     def action_previous_model(self) -> None:
         current = self.model.path if self.model is not None else None

@@ -13,7 +13,6 @@ from pathlib import Path
 from rich.text import Text  # DataTable sizes columns from Text; it is never parsed as markup
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
@@ -56,10 +55,6 @@ class DownloadFinished(Message):
 
 
 class HubPanel(Vertical):
-    BINDINGS = [
-        Binding("ctrl+x", "cancel_download", "Cancel download", id="hub.cancel", tooltip="Stop the download; it resumes next time"),
-    ]
-
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._repo_id: str | None = None
@@ -109,7 +104,7 @@ class HubPanel(Vertical):
         table = self.query_one("#hub-repos", DataTable)
         table.clear()
         for repo in message.repos:
-            table.add_row(Text(repo.repo_id), f"{repo.downloads:,}", f"{repo.likes:,}", "gated" if repo.gated else "")
+            table.add_row(Text(repo.repo_id), _count(repo.downloads), _count(repo.likes), "gated" if repo.gated else "")
         self._status(f"{len(message.repos)} repositories. Enter lists a repository's files." if message.repos else "Nothing found.")
         if message.repos:
             table.focus()
@@ -141,7 +136,7 @@ class HubPanel(Vertical):
 
     def on_hub_failed(self, message: HubFailed) -> None:
         self._status(message.message, error=True)
-        self.refresh_bindings()
+        self.screen.refresh_bindings()
         self.query_one("#hub-progress").display = False
 
     # -- downloading ---------------------------------------------------------------------
@@ -163,7 +158,7 @@ class HubPanel(Vertical):
         bar.update(total=size or None, progress=0)
         bar.display = True
         self._status(f"Downloading {filename} from {repo_id}… (ctrl+x cancels)")
-        self.refresh_bindings()
+        self.screen.refresh_bindings()
         self._download(repo_id, filename, self._cancel)
 
     @work(thread=True, exclusive=True, group="hub-download", exit_on_error=False)
@@ -191,12 +186,15 @@ class HubPanel(Vertical):
             parts.append(f"{human_seconds(progress.eta)} left")
         self._status(" · ".join(parts) + " · ctrl+x cancels")
 
-    def action_cancel_download(self) -> None:
+    @property
+    def downloading(self) -> bool:
+        return self._cancel is not None
+
+    def cancel_download(self) -> None:
         if self._cancel is not None:
             self._cancel.set()
             self._status("Cancelling… the part already downloaded is kept and resumed next time.")
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cancel_download":
-            return self._cancel is not None
-        return True
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"

@@ -5,6 +5,7 @@ Dismisses with the chosen GGUF path, or None. It never loads a model itself: the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,9 @@ def memory_note(entry: ModelEntry, n_ctx: int, n_gpu_layers: int) -> tuple[str, 
 class ModelPickerScreen(ModalScreen[Path | None]):
     BINDINGS = [
         Binding("escape", "close", "Close", id="picker.close", tooltip="Close the picker without changing the model"),
+        # priority: inside an Input, ctrl+x would otherwise cut text.
+        Binding("ctrl+x", "cancel_download", "Cancel download", id="picker.cancel_download",
+                tooltip="Stop the download; it resumes next time", priority=True),
     ]
 
     def __init__(
@@ -77,7 +81,7 @@ class ModelPickerScreen(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="picker"):
             yield Label("Open a model", id="picker-title")
-            with TabbedContent(id="picker-tabs"):
+            with TabbedContent(id="picker-tabs", initial="picker-hub" if self.download else "picker-local"):
                 with TabPane("On this machine", id="picker-local"):
                     yield Input(placeholder="Filter by name, architecture, quantization… (↓ to the list)", id="model-filter")
                     yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
@@ -93,10 +97,12 @@ class ModelPickerScreen(ModalScreen[Path | None]):
         table.add_columns("Name", "Arch", "Size", "Quant", "Context", "File", "Where")
         table.loading = True
         self._list_models()
-        self.query_one("#model-filter").focus()
         if self.download is not None:
-            self.query_one("#picker-tabs", TabbedContent).active = "picker-hub"
+            # Focus decides the visible tab: stay on Hugging Face, where the progress shows.
+            self.query_one("#hub-query").focus()
             self.query_one(HubPanel).download(*self.download)
+        else:
+            self.query_one("#model-filter").focus()
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _list_models(self) -> None:
@@ -171,12 +177,26 @@ class ModelPickerScreen(ModalScreen[Path | None]):
         if not path.is_file():
             self.app.notify(f"No such file: {path}", severity="error")
             return
-        self.dismiss(path.resolve())
+        # Absolute, but links kept: a Hugging Face cache path links to a blob without the
+        # file's name, and llama.cpp finds a split model's other parts by name.
+        self.dismiss(Path(os.path.abspath(path)))
 
     def on_download_finished(self, message: DownloadFinished) -> None:
         self.dismiss(message.path)
 
+    def action_cancel_download(self) -> None:
+        self.query_one(HubPanel).cancel_download()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_download":
+            return self.query_one(HubPanel).downloading
+        return True
+
     def action_close(self) -> None:
+        hub = self.query_one(HubPanel)
+        if hub.downloading:
+            hub.cancel_download()
+            self.app.notify("Download cancelled: the part already downloaded is kept, and resumes next time.")
         self.dismiss(None)
 
 
