@@ -61,15 +61,19 @@ _SETTING_OF_FLAG = {
 }
 
 
-def _add_options(parser: argparse.ArgumentParser) -> None:
+def _add_options(parser: argparse.ArgumentParser, *, override_dest: str = "override") -> None:
     """The shared options, on the main parser and each sub-command. None has an argparse
-    default (SUPPRESS), so what the user typed is told apart from the settings file."""
+    default (SUPPRESS), so what the user typed is told apart from the settings file.
+
+    A sub-command's values replace the main parser's, so its -o list gets its own dest and
+    the two lists are joined (`-o a=1 local m.gguf -o b=2` keeps both)."""
     none = argparse.SUPPRESS
     parser.add_argument("-m", "--mode", choices=["chat", "completion"], default=none,
                         help="the tab to open on (default: chat)")
     parser.add_argument("--max-token", type=_setting("n_ctx"), default=none, metavar="N",
                         help=f"context length in tokens (default: {DEFAULT_CONTEXT})")
     parser.add_argument("-o", "--override", type=_override, action="append", default=none, metavar="KEY=VALUE",
+                        dest=override_dest,
                         help="override GGUF metadata; VALUE is read as int, float, bool, else string (repeatable)")
     parser.add_argument("-g", "--n-gpu-layers", type=_setting("n_gpu_layers"), default=none, metavar="N",
                         help="layers to offload to the GPU, -1 for all (default: 0; needs a GPU build of llama.cpp)")
@@ -102,19 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="{local,hf-model}")
     local = commands.add_parser("local", help="open a GGUF file on disk")
     local.add_argument("path", type=Path, help="path to a .gguf file")
-    _add_options(local)
+    _add_options(local, override_dest="override_after_command")
     hub = commands.add_parser("hf-model", help="download a GGUF file from Hugging Face (in the app, with progress), then open it")
     hub.add_argument("repo", help="repository, e.g. unsloth/gemma-3-270m-it-GGUF")
     hub.add_argument("file", help="file in the repository, e.g. gemma-3-270m-it-Q4_K_M.gguf")
-    _add_options(hub)
+    _add_options(hub, override_dest="override_after_command")
     return parser
 
 
 def typed_settings(args: argparse.Namespace) -> dict[str, object]:
     """The settings the user typed on the command line, by setting name."""
     typed = {setting: getattr(args, flag) for flag, setting in _SETTING_OF_FLAG.items() if hasattr(args, flag)}
-    if "overrides" in typed:
-        typed["overrides"] = dict(typed["overrides"])  # type: ignore[call-overload]
+    overrides = [*getattr(args, "override", []), *getattr(args, "override_after_command", [])]
+    if overrides:
+        typed["overrides"] = dict(overrides)
     return typed
 
 

@@ -105,3 +105,8 @@ def test_no_model_command_opens_the_last_model_then_the_starter(tmp_path: Path) 
     assert cli.choose_model(args, AppConfig(last_model=last)) == (last, False)
     # A last model that was deleted since: the starter model (installed with the test extra).
     assert cli.choose_model(args, AppConfig(last_model=tmp_path / "gone.gguf")) == (None, False)
+
+
+def test_overrides_before_and_after_the_model_command_are_all_kept() -> None:
+    _, opts = options(["-o", "a=1", "local", "m.gguf", "-o", "b=2", "-o", "a=3"])
+    assert opts.load.overrides == {"a": 3, "b": 2}  # the later value of a key wins

@@ -10,7 +10,15 @@ import llama_cpp
 import pytest
 
 from llama_tui.engine.events import Finished, PromptProgress, StopReason, TextDelta, TurnsDropped
-from llama_tui.engine.model import ChatMessage, LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptTooLong
+from llama_tui.engine.model import (
+    ChatMessage,
+    EmptyPrompt,
+    LoadedModel,
+    ModelBusy,
+    ModelClosed,
+    ModelLoadError,
+    PromptTooLong,
+)
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 
 GREEDY = SamplingSettings(temperature=0.0)
@@ -263,3 +271,8 @@ def test_gemma_without_a_template_gives_a_real_reply(gemma: LoadedModel) -> None
     assert finished.reason is StopReason.END  # it ended its turn by itself
     assert "Paris" in finished.text
     assert len(deltas) > 2
+
+
+def test_an_empty_completion_is_refused_with_a_message(tiny: LoadedModel) -> None:
+    with pytest.raises(EmptyPrompt, match="no text to continue"):
+        list(tiny.complete("  \n", SamplingSettings()))

@@ -78,7 +78,7 @@ class AppConfig:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     """How replies are sampled; changes apply to the next reply."""
     system_prompt: str = ""
-    """The system prompt for new chats; empty for none."""
+    """The system prompt, used from the next message on; empty for none."""
     last_model: Path | None = None
     """The model opened last, to open again when no model is named on the command line."""
     recent_models: tuple[Path, ...] = ()

@@ -52,8 +52,16 @@ class ModelLoadError(Exception):
     """The model could not be loaded; the message says why, for the user."""
 
 
-class PromptTooLong(ValueError):
+class PromptError(ValueError):
+    """The prompt cannot be used; the message says why, for the user."""
+
+
+class PromptTooLong(PromptError):
     """The prompt cannot fit the context, even after dropping old chat turns."""
+
+
+class EmptyPrompt(PromptError):
+    """There is no text to continue."""
 
 
 class ModelBusy(RuntimeError):
@@ -99,6 +107,7 @@ class LoadedModel:
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._busy = threading.Lock()
         self._cancel = threading.Event()
+        self._closing = False
         # Installed only while a prompt is evaluated: llama.cpp calls it between graph nodes,
         # and a Python callback per node would slow down token generation.
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
@@ -151,6 +160,7 @@ class LoadedModel:
 
     def close(self) -> None:
         """Stop any decode, wait for it to leave llama.cpp, then free the model."""
+        self._closing = True  # a decode about to start gives up instead
         self.cancel()
         with self._busy:
             if self._llm is not None:
@@ -194,6 +204,8 @@ class LoadedModel:
         sampling reproducible."""
 
         def prepare() -> tuple[list[int], list[str], int]:
+            if not text.strip():
+                raise EmptyPrompt("There is no text to continue: write the start of one first.")
             tokens = self._tokenize(text, add_bos=True, special=False)
             room = self._reply_room(sampling)
             if len(tokens) + room > self.context_size:
@@ -254,6 +266,8 @@ class LoadedModel:
             raise ModelBusy("a reply is already being generated")
         try:
             llm = self._require_llm()
+            if self._closing:
+                raise ModelClosed("the model is being closed")
             self._cancel.clear()
             started = time.perf_counter()
             tokens, stops, dropped = prepare()

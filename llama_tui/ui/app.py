@@ -33,7 +33,7 @@ from llama_tui.engine.config import (
 )
 from llama_tui.engine.events import GenerationEvent, GenerationStats
 from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
-from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptTooLong
+from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptError
 from llama_tui.engine.starter import StarterModelMissing, starter_model_path
 from llama_tui.launch import LaunchOptions
 from llama_tui.ui.chat_pane import ChatPane
@@ -72,6 +72,7 @@ class LlamaApp(App[None]):
         self.options = options or LaunchOptions()
         self.model: LoadedModel | None = None
         self._generating_in: Widget | None = None
+        self._stop_requested = False
         self.last_stats: GenerationStats | None = None
         """The engine's figures behind what the status bar shows now."""
         self._log_handler = PostToAppHandler(self)
@@ -140,6 +141,8 @@ class LlamaApp(App[None]):
         targets = {"chat": "#chat-input", "completion": "#completion-text", "log": "#log-view"}
         if tab in targets:
             self.query_one(targets[tab]).focus()
+        if tab == "log":  # lines written while the tab was hidden did not scroll it
+            self.query_one(LogPane).scroll_end(animate=False)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -173,14 +176,24 @@ class LlamaApp(App[None]):
             log.warning("model load failed: %s", error)
             self.post_message(ModelLoadFailed(str(error)))
             return
+        except Exception as error:  # whatever it is, the app stays up and says so
+            log.exception("model load failed")
+            self.post_message(ModelLoadFailed(f"Unexpected error while loading: {type(error).__name__}: {error}"))
+            return
         if get_current_worker().is_cancelled:  # another model was picked meanwhile
             model.close()
             return
         self.post_message(ModelLoaded(model, time.perf_counter() - started))
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
+        previous = self.model
+        if previous is not None and previous is not message.model:
+            # A load that finished while the next one started: keep only the newest.
+            self._close_in_background(previous)
         model = self.model = message.model
         self._remember(model.path)
+        self.last_stats = None
+        self.status_bar.show_stats(GenerationStats(context_used=model.context_used, context_size=model.context_size))
         self.status_bar.show_model(model.name)
         self.status_bar.show_state("idle")
         self.status_bar.show_context(model.context_used, model.context_size)
@@ -189,6 +202,10 @@ class LlamaApp(App[None]):
             f"{model.name} loaded in {message.seconds:.1f} s · chat template: {model.chat_template.name}",
             timeout=4,
         )
+
+    @work(thread=True, group="close", exit_on_error=False, description="freeing a model")
+    def _close_in_background(self, model: LoadedModel) -> None:
+        model.close()  # waits for its decode thread, so not on the UI thread
 
     def on_model_load_failed(self, message: ModelLoadFailed) -> None:
         if self.model is not None:  # refused before the current model was closed: it stays
@@ -307,6 +324,7 @@ class LlamaApp(App[None]):
         """Run `start(model)` in the decode thread; `target` gets ReplyReady messages."""
         assert self.model is not None
         self._generating_in = target
+        self._stop_requested = False
         self.status_bar.show_state("prompt")
         buffer = ReplyBuffer(wake=lambda: target.post_message(ReplyReady(buffer)))
         self._generate(self.model, start, buffer)
@@ -318,11 +336,13 @@ class LlamaApp(App[None]):
             with closing(start(model)) as events:  # closing frees the model for close()
                 for event in events:
                     buffer.push(event)
-        except (PromptTooLong, ModelBusy, ModelClosed) as error:
+                    if self._stop_requested:  # Esc came before the decode had begun
+                        model.cancel()
+        except (PromptError, ModelBusy, ModelClosed) as error:
             buffer.fail(str(error))
         except Exception as error:  # a failure in llama.cpp must not take the app down
             log.exception("generation failed")
-            buffer.fail(f"Generation failed: {error}")
+            buffer.fail(f"Generation failed: {type(error).__name__}: {error}")
 
     def show_batch(self, batch: ReplyBatch) -> None:
         """Update the status bar from what the engine reported."""
@@ -344,6 +364,7 @@ class LlamaApp(App[None]):
 
     def action_stop_generation(self) -> None:
         if self._generating_in is not None and self.model is not None:
+            self._stop_requested = True
             self.model.cancel()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

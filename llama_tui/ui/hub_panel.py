@@ -6,6 +6,7 @@ post back. A download can be cancelled, and the next attempt resumes where it st
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from llama_tui.engine import hub
 from llama_tui.formatting import human_bytes, human_seconds
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,8 +100,8 @@ class HubPanel(Vertical):
     def _search(self, query: str) -> None:
         try:
             self.post_message(SearchDone(hub.search_gguf_models(query)))
-        except hub.HubError as error:
-            self.post_message(HubFailed(str(error)))
+        except Exception as error:
+            self.post_message(HubFailed(_explain(error)))
 
     def on_search_done(self, message: SearchDone) -> None:
         self._repos = message.repos
@@ -120,8 +124,8 @@ class HubPanel(Vertical):
     def _list(self, repo_id: str) -> None:
         try:
             self.post_message(FilesListed(repo_id, hub.list_gguf_files(repo_id)))
-        except hub.HubError as error:
-            self.post_message(HubFailed(str(error)))
+        except Exception as error:
+            self.post_message(HubFailed(_explain(error)))
 
     def on_files_listed(self, message: FilesListed) -> None:
         self._repo_id, self._files = message.repo_id, message.files
@@ -167,8 +171,8 @@ class HubPanel(Vertical):
             path = hub.download_gguf(
                 repo_id, filename, cancel=cancel, on_progress=lambda p: self.post_message(DownloadProgressed(p))
             )
-        except hub.HubError as error:
-            self.post_message(HubFailed(str(error)))
+        except Exception as error:
+            self.post_message(HubFailed(_explain(error)))
         else:
             self.post_message(DownloadFinished(path))
         finally:
@@ -198,3 +202,11 @@ class HubPanel(Vertical):
 
 def _count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
+
+
+def _explain(error: Exception) -> str:
+    """The message for the user: ours as it is, anything unexpected with its type (and logged)."""
+    if isinstance(error, hub.HubError):
+        return str(error)
+    log.error("Hugging Face request failed", exc_info=error)
+    return f"Unexpected error: {type(error).__name__}: {error}"

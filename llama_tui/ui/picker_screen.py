@@ -5,6 +5,7 @@ Dismisses with the chosen GGUF path, or None. It never loads a model itself: the
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,12 +27,15 @@ from llama_tui.formatting import human_bytes
 from llama_tui.ui.hub_panel import DownloadFinished, HubPanel
 from llama_tui.ui.path_suggester import PathSuggester
 
+log = logging.getLogger(__name__)
+
 SOURCE_LABELS = {"starter": "starter", "hf-cache": "HF cache", "models-folder": "models folder", "recent": "recent"}
 
 
 @dataclass
 class ModelsListed(Message):
     entries: list[ModelEntry]
+    error: str | None = None
 
 
 def memory_note(entry: ModelEntry, n_ctx: int, n_gpu_layers: int) -> tuple[str, bool]:
@@ -106,12 +110,18 @@ class ModelPickerScreen(ModalScreen[Path | None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _list_models(self) -> None:
-        self.post_message(ModelsListed(list_models(self.recent)))
+        try:
+            self.post_message(ModelsListed(list_models(self.recent)))
+        except Exception as error:  # an unreadable folder or cache must not leave a spinner
+            log.error("listing models failed", exc_info=error)
+            self.post_message(ModelsListed([], error=f"Could not list the models: {error}"))
 
     def on_models_listed(self, message: ModelsListed) -> None:
         self.entries = message.entries
         self.query_one("#model-table", DataTable).loading = False
         self._show(self.query_one("#model-filter", Input).value)
+        if message.error:
+            self.query_one("#model-details", Static).update(Content(message.error))
 
     # -- the local list ----------------------------------------------------------------
 

@@ -125,7 +125,7 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
                 yield self._group_title("Sampling", "applies to the next reply")
                 for spec in SAMPLING_FIELDS:
                     yield self._row(spec)
-                yield self._group_title("Chat", "applies to new chats")
+                yield self._group_title("Chat", "applies from the next message")
                 yield Label(Content("System prompt"), classes="settings-label")
                 yield TextArea(self.config.system_prompt, id="settings-system_prompt", soft_wrap=True)
             yield Label(Content(""), id="settings-status")
