@@ -341,13 +341,17 @@ def test_estimate_memory_for_known_dims(test_gguf: Path) -> None:
     assert weights == 16 * 8 * 4
     # K and V, 1024 tokens, 4 layers, 2 KV heads of 512 / 8 = 64 dims, 2 bytes each.
     kv = 2 * 1024 * 4 * 2 * 64 * 2
+    # Work buffers for a 512-token batch: f32 logits over the vocabulary, f32 attention scores.
+    compute = 512 * 4 * ((h.vocab_size or 0) + 1024 * (h.head_count or 0))
+    assert compute > 0
     assert estimate_memory(h, 1024) == MemoryEstimate(
-        weights_bytes=weights, kv_cache_bytes=kv, total_bytes=weights + kv, ram_bytes=weights + kv, vram_bytes=0
+        weights_bytes=weights, kv_cache_bytes=kv, compute_bytes=compute, total_bytes=weights + kv + compute,
+        ram_bytes=weights + kv + compute, vram_bytes=0,
     )
     half = estimate_memory(h, 1024, n_gpu_layers=2)
-    assert half.vram_bytes == (weights + kv) // 2 and half.ram_bytes + half.vram_bytes == weights + kv
+    assert half.vram_bytes == (weights + kv) // 2 and half.ram_bytes + half.vram_bytes == weights + kv + compute
     full = estimate_memory(h, 1024, n_gpu_layers=-1)
-    assert full.vram_bytes == weights + kv and full.ram_bytes == 0
+    assert full.vram_bytes == weights + kv and full.ram_bytes == compute
     assert estimate_memory(h, 1024, n_gpu_layers=99) == full
     # n_ctx 0 means the training context, as in llama.cpp.
     assert estimate_memory(h, 0).kv_cache_bytes == kv * 2048 // 1024

@@ -45,7 +45,8 @@ def memory_note(entry: ModelEntry, n_ctx: int, n_gpu_layers: int) -> tuple[str, 
     estimate = estimate_memory(entry.header, n_ctx, n_gpu_layers)
     free = available_ram_bytes()
     text = (f"Needs about {human_bytes(estimate.total_bytes)}: weights {human_bytes(estimate.weights_bytes)}"
-            f" + KV cache {human_bytes(estimate.kv_cache_bytes)} at {n_ctx} tokens")
+            f" + KV cache {human_bytes(estimate.kv_cache_bytes)} at {n_ctx} tokens"
+            f" + work buffers {human_bytes(estimate.compute_bytes)}")
     if estimate.vram_bytes:
         text += f" ({human_bytes(estimate.vram_bytes)} on the GPU)"
     if free is None:
