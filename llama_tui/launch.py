@@ -29,4 +29,3 @@ class LaunchOptions:
     saved_config: AppConfig | None = None
     """The settings file as read, without command-line flags; the app saves changes to it.
     None (as in tests) keeps everything in memory."""
-    recent_models: tuple[Path, ...] = ()

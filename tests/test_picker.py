@@ -13,6 +13,7 @@ from textual.notifications import Notify
 from textual.widgets import DataTable, Input, TabbedContent
 
 from llama_tui import cli
+from llama_tui.engine.config import AppConfig
 from llama_tui.engine.model import LoadedModel
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.ui.app import LlamaApp
@@ -53,7 +54,7 @@ async def test_picker_lists_models_with_header_fields_and_filters_by_keyboard(ho
     folder = home / "data" / "models"
     folder.mkdir(parents=True)
     write_tiny_llama_gguf(folder / "dropped-in.gguf", name="dropped-in-llama")
-    app = LlamaApp(tiny_options(tiny_model, recent_models=(tiny_model,)))
+    app = LlamaApp(tiny_options(tiny_model, saved_config=AppConfig(recent_models=(tiny_model,))))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await open_picker(pilot, app)

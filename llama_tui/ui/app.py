@@ -78,9 +78,7 @@ class LlamaApp(App[None]):
         self._log_handler = PostToAppHandler(self)
         self._load_lock = threading.Lock()
         self.saved_config = self.options.saved_config
-        self.recent_models: list[Path] = list(
-            self.saved_config.recent_models if self.saved_config else self.options.recent_models
-        )
+        self.recent_models: list[Path] = list(self.saved_config.recent_models if self.saved_config else ())
 
     # -- layout --------------------------------------------------------------------------
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Input, Markdown, Static
-from textual.widgets._markdown import MarkdownStream
+from textual.widgets.markdown import MarkdownStream
 
 from llama_tui.engine.events import Finished, GenerationStats, StopReason
 from llama_tui.engine.model import ChatMessage
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.messages import ReplyReady
 from llama_tui.ui.reply_buffer import ReplyBatch
+
+if TYPE_CHECKING:
+    from llama_tui.ui.app import LlamaApp
 
 
 def describe_speed(stats: GenerationStats) -> str:
@@ -93,6 +98,11 @@ class ChatPane(Vertical):
         self._reply: AssistantMessage | None = None
         self._stream: MarkdownStream | None = None
 
+    @property
+    def llama_app(self) -> LlamaApp:
+        """The app, typed: panes ask it to start replies and read the current settings."""
+        return cast("LlamaApp", self.app)
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="transcript"):
             yield self._empty_hint()
@@ -117,7 +127,7 @@ class ChatPane(Vertical):
         text = neutralise_controls(event.value).strip()
         if not text:
             return
-        if not self.app.can_generate(self):  # type: ignore[attr-defined]
+        if not self.llama_app.can_generate(self):
             return
         event.input.clear()
         self.conversation.append(ChatMessage("user", text))
@@ -127,12 +137,12 @@ class ChatPane(Vertical):
         await transcript.mount_all([UserMessage(text), self._reply])
         self._stream = Markdown.get_stream(self._reply.markdown)
         messages = list(self.conversation)
-        system_prompt = self.app.options.system_prompt  # type: ignore[attr-defined]
+        system_prompt = self.llama_app.options.system_prompt
         if system_prompt:
             messages.insert(0, ChatMessage("system", system_prompt))
-        sampling = self.app.options.sampling  # type: ignore[attr-defined]
-        seed = self.app.options.load.seed  # type: ignore[attr-defined]
-        self.app.start_generation(self, lambda model: model.chat(messages, sampling, seed=seed))  # type: ignore[attr-defined]
+        sampling = self.llama_app.options.sampling
+        seed = self.llama_app.options.load.seed
+        self.llama_app.start_generation(self, lambda model: model.chat(messages, sampling, seed=seed))
 
     async def on_reply_ready(self, message: ReplyReady) -> None:
         message.stop()
@@ -147,7 +157,7 @@ class ChatPane(Vertical):
         if batch.text:
             reply.raw_text += batch.text
             await stream.write(reply.visible_part(batch.text))
-        self.app.show_batch(batch)  # type: ignore[attr-defined]
+        self.llama_app.show_batch(batch)
         if batch.error is not None:
             await self._fail(batch.error)
         elif batch.finished is not None:
@@ -159,10 +169,10 @@ class ChatPane(Vertical):
         await stream.stop()
         # A stopped reply stays in the conversation as far as it got: the user saw it.
         self.conversation.append(ChatMessage("assistant", reply.raw_text))
-        verbose = self.app.options.verbose  # type: ignore[attr-defined]
+        verbose = self.llama_app.options.verbose
         reply.end(finished.reason, describe_speed(finished.stats) if verbose else None)
         self._reply = self._stream = None
-        self.app.generation_ended()  # type: ignore[attr-defined]
+        self.llama_app.generation_ended()
 
     async def _fail(self, error: str) -> None:
         """The reply failed. If it never started, take the message back so nothing typed is lost."""
@@ -174,7 +184,7 @@ class ChatPane(Vertical):
             reply.end(StopReason.CANCELLED, None)
             await self._add_notice(error, error=True)
             self._reply = self._stream = None
-            self.app.generation_ended()  # type: ignore[attr-defined]
+            self.llama_app.generation_ended()
             return
         user_text = self.conversation.pop().content
         previous = reply.previous_sibling
@@ -186,7 +196,7 @@ class ChatPane(Vertical):
             prompt_input.value = user_text
         await self._add_notice(error, error=True)
         self._reply = self._stream = None
-        self.app.generation_ended()  # type: ignore[attr-defined]
+        self.llama_app.generation_ended()
 
     async def _add_notice(self, text: str, *, error: bool = False) -> None:
         transcript = self.query_one("#transcript", VerticalScroll)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -12,6 +14,9 @@ from llama_tui.engine.events import StopReason
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_pane import describe_speed
 from llama_tui.ui.messages import ReplyReady
+
+if TYPE_CHECKING:
+    from llama_tui.ui.app import LlamaApp
 
 
 class CompletionPane(Vertical):
@@ -24,6 +29,11 @@ class CompletionPane(Vertical):
         self.generating = False
         self._shown_any = False
 
+    @property
+    def llama_app(self) -> LlamaApp:
+        """The app, typed: panes ask it to start replies and read the current settings."""
+        return cast("LlamaApp", self.app)
+
     def compose(self) -> ComposeResult:
         yield TextArea(id="completion-text", soft_wrap=True, tab_behavior="indent")
         yield Static(Content("Write the start of a text; ctrl+r lets the model continue it, from this text alone each time."),
@@ -34,7 +44,7 @@ class CompletionPane(Vertical):
         return self.query_one("#completion-text", TextArea)
 
     def action_run(self) -> None:
-        if not self.app.can_generate(self):  # type: ignore[attr-defined]
+        if not self.llama_app.can_generate(self):
             return
         area = self.text_area
         text = neutralise_controls(area.text)
@@ -44,11 +54,11 @@ class CompletionPane(Vertical):
         area.move_cursor(area.document.end)
         self.generating = True
         self._shown_any = bool(text)
-        sampling = self.app.options.sampling  # type: ignore[attr-defined]
-        seed = self.app.options.load.seed  # type: ignore[attr-defined]
+        sampling = self.llama_app.options.sampling
+        seed = self.llama_app.options.load.seed
         # Each run starts from this text alone, like the original CLI's fresh context; the
         # part already in the KV cache is reused, which computes the same thing faster.
-        self.app.start_generation(self, lambda model: model.complete(text, sampling, seed=seed))  # type: ignore[attr-defined]
+        self.llama_app.start_generation(self, lambda model: model.complete(text, sampling, seed=seed))
 
     async def on_reply_ready(self, message: ReplyReady) -> None:
         message.stop()
@@ -63,7 +73,7 @@ class CompletionPane(Vertical):
             area = self.text_area
             area.insert(text, area.document.end)
             area.move_cursor(area.document.end)
-        self.app.show_batch(batch)  # type: ignore[attr-defined]
+        self.llama_app.show_batch(batch)
         if batch.error is not None:
             self.app.notify(batch.error, title="Cannot continue", severity="error", timeout=10)
             self._end()
@@ -73,11 +83,11 @@ class CompletionPane(Vertical):
                 self.app.notify("Stopped.", timeout=2)
             elif finished.reason is StopReason.CONTEXT_FULL:
                 self.app.notify("The context is full.", severity="warning")
-            if self.app.options.verbose:  # type: ignore[attr-defined]
+            if self.llama_app.options.verbose:
                 self.app.notify(describe_speed(finished.stats), title="Speed")
             self._end()
 
     def _end(self) -> None:
         self.generating = False
         self.text_area.read_only = False
-        self.app.generation_ended()  # type: ignore[attr-defined]
+        self.llama_app.generation_ended()
