@@ -223,7 +223,7 @@ async def test_hf_model_downloads_in_the_app_with_progress_then_opens(
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
     data = write_tiny_llama_gguf(tmp_path / "src.gguf", name="cli-hub-model").read_bytes()
     hub.add_repo("acme/tiny-GGUF", {"tiny-F32.gguf": data})
-    hub.throttle = 0.01
+    hub.throttle = 0.2  # ~2 s in all: time to look at the screen mid-download
     args = cli.build_parser().parse_args(["hf-model", "acme/tiny-GGUF", "tiny-F32.gguf", "--max-token", "512"])
     options = cli.options_from_args(args, None)
     seen: list[Message] = []

@@ -156,13 +156,15 @@ async def test_gpu_hint_depends_on_the_build() -> None:
     app = SettingsApp(start_config(), gpu_offload=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert GPU_INSTALL_HINT in note(pilot, "n_gpu_layers")
-        assert "CPU only" in str(app.screen.query_one("#settings-gpu", Label).render())
+        assert "CPU-only" in note(pilot, "n_gpu_layers")
+        gpu_line = str(app.screen.query_one("#settings-gpu", Label).render())
+        assert "CPU only" in gpu_line and GPU_INSTALL_HINT in gpu_line
     app = SettingsApp(start_config(), gpu_offload=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert GPU_INSTALL_HINT not in note(pilot, "n_gpu_layers")
-        assert "can offload" in str(app.screen.query_one("#settings-gpu", Label).render())
+        assert "CPU-only" not in note(pilot, "n_gpu_layers")
+        gpu_line = str(app.screen.query_one("#settings-gpu", Label).render())
+        assert "can offload" in gpu_line and GPU_INSTALL_HINT not in gpu_line
 
 
 async def test_errors_show_typed_text_literally() -> None:

@@ -112,13 +112,17 @@ def list_models(recent: Sequence[Path] = ()) -> list[ModelEntry]:
 
 
 def _candidates(recent: Sequence[Path]) -> Iterator[tuple[Path, ModelSource]]:
-    for path in recent:
-        yield Path(path).expanduser(), "recent"
+    starter: Path | None = None
     if starter_model_installed():
         try:
-            yield starter_model_path(), "starter"  # assembles once; later only a stat
+            starter = starter_model_path()  # assembles once; later only a stat
         except (StarterModelMissing, OSError) as error:
             log.warning("starter model unavailable: %s", error)
+    for path in recent:
+        path = Path(path).expanduser()
+        yield path, "starter" if path == starter else "recent"  # recent first, but named for what it is
+    if starter is not None:
+        yield starter, "starter"
     folder = models_folder()
     found = [p for p in folder.rglob("*") if p.suffix.lower() == ".gguf"]
     for path in sorted(found):

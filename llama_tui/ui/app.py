@@ -56,11 +56,13 @@ class LlamaApp(App[None]):
     TITLE = "llama-tui"
     BINDINGS = [
         Binding("escape", "stop_generation", "Stop", id="app.stop", tooltip="Stop the reply, keeping what was written"),
-        Binding("f2", "show_tab('chat')", "Chat", id="app.tab.chat", tooltip="Show the Chat tab"),
-        Binding("f3", "show_tab('completion')", "Completion", id="app.tab.completion", tooltip="Show the Completion tab"),
-        Binding("f4", "show_tab('log')", "Log", id="app.tab.log", tooltip="Show llama.cpp's log"),
+        # Not in the footer: the tabs themselves show F2/F3/F4 (see the tab titles).
+        Binding("f2", "show_tab('chat')", "Chat", id="app.tab.chat", tooltip="Show the Chat tab", show=False),
+        Binding("f3", "show_tab('completion')", "Completion", id="app.tab.completion",
+                tooltip="Show the Completion tab", show=False),
+        Binding("f4", "show_tab('log')", "Log", id="app.tab.log", tooltip="Show llama.cpp's log", show=False),
         Binding("ctrl+o", "open_picker", "Models", id="app.models", tooltip="Open, download or switch models"),
-        Binding("f9", "previous_model", "Previous model", id="app.previous_model",
+        Binding("f9", "previous_model", "Previous", id="app.previous_model",
                 tooltip="Switch to the model used before this one"),
         # priority: the Completion tab's TextArea binds F6 to "select line".
         Binding("f6", "open_settings", "Settings", id="app.settings", tooltip="Load, sampling and chat settings",
@@ -84,11 +86,11 @@ class LlamaApp(App[None]):
 
     def compose(self) -> ComposeResult:
         with TabbedContent(initial=self.options.mode, id="tabs"):
-            with TabPane("Chat", id="chat"):
+            with TabPane("Chat F2", id="chat"):
                 yield ChatPane(id="chat-pane")
-            with TabPane("Completion", id="completion"):
+            with TabPane("Completion F3", id="completion"):
                 yield CompletionPane(id="completion-pane")
-            with TabPane("Log", id="log"):
+            with TabPane("Log F4", id="log"):
                 yield LogPane(id="log-view")
         yield StatusBar(id="status-bar")
         yield Footer()

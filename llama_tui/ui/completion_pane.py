@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 class CompletionPane(Vertical):
     BINDINGS = [
-        Binding("ctrl+r", "run", "Continue text", id="completion.run", tooltip="Let the model continue the text"),
+        Binding("ctrl+r", "run", "Continue", id="completion.run", tooltip="Let the model continue the text"),
     ]
 
     def __init__(self, **kwargs: object) -> None:

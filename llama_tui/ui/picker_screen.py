@@ -19,7 +19,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
 
 from llama_tui.engine.catalog import ModelEntry, list_models
 from llama_tui.engine.gguf_header import available_ram_bytes, estimate_memory
@@ -44,16 +44,15 @@ def memory_note(entry: ModelEntry, n_ctx: int, n_gpu_layers: int) -> tuple[str, 
         return "", True
     estimate = estimate_memory(entry.header, n_ctx, n_gpu_layers)
     free = available_ram_bytes()
-    text = (f"Needs about {human_bytes(estimate.total_bytes)}: weights {human_bytes(estimate.weights_bytes)}"
-            f" + KV cache {human_bytes(estimate.kv_cache_bytes)} at {n_ctx} tokens"
-            f" + work buffers {human_bytes(estimate.compute_bytes)}")
+    text = f"Needs about {human_bytes(estimate.total_bytes)}"
     if estimate.vram_bytes:
-        text += f" ({human_bytes(estimate.vram_bytes)} on the GPU)"
-    if free is None:
-        return text + ".", True
-    fits = estimate.ram_bytes <= free
-    text += f"; {human_bytes(free)} free." if fits else f"; only {human_bytes(free)} free: it may not fit."
-    return text, fits
+        text += f" ({human_bytes(estimate.vram_bytes)} of it on the GPU)"
+    fits = free is None or estimate.ram_bytes <= free
+    if free is not None:
+        text += f"; {human_bytes(free)} free." if fits else f"; only {human_bytes(free)} free: it may not fit."
+    breakdown = (f"weights {human_bytes(estimate.weights_bytes)}, KV cache {human_bytes(estimate.kv_cache_bytes)}"
+                 f" at {n_ctx} tokens, work buffers {human_bytes(estimate.compute_bytes)}")
+    return f"{text}\n({breakdown})", fits
 
 
 class ModelPickerScreen(ModalScreen[Path | None]):
@@ -96,6 +95,7 @@ class ModelPickerScreen(ModalScreen[Path | None]):
                 with TabPane("Hugging Face", id="picker-hub"):
                     yield HubPanel(id="hub-panel")
             yield Static(Content("Enter opens · Esc closes · Tab moves between fields"), id="picker-help")
+        yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#model-table", DataTable)

@@ -17,7 +17,7 @@ from textual.content import Content
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Input, Label, Select, TextArea
+from textual.widgets import Button, Footer, Input, Label, Select, TextArea
 
 from llama_tui.engine.chat_templates import chat_format_names
 from llama_tui.engine.config import (
@@ -48,7 +48,7 @@ def _load_fields(gpu_offload: bool) -> list[FieldSpec]:
     gpu_hint = (
         "-1 offloads every layer"
         if gpu_offload
-        else f"CPU-only build; for a GPU build run {GPU_INSTALL_HINT}"
+        else "no effect in this CPU-only build (see above)"
     )
     return [
         FieldSpec("n_ctx", "Context length", "tokens; llama.cpp rounds up to a multiple of 256"),
@@ -133,6 +133,7 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
                 yield Button("Save", id="settings-save", variant="primary", compact=True)
                 yield Button("Cancel", id="settings-cancel", compact=True)
                 yield Label(Content("ctrl+s save · esc cancel · tab next field"), id="settings-keys")
+        yield Footer()
 
     def _group_title(self, title: str, effect: str) -> Horizontal:
         return Horizontal(
@@ -171,7 +172,7 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
     def _gpu_status(self) -> str:
         if self.gpu_offload:
             return "This llama.cpp build can offload layers to a GPU."
-        return "This llama.cpp build runs on the CPU only: GPU layers have no effect."
+        return f"This llama.cpp build runs on the CPU only. For a GPU build: {GPU_INSTALL_HINT}"
 
     def on_mount(self) -> None:
         for name in self.specs:
@@ -211,7 +212,7 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
             if isinstance(value, int) and value > cores:
                 return f"more threads than this machine's {cores} cores slows llama.cpp down"
         if name == "n_gpu_layers" and not self.gpu_offload and raw.strip() not in ("", "0"):
-            return f"no effect: this llama.cpp build is CPU-only; for a GPU build: {GPU_INSTALL_HINT}"
+            return "no effect: this llama.cpp build is CPU-only (see above for a GPU build)"
         return None
 
     @on(Input.Changed, ".settings-input")
