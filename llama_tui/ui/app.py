@@ -7,6 +7,7 @@ the workers only hand results back (messages, or the ReplyBuffer), never widgets
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -104,6 +105,10 @@ class LlamaApp(App[None]):
         return self.query_one(StatusBar)
 
     def on_mount(self) -> None:
+        # The decode thread needs the GIL for a moment after every token; with Python's
+        # default 5 ms switch interval it waits on the UI thread's rendering (bench/).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.001)
         root = logging.getLogger()
         root.addHandler(self._log_handler)
         if root.getEffectiveLevel() > logging.INFO:  # the Log tab shows llama.cpp's INFO lines
@@ -120,6 +125,7 @@ class LlamaApp(App[None]):
 
     def on_unmount(self) -> None:
         logging.getLogger().removeHandler(self._log_handler)
+        sys.setswitchinterval(self._switch_interval)
 
     def on_print(self, event: Print) -> None:
         for line in event.text.splitlines():
@@ -127,7 +133,8 @@ class LlamaApp(App[None]):
                 logging.getLogger("stdout" if not event.stderr else "stderr").info("%s", line)
 
     def on_log_line(self, message: LogLine) -> None:
-        self.query_one(LogPane).write_line(message.text)
+        for pane in self.query(LogPane):  # none while the app shuts down
+            pane.write_line(message.text)
 
     # -- tabs ------------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ message per token floods the UI queue. Instead the thread adds each event to thi
 posts a single wake-up message only when the buffer goes from empty to non-empty. The UI
 waits for the next frame (at most `FRAME_SECONDS` after its last drain), then drains
 everything that arrived since in one go. So the UI renders at most ~30 times a second
-whatever the token rate, and never falls behind by more than one frame.
+whatever the token rate (less when rendering gets costly), and never falls behind by more
+than one frame.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class ReplyBatch:
 # Each drain costs a Markdown re-parse of the last block and a repaint; on a 2-core machine
 # that time is taken from the decode thread, so fewer, larger updates mean more tok/s.
 FRAME_SECONDS = 1 / 30
+# While a reply streams the UI thread may use this share of a core; when rendering costs
+# more, drains are spaced further apart (bench/decode_speed.py measures the effect).
+UI_CPU_BUDGET = 0.25
 
 
 @dataclass
@@ -51,6 +55,7 @@ class ReplyBuffer:
     _parts: list[str] = field(default_factory=list)
     _pending: ReplyBatch | None = None
     _last_drain: float = 0.0
+    _ui_cpu_at_last_drain: float = 0.0
 
     def push(self, event: GenerationEvent) -> None:
         with self._lock:
@@ -80,12 +85,24 @@ class ReplyBuffer:
             self.wake()
 
     async def drain_next_frame(self) -> ReplyBatch | None:
-        """Wait until a frame has passed since the last drain, then drain (UI side)."""
-        wait = self._last_drain + FRAME_SECONDS - time.monotonic()
-        if wait > 0:
+        """Wait for the next frame, then drain (UI side).
+
+        A frame is FRAME_SECONDS, stretched when the UI thread spent more than its budget
+        of CPU since the last drain (rendering a long Markdown reply gets costlier). The end
+        of a reply is shown at once.
+        """
+        ui_cpu = time.thread_time() - self._ui_cpu_at_last_drain
+        frame = max(FRAME_SECONDS, ui_cpu / UI_CPU_BUDGET)
+        wait = self._last_drain + frame - time.monotonic()
+        if wait > 0 and not self._finishing():
             await asyncio.sleep(wait)
         self._last_drain = time.monotonic()
+        self._ui_cpu_at_last_drain = time.thread_time()
         return self.drain()
+
+    def _finishing(self) -> bool:
+        with self._lock:
+            return self._pending is not None and (self._pending.finished is not None or self._pending.error is not None)
 
     def drain(self) -> ReplyBatch | None:
         with self._lock:

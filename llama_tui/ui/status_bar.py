@@ -27,8 +27,12 @@ class StatusBar(Horizontal):
         yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="status-context-bar")
 
     def _set(self, widget_id: str, text: str) -> None:
+        label = self.query_one(f"#{widget_id}", Label)
+        if str(label.render()) == text:
+            return  # an update re-lays out the screen: skip it when nothing changed
         # Content(...) is shown literally: a model name with [brackets] is not markup.
-        self.query_one(f"#{widget_id}", Label).update(Content(text))
+        # The live figures have fixed widths (styles.tcss), so they need no new layout.
+        label.update(Content(text), layout=widget_id in ("status-model", "status-state"))
 
     def show_model(self, name: str) -> None:
         self._set("status-model", name)
