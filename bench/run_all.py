@@ -1,0 +1,159 @@
+"""Run every benchmark, one after another, and sum them up in one table.
+
+What: decode_speed, ui_drain, prompt_reuse and startup_memory, each in its own process and
+never two at once (on 2 cores a second benchmark would only measure the first). Then one
+table of the headline figures against their targets, bench/results/latest.json (the
+figures and a description of the machine), and the chart docs/benchmarks.png. The optional
+bench/llama_bench.py is not run here, but its last figures join the table when present.
+--update-docs also rewrites the results block of docs/benchmarks.md.
+
+    .venv/bin/python bench/run_all.py [--skip NAME ...] [--update-docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+from contextlib import redirect_stdout
+
+import benchlib
+
+SCRIPTS = ["decode_speed", "ui_drain", "prompt_reuse", "startup_memory"]
+DOCS = benchlib.ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- results:begin (bench/run_all.py --update-docs) -->", "<!-- results:end -->"
+
+
+def load(name: str) -> dict | None:
+    path = benchlib.RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def check(value: float | None, ok: bool | None) -> str:
+    return "–" if value is None or ok is None else ("yes" if ok else "**no**")
+
+
+def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
+    f = benchlib.fmt
+    rows: list[list[str]] = []
+    if d := results["decode_speed"]:
+        s = d["summary"]
+        for name in ("binding", "engine", "app"):
+            rows.append(["decode", f"{name} tok/s: median / best", f"{f(s[name]['tok_s'])} / {f(s[name]['best_tok_s'])}",
+                         "", ""])
+            if name != "binding":
+                rows.append(["decode", f"{name} Python overhead per token (ms)", f(s[name]["overhead_ms_per_token"], 2),
+                             "", ""])
+        for name, target in (("engine", None), ("app", 0.97)):
+            for kind, key in (("median of rounds", "ratio_to_binding"), ("ratio of bests", "best_ratio_to_binding")):
+                ratio = s[name][key]
+                rows.append(["decode", f"{name}/binding, {kind}", f(ratio, 3), f">= {target}" if target else "",
+                             check(ratio, ratio >= target if target and ratio else None)])
+        if d.get("machine_busy"):
+            rows.append(["decode", "machine busy during the run (binding runs differ > 1.25x)", "yes", "", ""])
+        ui = d.get("app_ui", {}).get("app")
+        if ui:
+            rows.append(["decode", "app UI thread CPU while streaming", f"{ui['core_share']:.0%} of a core", "", ""])
+    if (lb := results.get("llama_bench")) and d:
+        tok_s = lb["llama_bench"]["avg_ts"]
+        ratio = d["summary"]["app"]["tok_s"] / tok_s
+        rows.append(["llama-bench", "llama.cpp's own tg tok/s (optional bench/llama_bench.py)", f(tok_s), "", ""])
+        rows.append(["llama-bench", "binding / app over llama-bench",
+                     f"{f(d['summary']['binding']['tok_s'] / tok_s, 3)} / {f(ratio, 3)}", "app >= 0.92",
+                     check(ratio, ratio >= 0.92)])
+    if u := results["ui_drain"]:
+        s = u["summary"]
+        rows.append(["UI drain", "lag Finished → on screen, max (ms)", f(s["lag_ms_max"], 0), "< 100",
+                     check(s["lag_ms_max"], s["lag_ms_max"] < 100)])
+        rows.append(["UI drain", "key → handled p50 / p95 (ms)", f"{f(s['key_ms_p50'])} / {f(s['key_ms_p95'])}",
+                     "p95 < 50", check(s["key_ms_p95"], s["key_ms_p95"] < 50 if s["key_ms_p95"] else None)])
+        rows.append(["UI drain", "key → next frame p50 / p95 (ms)",
+                     f"{f(s['key_to_frame_ms_p50'])} / {f(s['key_to_frame_ms_p95'])}", "", ""])
+        if "ui_ms_per_drain_first_fifth" in s:
+            rows.append(["UI drain", "UI CPU per drain, early / late in the reply (ms)",
+                         f"{f(s['ui_ms_per_drain_first_fifth'])} / {f(s['ui_ms_per_drain_last_fifth'])}", "", ""])
+        rows.append(["UI drain", "tiny model through the app (tok/s)", f(s["tok_s"], 0), "", ""])
+    if p := results["prompt_reuse"]:
+        s = p["summary"]
+        rows.append(["prompt reuse", "TTFT turn 1, best of passes (ms)", f(s["first_turn_ttft_ms"], 0), "", ""])
+        rows.append(["prompt reuse", f"TTFT turns 2-{len(p['turns'])}, best per turn: median / max (ms)",
+                     f"{f(s['later_ttft_ms_median'], 0)} / {f(s['later_ttft_ms_max'], 0)}", "flat", ""])
+        growth = s["ttft_growth_second_half_vs_first"]
+        rows.append(["prompt reuse", "TTFT 2nd half / 1st half of the chat", f(growth, 2), "≈ 1 (flat)",
+                     check(growth, growth < 1.25 if growth else None)])
+        rows.append(["prompt reuse", "most tokens evaluated in a later turn",
+                     f"{s['later_evaluated_max']} of {s['last_prompt_tokens']}", "", ""])
+    if m := results["startup_memory"]:
+        rows.append(["start-up", "to first frame, no model (ms)", f(m["startup"]["first_frame_seconds"] * 1000, 0), "", ""])
+        for label, r in m["load"].items():
+            rows.append(["load", f"{label}: binding / in app worker / app start → ready (ms)",
+                         f"{r['binding'] * 1000:.0f} / {r['app_worker'] * 1000:.0f} / {r['app'] * 1000:.0f}", "", ""])
+        mem = m["memory"]
+        rows.append(["memory", "VmRSS after close: first / last / after malloc_trim (MiB)",
+                     f"{mem['after_first_close_mib']:.0f} / {mem['after_last_close_mib']:.0f} / "
+                     f"{f(mem.get('after_malloc_trim_mib'), 0)}", "", ""])
+        per_swap = mem.get("growth_per_swap_after_first_starter_mib")
+        rows.append(["memory", f"VmRSS growth per swap, as the app runs ({m['settings']['swaps']} swaps, MiB)",
+                     f(per_swap, 2), "", ""])
+        trimmed = mem.get("after_malloc_trim_mib")
+        if trimmed is not None:
+            kept = trimmed - mem["after_first_close_mib"]
+            rows.append(["memory", "kept after all swaps and malloc_trim, vs after the first close (MiB)",
+                         f"{kept:+.0f}", "≈ 0 (< 10)", check(kept, kept < 10)])
+    return rows
+
+
+def table_text(rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        benchlib.print_table(["benchmark", "figure", "value", "target", "met"], rows)
+    return out.getvalue()
+
+
+def update_docs(text: str) -> None:
+    doc = DOCS.read_text()
+    if BEGIN not in doc or END not in doc:
+        print(f"{DOCS.relative_to(benchlib.ROOT)} has no results block: not updated")
+        return
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOCS.write_text(head + BEGIN + "\n" + text + END + tail)
+    print(f"updated {DOCS.relative_to(benchlib.ROOT)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skip", nargs="*", default=[], choices=SCRIPTS, help="use these scripts' last results")
+    parser.add_argument("--update-docs", action="store_true")
+    args = parser.parse_args()
+
+    for name in SCRIPTS:
+        if name in args.skip:
+            continue
+        print(f"\n===== {name} =====", flush=True)
+        subprocess.run([sys.executable, str(benchlib.ROOT / "bench" / f"{name}.py")], check=True)
+
+    results = {name: load(name) for name in [*SCRIPTS, "llama_bench"]}
+    machine = benchlib.machine()
+    text = table_text(headline_rows(results))
+    m = machine
+    machine_line = (f"{m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM; {m['os']}; Python {m['python']}; "
+                    + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))  # type: ignore[union-attr]
+    print("\n===== summary =====\n" + machine_line + "\n")
+    print(text)
+    out = benchlib.write_results("latest", {"results": results})
+    print(f"results: {out.relative_to(benchlib.ROOT)}")
+
+    import chart
+
+    chart.draw(benchlib.ROOT / "docs" / "benchmarks.png")
+    if args.update_docs:
+        measured = sorted(r["machine"]["time"] for r in results.values() if r)
+        when = f"{measured[0]} to {measured[-1]}" if measured else m["time"]
+        update_docs(f"Machine: {machine_line}. Measured {when}.\n\n{text}")
+
+
+if __name__ == "__main__":
+    main()
