@@ -106,7 +106,7 @@ def test_truncated_file_error_carries_llama_cpp_reason(broken_model_files: dict[
 
 
 def test_invalid_settings_are_refused_before_loading(tiny_model: Path) -> None:
-    with pytest.raises(ModelLoadError, match="threads must be at least 1"):
+    with pytest.raises(ModelLoadError, match="n_threads must be a whole number from 1"):
         LoadedModel.load(tiny_model, LoadSettings(n_threads=0))
 
 

@@ -113,6 +113,18 @@ class _Number:
         return f"must be {what} from {_plain(self.low)} to {_plain(self.high)}{self.note}"
 
 
+def load_settings_problems(load: LoadSettings) -> list[str]:
+    """Why these load settings cannot be used: the ranges the panel and the CLI check too."""
+    found = []
+    for name in LOAD_FIELDS:
+        spec = _NUMBERS.get(name)
+        if spec is not None:
+            _, error = _check_number(spec, getattr(load, name))
+            if error:
+                found.append(f"{name} {error}")
+    return found
+
+
 def _plain(number: float) -> str:
     """5 rather than 5.0, 4294967295 rather than 4.29497e+09."""
     return str(int(number)) if float(number).is_integer() else str(number)

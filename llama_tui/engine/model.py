@@ -27,6 +27,7 @@ import llama_cpp
 import numpy as np
 
 from llama_tui.engine.chat_templates import ChatTemplate, choose_chat_template
+from llama_tui.engine.config import load_settings_problems
 from llama_tui.engine.events import (
     Finished,
     GenerationEvent,
@@ -118,7 +119,7 @@ class LoadedModel:
     def load(cls, path: Path | str, settings: LoadSettings) -> LoadedModel:
         """Load a GGUF file. Raises ModelLoadError with a message meant for the user."""
         path = Path(path).expanduser()
-        problems = settings.problems()
+        problems = load_settings_problems(settings)
         if problems:
             raise ModelLoadError("Invalid settings: " + "; ".join(problems) + ".")
         _check_is_gguf(path)

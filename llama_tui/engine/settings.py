@@ -56,21 +56,6 @@ class LoadSettings:
     overrides: dict[str, OverrideValue] = field(default_factory=dict)
     """GGUF metadata overrides (the CLI's -o KEY=VALUE)."""
 
-    def problems(self) -> list[str]:
-        """Human-readable reasons these settings cannot be used, or an empty list."""
-        found = []
-        if self.n_ctx < 64:
-            found.append(f"context length must be at least 64 tokens, not {self.n_ctx}")
-        if self.n_gpu_layers < -1:
-            found.append(f"GPU layers must be -1 (all) or more, not {self.n_gpu_layers}")
-        for name in ("n_threads", "n_threads_batch"):
-            value = getattr(self, name)
-            if value < 1:
-                found.append(f"{name.replace('n_', '').replace('_', '-')} must be at least 1, not {value}")
-        if not 0 <= self.seed < 2**32:
-            found.append(f"seed must be between 0 and {2**32 - 1}, not {self.seed}")
-        return found
-
 
 @dataclass(frozen=True)
 class SamplingSettings:
