@@ -276,3 +276,11 @@ def test_gemma_without_a_template_gives_a_real_reply(gemma: LoadedModel) -> None
 def test_an_empty_completion_is_refused_with_a_message(tiny: LoadedModel) -> None:
     with pytest.raises(EmptyPrompt, match="no text to continue"):
         list(tiny.complete("  \n", SamplingSettings()))
+
+
+def test_a_stop_before_the_decode_thread_begins_still_counts(tiny: LoadedModel) -> None:
+    """Esc pressed right after a reply was asked for, before the decode thread started."""
+    events = tiny.complete("hello", SamplingSettings(max_reply_tokens=50))
+    tiny.cancel()
+    finished = list(events)[-1]
+    assert isinstance(finished, Finished) and finished.reason is StopReason.CANCELLED

@@ -263,14 +263,29 @@ class LoadedModel:
         sampling: SamplingSettings,
         seed: int | None,
     ) -> Iterator[GenerationEvent]:
+        """Start a request on the caller's thread, then stream it wherever it is iterated.
+
+        The stop flag is reset here, not in the decode thread: a cancel() that comes after
+        chat() or complete() returned, but before the decode thread began, still counts.
+        """
+        if self._busy.locked():
+            raise ModelBusy("a reply is already being generated")
+        self._cancel.clear()
+        return self._stream(prepare, sampling, seed, time.perf_counter())
+
+    def _stream(
+        self,
+        prepare: Callable[[], tuple[list[int], list[str], int]],
+        sampling: SamplingSettings,
+        seed: int | None,
+        started: float,
+    ) -> Iterator[GenerationEvent]:
         if not self._busy.acquire(blocking=False):
             raise ModelBusy("a reply is already being generated")
         try:
             llm = self._require_llm()
             if self._closing:
                 raise ModelClosed("the model is being closed")
-            self._cancel.clear()
-            started = time.perf_counter()
             tokens, stops, dropped = prepare()
             if dropped:
                 yield TurnsDropped(dropped)

@@ -75,7 +75,6 @@ class LlamaApp(App[None]):
         self.options = options or LaunchOptions()
         self.model: LoadedModel | None = None
         self._generating_in: Widget | None = None
-        self._stop_requested = False
         self.last_stats: GenerationStats | None = None
         """The engine's figures behind what the status bar shows now."""
         self._log_handler = PostToAppHandler(self)
@@ -328,23 +327,26 @@ class LlamaApp(App[None]):
         return True
 
     def start_generation(self, target: Widget, start: StartGeneration) -> None:
-        """Run `start(model)` in the decode thread; `target` gets ReplyReady messages."""
+        """Start `start(model)` here and stream it in the decode thread; `target` gets
+        ReplyReady messages. Starting on this thread means an Esc from now on reaches it."""
         assert self.model is not None
         self._generating_in = target
-        self._stop_requested = False
         self.status_bar.show_state("prompt")
         buffer = ReplyBuffer(wake=lambda: target.post_message(ReplyReady(buffer)))
-        self._generate(self.model, start, buffer)
+        try:
+            events = start(self.model)
+        except (ModelBusy, ModelClosed) as error:
+            buffer.fail(str(error))
+        else:
+            self._generate(events, buffer)
         self.refresh_bindings()  # the footer now offers Esc to stop
 
     @work(thread=True, exclusive=True, group="generation", exit_on_error=False, description="generating")
-    def _generate(self, model: LoadedModel, start: StartGeneration, buffer: ReplyBuffer) -> None:
+    def _generate(self, events: Iterator[GenerationEvent], buffer: ReplyBuffer) -> None:
         try:
-            with closing(start(model)) as events:  # closing frees the model for close()
+            with closing(events):  # closing frees the model for close()
                 for event in events:
                     buffer.push(event)
-                    if self._stop_requested:  # Esc came before the decode had begun
-                        model.cancel()
         except (PromptError, ModelBusy, ModelClosed) as error:
             buffer.fail(str(error))
         except Exception as error:  # a failure in llama.cpp must not take the app down
@@ -371,7 +373,6 @@ class LlamaApp(App[None]):
 
     def action_stop_generation(self) -> None:
         if self._generating_in is not None and self.model is not None:
-            self._stop_requested = True
             self.model.cancel()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
