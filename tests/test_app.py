@@ -56,6 +56,12 @@ def reply_ended(app: LlamaApp) -> bool:
     return bool(replies) and replies.last().has_class("ended") and not app.generating
 
 
+def endless_options(model: Path) -> LaunchOptions:
+    """A reply that goes on until stopped: the tiny model never ends a turn, and the context is large."""
+    return tiny_options(model, load=LoadSettings(n_ctx=16384, n_threads=1, n_threads_batch=1),
+                        sampling=SamplingSettings())
+
+
 async def send_chat(pilot: Pilot, text: str) -> None:
     chat_input = pilot.app.query_one("#chat-input", Input)
     chat_input.value = text
@@ -98,9 +104,7 @@ async def test_chat_reply_streams_and_status_bar_matches_the_engine(tiny_model: 
 
 
 async def test_escape_stops_and_keeps_the_partial_reply(tiny_model: Path) -> None:
-    options = tiny_options(tiny_model, load=LoadSettings(n_ctx=16384, n_threads=1, n_threads_batch=1),
-                           sampling=SamplingSettings())
-    app = LlamaApp(options)
+    app = LlamaApp(endless_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await send_chat(pilot, "tell me everything")

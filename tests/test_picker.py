@@ -21,7 +21,7 @@ from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, UserMessage
 from llama_tui.ui.hub_panel import DownloadProgressed, HubFailed
 from llama_tui.ui.picker_screen import ModelPickerScreen
 from tests.hub_server import FakeHub
-from tests.test_app import SIZE, reply_ended, send_chat, tiny_options, wait_for
+from tests.test_app import SIZE, endless_options, reply_ended, send_chat, tiny_options, wait_for
 from tests.tiny_gguf import write_tiny_llama_gguf
 
 
@@ -42,6 +42,24 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starter_model: Path) -
 def table_rows(app: LlamaApp, table_id: str) -> list[list[str]]:
     table = app.screen.query_one(f"#{table_id}", DataTable)
     return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def search_and_download(pilot, app: LlamaApp, query: str) -> tuple[list[list[str]], list[list[str]]]:
+    """In the picker's Hugging Face tab: search, Enter on the first repo, Enter on its first
+    file. Returns the repository and file rows seen on the way (the picker closes once a
+    download is done)."""
+    picker = await open_picker(pilot, app)
+    picker.query_one("#picker-tabs", TabbedContent).active = "picker-hub"
+    search = picker.query_one("#hub-query", Input)
+    search.value = query
+    search.focus()
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: table_rows(app, "hub-repos"))
+    await pilot.press("enter")  # list its files
+    await wait_for(pilot, lambda: table_rows(app, "hub-files"))
+    shown = table_rows(app, "hub-repos"), table_rows(app, "hub-files")
+    await pilot.press("enter")  # download the first
+    return shown
 
 
 async def open_picker(pilot, app: LlamaApp) -> ModelPickerScreen:
@@ -78,9 +96,7 @@ async def test_picker_lists_models_with_header_fields_and_filters_by_keyboard(ho
 
 async def test_swapping_during_generation_stops_it_and_the_new_model_answers(home: Path, tiny_model: Path, tmp_path: Path) -> None:
     other = write_tiny_llama_gguf(tmp_path / "other.gguf", name="other-llama", seed=3)
-    options = tiny_options(tiny_model, load=LoadSettings(n_ctx=16384, n_threads=1, n_threads_batch=1),
-                           sampling=SamplingSettings())
-    app = LlamaApp(options)
+    app = LlamaApp(endless_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await send_chat(pilot, "write forever")
@@ -140,18 +156,9 @@ async def test_download_from_the_hub_tab_shows_progress_then_opens_the_model(
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        picker = await open_picker(pilot, app)
-        picker.query_one("#picker-tabs", TabbedContent).active = "picker-hub"
-        query = picker.query_one("#hub-query", Input)
-        query.value = "tiny"
-        query.focus()
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: table_rows(app, "hub-repos"))
-        assert table_rows(app, "hub-repos")[0][0] == "acme/Tiny-GGUF"
-        await pilot.press("enter")  # list its files
-        await wait_for(pilot, lambda: table_rows(app, "hub-files"))
-        assert table_rows(app, "hub-files") == [["tiny-F32.gguf", "F32", "604 kB"]]
-        await pilot.press("enter")  # download it
+        repos, files = await search_and_download(pilot, app, "tiny")
+        assert repos[0][0] == "acme/Tiny-GGUF"
+        assert files == [["tiny-F32.gguf", "F32", "604 kB"]]
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "from-the-hub", timeout=60)
         progress = [m.progress for m in seen if isinstance(m, DownloadProgressed)]
         assert progress and progress[-1].downloaded == progress[-1].total == len(data)
@@ -168,15 +175,7 @@ async def test_a_download_can_be_cancelled(
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        picker = await open_picker(pilot, app)
-        picker.query_one("#picker-tabs", TabbedContent).active = "picker-hub"
-        picker.query_one("#hub-query", Input).value = "big"
-        picker.query_one("#hub-query", Input).focus()
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: table_rows(app, "hub-repos"))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: table_rows(app, "hub-files"))
-        await pilot.press("enter")
+        await search_and_download(pilot, app, "big")
         await wait_for(pilot, lambda: any(isinstance(m, DownloadProgressed) and m.progress.downloaded for m in seen))
         await pilot.press("ctrl+x")
         await wait_for(pilot, lambda: any(isinstance(m, HubFailed) for m in seen), timeout=20)
