@@ -17,6 +17,11 @@ def format_rate(value: float | None) -> str:
 class StatusBar(Horizontal):
     """Every figure here comes from the engine's GenerationStats, never from a UI estimate."""
 
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._shown: dict[str, str] = {}
+        """The text each label shows, to skip updates that change nothing."""
+
     def compose(self) -> ComposeResult:
         yield Label(id="status-model")
         yield Label("starting", id="status-state")
@@ -27,9 +32,10 @@ class StatusBar(Horizontal):
         yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="status-context-bar")
 
     def _set(self, widget_id: str, text: str) -> None:
-        label = self.query_one(f"#{widget_id}", Label)
-        if str(label.render()) == text:
+        if self._shown.get(widget_id) == text:
             return  # an update re-lays out the screen: skip it when nothing changed
+        self._shown[widget_id] = text
+        label = self.query_one(f"#{widget_id}", Label)
         # Content(...) is shown literally: a model name with [brackets] is not markup.
         # The live figures have fixed widths (styles.tcss), so they need no new layout.
         label.update(Content(text), layout=widget_id in ("status-model", "status-state"))
