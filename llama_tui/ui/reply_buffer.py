@@ -39,12 +39,14 @@ class ReplyBatch:
     error: str | None = None
 
 
-# Each drain costs a Markdown re-parse of the last block and a repaint; on a 2-core machine
+# Each drain costs a render of the block being written and a repaint; on a 2-core machine
 # that time is taken from the decode thread, so fewer, larger updates mean more tok/s.
 FRAME_SECONDS = 1 / 30
 # While a reply streams the UI thread may use this share of a core; when rendering costs
-# more, drains are spaced further apart (bench/decode_speed.py measures the effect).
-UI_CPU_BUDGET = 0.25
+# more, drains are spaced further apart. On a 2-core VM, 0.1 gives 8-10 drains a second and
+# keeps decoding within a few percent of the bare binding; 0.25 cost 8-12% of the decode
+# speed (bench/decode_speed.py --what-if budget=F measures the effect).
+UI_CPU_BUDGET = 0.1
 
 
 @dataclass
@@ -56,6 +58,8 @@ class ReplyBuffer:
     _pending: ReplyBatch | None = None
     _last_drain: float = 0.0
     _ui_cpu_at_last_drain: float = 0.0
+    _waiting: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+    """Set while the UI waits for the next frame, so the end of a reply can cut the wait short."""
 
     def push(self, event: GenerationEvent) -> None:
         with self._lock:
@@ -73,16 +77,30 @@ class ReplyBuffer:
                 case Finished(stats=stats):
                     batch.finished = event
                     batch.stats = stats
+            waiting = self._waiting if batch.finished is not None else None
         if was_empty:
             self.wake()
+        if waiting is not None:
+            self._hurry(waiting)
 
     def fail(self, message: str) -> None:
         with self._lock:
             was_empty = self._pending is None
             self._pending = self._pending or ReplyBatch()
             self._pending.error = message
+            waiting = self._waiting
         if was_empty:
             self.wake()
+        if waiting is not None:
+            self._hurry(waiting)
+
+    @staticmethod
+    def _hurry(waiting: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
+        loop, event = waiting
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # the loop closed: the app is gone
+            pass
 
     async def drain_next_frame(self) -> ReplyBatch | None:
         """Wait for the next frame, then drain (UI side).
@@ -94,15 +112,23 @@ class ReplyBuffer:
         ui_cpu = time.thread_time() - self._ui_cpu_at_last_drain
         frame = max(FRAME_SECONDS, ui_cpu / UI_CPU_BUDGET)
         wait = self._last_drain + frame - time.monotonic()
-        if wait > 0 and not self._finishing():
-            await asyncio.sleep(wait)
+        if wait > 0:
+            hurry = asyncio.Event()
+            with self._lock:
+                # The end of the reply is shown at once, even when it arrives during the wait.
+                finishing = self._pending is not None and (self._pending.finished is not None or self._pending.error is not None)
+                self._waiting = None if finishing else (asyncio.get_running_loop(), hurry)
+            if not finishing:
+                try:
+                    await asyncio.wait_for(hurry.wait(), wait)
+                except TimeoutError:
+                    pass
+                finally:
+                    with self._lock:
+                        self._waiting = None
         self._last_drain = time.monotonic()
         self._ui_cpu_at_last_drain = time.thread_time()
         return self.drain()
-
-    def _finishing(self) -> bool:
-        with self._lock:
-            return self._pending is not None and (self._pending.finished is not None or self._pending.error is not None)
 
     def drain(self) -> ReplyBatch | None:
         with self._lock:
