@@ -33,6 +33,8 @@ import time
 import benchlib
 from what_if import what_if
 
+from llama_tui.ui.markdown_view import split_blocks
+
 # A base model (no instruction tuning) answers in the style of the example it is shown, so
 # the system prompt is a transcript with one long Markdown answer. Greedy decoding of this
 # prompt gives headings, bullet lists and ```python fences up to the token limit.
@@ -200,13 +202,10 @@ async def run_app(path, threads: int, tokens: int, app_class=None) -> dict:
         wall, ui_cpu = time.perf_counter() - sent, time.thread_time() - ui_cpu
         reply = app.query_one(AssistantMessage)
         assert reply.has_class("ended")
-        blocks = collections.Counter(type(block).__name__ for block in reply.markdown.query("*"))
+        blocks = collections.Counter(block.kind for block in split_blocks(reply.markdown.text))
         stats = app.last_stats
         record = stats_record(stats, reply.raw_text)
-        record["markdown_blocks"] = {
-            name: count for name, count in sorted(blocks.items())
-            if name in ("MarkdownH1", "MarkdownH2", "MarkdownBulletList", "MarkdownOrderedList", "MarkdownFence")
-        }
+        record["markdown_blocks"] = dict(sorted(blocks.items()))
         record["send_to_reply_end_seconds"] = wall
         # The event loop runs on this thread, so this is the UI's CPU time (plus our polling).
         record["ui_cpu_seconds"] = ui_cpu

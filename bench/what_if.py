@@ -4,6 +4,7 @@ suggested in docs/benchmarks.md. Used by decode_speed.py and profile_app.py (--w
 SPEC is comma-separated KEY=VALUE:
   switch=S             sys.setswitchinterval(S) (how soon a thread waiting for the GIL gets it)
   frame=S              ReplyBuffer's FRAME_SECONDS (the least time between two drains)
+  budget=F             ReplyBuffer's UI_CPU_BUDGET (the share of a core the UI may use while streaming)
   css=FILE             another stylesheet for the app
   css-without=TEXT     the app's own stylesheet less the rules whose selector contains TEXT
   status=quiet         status bar labels updated only when their text changes, without layout
@@ -42,15 +43,15 @@ def what_if(spec: str):
     Markdown updates, leaving the rest of the UI's work. Yields the app class to use."""
     from textual.content import Content
     from textual.widgets import Label
-    from textual.widgets._markdown import MarkdownStream
 
     from llama_tui.ui import reply_buffer
     from llama_tui.ui.app import LlamaApp
+    from llama_tui.ui.markdown_view import MarkdownView
     from llama_tui.ui.status_bar import StatusBar
 
     changes = dict(part.split("=", 1) for part in spec.split(",") if part)
-    old_switch, old_frame = sys.getswitchinterval(), reply_buffer.FRAME_SECONDS
-    old_set, old_write = StatusBar._set, MarkdownStream.write
+    old_switch, old_frame, old_budget = sys.getswitchinterval(), reply_buffer.FRAME_SECONDS, reply_buffer.UI_CPU_BUDGET
+    old_set, old_append = StatusBar._set, MarkdownView.append
 
     def quiet_set(self, widget_id: str, text: str) -> None:
         label = self.query_one(f"#{widget_id}", Label)
@@ -58,7 +59,7 @@ def what_if(spec: str):
             label._what_if_text = text
             label.update(Content(text), layout=False)
 
-    async def no_write(self, fragment: str) -> None:
+    def no_append(self, fragment: str) -> None:
         pass
 
     app_class = LlamaApp
@@ -72,12 +73,14 @@ def what_if(spec: str):
             sys.setswitchinterval(float(changes["switch"]))
         if "frame" in changes:
             reply_buffer.FRAME_SECONDS = float(changes["frame"])
+        if "budget" in changes:
+            reply_buffer.UI_CPU_BUDGET = float(changes["budget"])
         if changes.get("status") == "quiet":
             StatusBar._set = quiet_set
         if changes.get("reply") == "off":
-            MarkdownStream.write = no_write
+            MarkdownView.append = no_append
         yield app_class
     finally:
         sys.setswitchinterval(old_switch)
-        reply_buffer.FRAME_SECONDS = old_frame
-        StatusBar._set, MarkdownStream.write = old_set, old_write
+        reply_buffer.FRAME_SECONDS, reply_buffer.UI_CPU_BUDGET = old_frame, old_budget
+        StatusBar._set, MarkdownView.append = old_set, old_append

@@ -193,9 +193,6 @@ async def test_markup_and_escapes_in_model_output_are_shown_literally(tiny_model
         reply = AssistantMessage()
         await pane.query_one("#transcript").mount(reply)
         pane._reply = reply
-        from textual.widgets import Markdown
-
-        pane._stream = Markdown.get_stream(reply.markdown)
         app.start_generation(pane, scripted)
         await wait_for(pilot, lambda: not app.generating)
         await pilot.pause(0.2)

@@ -9,12 +9,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Input, Markdown, Static
-from textual.widgets.markdown import MarkdownStream
+from textual.widgets import Input, Static
 
 from llama_tui.engine.events import Finished, GenerationStats, StopReason
 from llama_tui.engine.model import ChatMessage
 from llama_tui.text import neutralise_controls
+from llama_tui.ui.markdown_view import MarkdownView
 from llama_tui.ui.messages import ReplyReady
 from llama_tui.ui.reply_buffer import ReplyBatch
 
@@ -53,7 +53,7 @@ class AssistantMessage(Vertical):
 
     def __init__(self) -> None:
         super().__init__(classes="turn assistant-turn")
-        self.markdown = Markdown(classes="reply")
+        self.markdown = MarkdownView(classes="reply")
         self.footer = Static(classes="reply-footer")
         self.raw_text = ""
         """The reply exactly as the model wrote it; it goes back into the next prompt."""
@@ -96,7 +96,6 @@ class ChatPane(Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.conversation: list[ChatMessage] = []
         self._reply: AssistantMessage | None = None
-        self._stream: MarkdownStream | None = None
 
     @property
     def llama_app(self) -> LlamaApp:
@@ -135,7 +134,6 @@ class ChatPane(Vertical):
         await transcript.query("#chat-empty").remove()
         self._reply = AssistantMessage()
         await transcript.mount_all([UserMessage(text), self._reply])
-        self._stream = Markdown.get_stream(self._reply.markdown)
         messages = list(self.conversation)
         system_prompt = self.llama_app.options.system_prompt
         if system_prompt:
@@ -147,8 +145,8 @@ class ChatPane(Vertical):
     async def on_reply_ready(self, message: ReplyReady) -> None:
         message.stop()
         batch = await message.buffer.drain_next_frame()
-        reply, stream = self._reply, self._stream
-        if batch is None or reply is None or stream is None:
+        reply = self._reply
+        if batch is None or reply is None:
             return
         if batch.dropped_messages:
             await self._add_notice(
@@ -156,7 +154,7 @@ class ChatPane(Vertical):
             )
         if batch.text:
             reply.raw_text += batch.text
-            await stream.write(reply.visible_part(batch.text))
+            reply.markdown.append(reply.visible_part(batch.text))
         self.llama_app.show_batch(batch)
         if batch.error is not None:
             await self._fail(batch.error)
@@ -164,26 +162,24 @@ class ChatPane(Vertical):
             await self._finish(batch.finished)
 
     async def _finish(self, finished: Finished) -> None:
-        reply, stream = self._reply, self._stream
-        assert reply is not None and stream is not None
-        await stream.stop()
+        reply = self._reply
+        assert reply is not None
         # A stopped reply stays in the conversation as far as it got: the user saw it.
         self.conversation.append(ChatMessage("assistant", reply.raw_text))
         verbose = self.llama_app.options.verbose
         reply.end(finished.reason, describe_speed(finished.stats) if verbose else None)
-        self._reply = self._stream = None
+        self._reply = None
         self.llama_app.generation_ended()
 
     async def _fail(self, error: str) -> None:
         """The reply failed. If it never started, take the message back so nothing typed is lost."""
-        reply, stream = self._reply, self._stream
-        assert reply is not None and stream is not None
-        await stream.stop()
+        reply = self._reply
+        assert reply is not None
         if reply.raw_text:
             self.conversation.append(ChatMessage("assistant", reply.raw_text))
             reply.end(StopReason.CANCELLED, None)
             await self._add_notice(error, error=True)
-            self._reply = self._stream = None
+            self._reply = None
             self.llama_app.generation_ended()
             return
         user_text = self.conversation.pop().content
@@ -195,7 +191,7 @@ class ChatPane(Vertical):
         if not prompt_input.value:
             prompt_input.value = user_text
         await self._add_notice(error, error=True)
-        self._reply = self._stream = None
+        self._reply = None
         self.llama_app.generation_ended()
 
     async def _add_notice(self, text: str, *, error: bool = False) -> None:

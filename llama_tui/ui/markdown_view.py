@@ -1,0 +1,329 @@
+"""A reply's Markdown as one widget whose finished blocks are rendered once.
+
+Textual's `Markdown` widget makes a widget per block, list item and bullet (about 60 for a
+screenful of reply). Every time a streaming reply grows, Textual restyles, lays out and
+repaints that tree, which cost 25 ms of UI time per drain and 12% of the decode speed on a
+2-core machine (docs/benchmarks.md). This widget holds the text instead, splits it into
+top-level Markdown blocks, and renders each block with Rich into lines once it can no
+longer change: only the block still being written is rendered again on each drain. Lines
+are drawn through the line API, so a repaint copies cached strips.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from markdown_it import MarkdownIt
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markdown import CodeBlock, Heading, Markdown
+from rich.segment import Segment
+from rich.style import Style
+from rich.syntax import Syntax
+from rich.theme import Theme
+from textual.color import Color, ColorParseError
+from textual.geometry import Region, Size
+from textual.selection import Selection
+from textual.strip import Strip
+from textual.widget import Widget
+
+_PARSER = MarkdownIt("commonmark").enable("strikethrough").enable("table")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One top-level Markdown block: a paragraph, heading, list, code block, table..."""
+
+    start: int
+    """Offset of the block's first character in the text it came from."""
+    source: str
+    kind: str
+    """markdown-it's name for it: "paragraph", "heading", "bullet_list", "fence"..."""
+
+
+def split_blocks(source: str) -> list[Block]:
+    """The top-level Markdown blocks of `source`; blank lines between blocks belong to none."""
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    blocks = []
+    for token in _PARSER.parse(source):
+        if token.level == 0 and token.nesting >= 0 and token.map is not None:
+            first, last = token.map
+            blocks.append(Block(starts[first], "".join(lines[first:last]), token.type.removesuffix("_open")))
+    return blocks
+
+
+class _LeftHeading(Heading):
+    """Rich centres level-1 headings; in a chat reply every heading starts at the left."""
+
+    LEVEL_ALIGN: ClassVar = {f"h{level}": "left" for level in range(1, 7)}
+
+
+@functools.lru_cache(maxsize=64)
+def _lexer(name: str) -> Lexer | str:
+    """Pygments takes a millisecond or two to find a lexer; a code block being written is
+    rendered again on every drain, so each lexer is looked up once."""
+    try:
+        return get_lexer_by_name(name)
+    except ClassNotFound:
+        return "text"
+
+
+_syntax_theme = functools.lru_cache(maxsize=8)(Syntax.get_theme)
+
+
+class _CodeBlock(CodeBlock):
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        code = str(self.text).rstrip()
+        yield Syntax(code, _lexer(self.lexer_name), theme=_syntax_theme(self.theme), word_wrap=True, padding=1)
+
+
+class _ReplyMarkdown(Markdown):
+    elements: ClassVar = {**Markdown.elements, "heading_open": _LeftHeading, "fence": _CodeBlock, "code_block": _CodeBlock}
+
+    def __init__(self, markup: str, code_theme: str) -> None:
+        # Rich's own __init__ builds a new markdown-it parser for each text (half a
+        # millisecond); the attributes are set as it sets them, with one shared parser.
+        self.markup = markup
+        self.parsed = _PARSER.parse(markup)
+        self.code_theme = self.inline_code_theme = code_theme
+        self.justify = None
+        self.style = "none"
+        self.hyperlinks = False  # a link shows as "text (url)": terminals differ on clicking
+        self.inline_code_lexer = None
+
+
+def markdown_theme(variables: dict[str, str]) -> Theme:
+    """Rich's Markdown styles in the colours of the app's Textual theme."""
+
+    def colour(name: str, fallback: str) -> str:
+        # Theme variables may be "transparent" or "ansi_default 50%", which Rich cannot take.
+        try:
+            parsed = Color.parse(variables.get(name, fallback))
+        except ColorParseError:
+            return fallback
+        return parsed.hex6 if parsed.a > 0 else fallback
+
+    primary, accent = colour("primary", "cyan"), colour("accent", "magenta")
+    secondary, muted = colour("secondary", "blue"), colour("foreground-muted", "grey50")
+    code_background = colour("surface", "black")
+    return Theme({
+        "markdown.h1": Style.parse(f"bold underline {primary}"),
+        "markdown.h2": Style.parse(f"bold {primary}"),
+        "markdown.h3": Style.parse(f"bold {accent}"),
+        "markdown.h4": Style.parse(f"italic {accent}"),
+        "markdown.h5": Style.parse("italic"),
+        "markdown.h6": Style.parse("dim"),
+        "markdown.code": Style.parse(f"bold {accent} on {code_background}"),
+        "markdown.code_block": Style.parse(f"on {code_background}"),
+        "markdown.block_quote": Style.parse(f"italic {muted}"),
+        "markdown.item.bullet": Style.parse(f"bold {primary}"),
+        "markdown.item.number": Style.parse(f"{primary}"),
+        "markdown.link": Style.parse(f"underline {secondary}"),
+        "markdown.link_url": Style.parse(f"{muted}"),
+        "markdown.table.border": Style.parse(f"{muted}"),
+        "markdown.table.header": Style.parse(f"bold {primary}"),
+        "markdown.hr": Style.parse(f"{muted}"),
+    })
+
+
+def _is_blank(line: list[Segment]) -> bool:
+    """No text and no background: a code block's padding line has a background and stays."""
+    return all(not segment.text.strip() and not (segment.style and segment.style.bgcolor) for segment in line)
+
+
+@dataclass
+class _RenderedLines:
+    strips: list[Strip] = field(default_factory=list)
+    plain: list[str] = field(default_factory=list)
+    """Each line's text, for selections."""
+
+    def extend(self, other: _RenderedLines, *, gap: bool) -> None:
+        if gap and self.strips and other.strips:  # one blank line between blocks
+            self.strips.append(Strip([]))
+            self.plain.append("")
+        self.strips.extend(other.strips)
+        self.plain.extend(other.plain)
+
+
+class MarkdownView(Widget):
+    """Markdown text that grows at the end (`append`) and renders in lines."""
+
+    DEFAULT_CSS = """
+    MarkdownView {
+        height: auto;
+    }
+    """
+
+    def __init__(self, text: str = "", *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._text = ""
+        self._settled_upto = 0
+        """Where the text still open to change starts: all blocks before it are final."""
+        self._settled_sources: list[str] = []
+        self._live_source = ""
+        self._width = 0
+        self._settled = _RenderedLines()
+        """The final blocks, rendered at `_width`."""
+        self._lines = _RenderedLines()
+        """Everything: the final blocks, then the block still being written."""
+        self._line_cache: dict[int, Strip] = {}
+        """Lines as drawn: cropped, styled and with offsets for selections."""
+        self._line_style: Style | None = None
+        self._theme: Theme | None = None
+        self._live_rendered: tuple[str, _RenderedLines] | None = None
+        """The block being written as last rendered: often it is final as it stands."""
+        if text:
+            self.append(text)
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._render_all())
+
+    # -- the text ------------------------------------------------------------------------
+
+    def append(self, fragment: str) -> None:
+        """Add text at the end; blocks that can no longer change are rendered for good."""
+        if not fragment:
+            return
+        self._text += fragment
+        blocks = split_blocks(self._text[self._settled_upto:])
+        # A block is final once another one has started after it.
+        settling = [block.source for block in blocks[:-1]]
+        if settling:
+            self._settled_upto += blocks[-1].start
+            self._settled_sources.extend(settling)
+        self._live_source = blocks[-1].source if blocks else ""
+        if not self._width:  # not laid out yet: everything renders once the width is known
+            self.refresh(layout=True)
+            return
+        changed_from = len(self._settled.strips)
+        for source in settling:
+            self._settled.extend(self._render_once(source), gap=True)
+        self._show(changed_from)
+
+    def clear(self) -> None:
+        self._text, self._settled_upto, self._settled_sources, self._live_source = "", 0, [], ""
+        self._settled = _RenderedLines()
+        self._show(0)
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def _render_all(self) -> None:
+        """Render every block again: the width or the theme changed."""
+        self._theme = None
+        self._live_rendered = None
+        self._settled = _RenderedLines()
+        for source in self._settled_sources:
+            self._settled.extend(self._render_block(source), gap=True)
+        self._line_cache.clear()
+        self._line_style = None
+        self._show(0)
+
+    def _show(self, changed_from: int) -> None:
+        """Put the live block after the final ones and repaint from line `changed_from`:
+        the lines above it are unchanged, and a new layout is needed only for a new height."""
+        lines = _RenderedLines(list(self._settled.strips), list(self._settled.plain))
+        if self._live_source and self._width:
+            lines.extend(self._render_once(self._live_source), gap=True)
+        old_height, new_height = len(self._lines.strips), len(lines.strips)
+        self._lines = lines
+        for y in [y for y in self._line_cache if y >= changed_from]:
+            del self._line_cache[y]
+        if new_height != old_height:
+            self.refresh(layout=True)
+        elif self._width:
+            self.refresh(Region(0, changed_from, self._width, max(new_height - changed_from, 0)))
+
+    def _render_once(self, source: str) -> _RenderedLines:
+        """Render a block, unless it is the block last rendered while being written."""
+        if self._live_rendered is not None and self._live_rendered[0] == source:
+            return self._live_rendered[1]
+        rendered = self._render_block(source)
+        self._live_rendered = (source, rendered)
+        return rendered
+
+    def _render_block(self, source: str) -> _RenderedLines:
+        console = self.app.console
+        if self._theme is None:
+            self._theme = markdown_theme(self.app.get_css_variables())
+        code_theme = "monokai" if self.app.current_theme.dark else "default"
+        markdown = _ReplyMarkdown(source, code_theme)
+        console.push_theme(self._theme)
+        try:
+            rendered = console.render_lines(markdown, console.options.update_width(self._width), pad=False)
+        finally:
+            console.pop_theme()
+        # Rich puts a blank line before lists and quotes and after rules; this widget puts
+        # exactly one between blocks instead.
+        while rendered and _is_blank(rendered[0]):
+            rendered.pop(0)
+        while rendered and _is_blank(rendered[-1]):
+            rendered.pop()
+        return _RenderedLines(
+            [Strip(Segment.simplify(line)) for line in rendered],
+            ["".join(segment.text for segment in line) for line in rendered],
+        )
+
+    def _ensure_width(self, width: int) -> None:
+        if width != self._width and width > 0:
+            self._width = width
+            self._render_all()
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        self._ensure_width(width)
+        return len(self._lines.strips)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._line_cache.clear()
+        self._line_style = None
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        self._ensure_width(width)
+        selection = self.text_selection
+        if selection is None and (cached := self._line_cache.get(y)) is not None:
+            return cached
+        if self._line_style is None:
+            self._line_style = self.rich_style
+        style = self._line_style
+        if y >= len(self._lines.strips):
+            return Strip.blank(width, style)
+        strip = self._lines.strips[y]
+        if selection is not None and (span := selection.get_span(y)) is not None:
+            strip = self._highlight(strip, self._lines.plain[y], span)
+        strip = strip.crop_extend(0, width, style).apply_style(style).apply_offsets(0, y)
+        if selection is None:
+            self._line_cache[y] = strip
+        return strip
+
+    def _highlight(self, strip: Strip, plain: str, span: tuple[int, int]) -> Strip:
+        start, end = span
+        if end == -1:
+            end = len(plain)
+        first, last = cell_len(plain[:start]), cell_len(plain[:end])
+        if first >= last:
+            return strip
+        before, selected, after = strip.divide([first, last, strip.cell_length])
+        selection_style = self.screen.get_component_rich_style("screen--selection")
+        return Strip.join([before, selected.apply_style(selection_style), after])
+
+    # -- selection -----------------------------------------------------------------------
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        return selection.extract("\n".join(self._lines.plain)), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self._line_cache.clear()
+        self.refresh()

@@ -1,0 +1,142 @@
+"""MarkdownView: a reply's Markdown in one widget, finished blocks rendered once."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.containers import VerticalScroll
+from textual.selection import Selection
+
+from llama_tui.ui import markdown_view
+from llama_tui.ui.markdown_view import MarkdownView, split_blocks
+
+DOCUMENT = """# Python string methods
+
+Some **bold**, *italic*, `inline code` and a [link](https://example.com).
+
+## 1. `upper()`
+
+- Returns the string in capitals
+- The original is unchanged
+  - nested item
+
+```python
+name = "ada"
+
+print(name.upper())  # ADA
+```
+
+1. first
+2. second
+
+> a quote
+
+| method | returns |
+|--------|---------|
+| upper  | str     |
+
+---
+A last paragraph, long enough to wrap around the width of the widget at least once or twice.
+"""
+
+
+class ViewApp(App[None]):
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield MarkdownView(id="streamed")
+
+
+def test_split_blocks_finds_each_top_level_block_and_where_it_starts() -> None:
+    blocks = split_blocks(DOCUMENT)
+    assert [block.kind for block in blocks] == [
+        "heading", "paragraph", "heading", "bullet_list", "fence", "ordered_list", "blockquote", "table", "hr", "paragraph",
+    ]
+    for block in blocks:
+        assert DOCUMENT[block.start:].startswith(block.source)
+    fence = blocks[4]
+    assert "\n\nprint" in fence.source  # a blank line inside a code block does not split it
+
+
+def test_an_unclosed_code_block_runs_to_the_end() -> None:
+    blocks = split_blocks("Intro\n\n```python\nx = 1\n\ny = 2\n")
+    assert [block.kind for block in blocks] == ["paragraph", "fence"]
+
+
+@pytest.mark.parametrize("piece", [1, 7, 50])
+async def test_streamed_in_pieces_it_shows_what_the_whole_text_shows(piece: int) -> None:
+    app = ViewApp()
+    async with app.run_test(size=(70, 60)) as pilot:
+        streamed = app.query_one("#streamed", MarkdownView)
+        for start in range(0, len(DOCUMENT), piece):
+            streamed.append(DOCUMENT[start:start + piece])
+            if start % (piece * 10) == 0:
+                await pilot.pause()
+        whole = MarkdownView(DOCUMENT)
+        await app.query_one(VerticalScroll).mount(whole)
+        await pilot.pause()
+        assert streamed.text == DOCUMENT
+        assert streamed.size.height == whole.size.height > 20
+        shown = [line.rstrip() for line in streamed._lines.plain]
+        assert shown == [line.rstrip() for line in whole._lines.plain]
+        # Markdown is rendered, not shown as source; text with brackets stays as written.
+        assert "Python string methods" in shown[0] and "#" not in shown[0]
+        assert any("link (https://example.com)" in line for line in shown)
+        assert any(line.strip().startswith("•") for line in shown)
+        assert not any("```" in line for line in shown)
+
+
+async def test_each_finished_block_is_rendered_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the block being written is rendered again as text arrives; that is the speed-up.
+    A block's final text is rendered once, whether it was last seen being written or not."""
+    renders: Counter[str] = Counter()
+    original = MarkdownView._render_block
+
+    def counting(self: MarkdownView, source: str):
+        renders[source] += 1
+        return original(self, source)
+
+    monkeypatch.setattr(MarkdownView, "_render_block", counting)
+    app = ViewApp()
+    async with app.run_test(size=(70, 60)) as pilot:
+        view = app.query_one("#streamed", MarkdownView)
+        await pilot.pause()
+        for start in range(0, len(DOCUMENT), 5):
+            view.append(DOCUMENT[start:start + 5])
+        blocks = split_blocks(DOCUMENT)
+        for block in blocks[:-1]:
+            assert renders[block.source] == 1, block.source
+        assert sum(renders.values()) < len(blocks) + len(DOCUMENT) // 5 + 1
+
+
+async def test_a_new_width_renders_every_block_again() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(100, 60)) as pilot:
+        view = app.query_one("#streamed", MarkdownView)
+        view.append(DOCUMENT)
+        await pilot.pause()
+        wide_height = view.size.height
+        await pilot.resize_terminal(40, 60)
+        await pilot.pause()
+        assert view.size.width <= 40
+        assert view.size.height > wide_height  # the paragraphs wrap into more lines
+        assert all(len(line) <= view.size.width for line in view._lines.plain)
+
+
+async def test_a_selection_copies_the_text_as_shown() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(100, 60)) as pilot:
+        view = app.query_one("#streamed", MarkdownView)
+        view.append("First paragraph.\n\n- one\n- two\n")
+        await pilot.pause()
+        extracted = view.get_selection(Selection(None, None))
+        assert extracted is not None
+        text, _ending = extracted
+        assert "First paragraph." in text and "• one" in text and "• two" in text
+
+
+def test_theme_colours_that_rich_cannot_read_fall_back() -> None:
+    theme = markdown_view.markdown_theme({"primary": "#0178D4", "surface": "transparent", "accent": "ansi_default 50%"})
+    assert theme.styles["markdown.h1"].color is not None
+    assert str(theme.styles["markdown.h1"].color.name).lower() == "#0178d4"
