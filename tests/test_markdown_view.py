@@ -84,6 +84,7 @@ async def test_streamed_in_pieces_it_shows_what_the_whole_text_shows(piece: int)
         assert "Python string methods" in shown[0] and "#" not in shown[0]
         assert any("link (https://example.com)" in line for line in shown)
         assert any(line.strip().startswith("•") for line in shown)
+        assert any(line.strip() == "1. first" for line in shown)  # numbered as written
         assert not any("```" in line for line in shown)
 
 
