@@ -19,7 +19,7 @@ from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.launch import LaunchOptions
 from llama_tui.ui.app import LlamaApp
 from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, UserMessage
-from llama_tui.ui.messages import ModelLoadFailed, ReplyReady
+from llama_tui.ui.messages import LogLinesReady, ModelLoadFailed, ReplyReady
 from llama_tui.ui.reply_buffer import FRAME_SECONDS
 from llama_tui.ui.status_bar import format_rate
 
@@ -145,6 +145,19 @@ async def test_keys_switch_tabs_and_mode_picks_the_first_tab(tiny_model: Path) -
         assert tabs.active == "completion"
         await pilot.press("f6")  # the text area's own F6 does not hide the settings
         assert type(app.screen).__name__ == "SettingsScreen"
+
+
+async def test_log_lines_reach_the_log_tab_in_batches(tiny_model: Path) -> None:
+    """A model load logs ~150 lines; the UI is woken once per batch, not once per line."""
+    wakes: list[LogLinesReady] = []
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, LogLinesReady) and wakes.append(m)) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await wait_for(pilot, lambda: any("loaded" in line and "chat template" in line for line in app.query_one(Log).lines))
+        lines = app.query_one(Log).lines
+        assert sum("llama.cpp:" in line for line in lines) > 40
+        assert 1 <= len(wakes) < len(lines) / 4
+        assert lines == sorted(lines, key=lambda line: line[:8])  # in order: the timestamps never go back
 
 
 async def test_completion_continues_the_text(tiny_model: Path) -> None:

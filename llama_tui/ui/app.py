@@ -40,7 +40,7 @@ from llama_tui.launch import LaunchOptions
 from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
-from llama_tui.ui.messages import LogLine, ModelLoaded, ModelLoadFailed, ReplyReady
+from llama_tui.ui.messages import LogLinesReady, ModelLoaded, ModelLoadFailed, ReplyReady
 from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.picker_screen import ModelPickerScreen
 from llama_tui.ui.settings_screen import SettingsScreen
@@ -131,9 +131,10 @@ class LlamaApp(App[None]):
             if line.strip():
                 logging.getLogger("stdout" if not event.stderr else "stderr").info("%s", line)
 
-    def on_log_line(self, message: LogLine) -> None:
+    def on_log_lines_ready(self, _message: LogLinesReady) -> None:
+        lines = self._log_handler.take_lines()
         for pane in self.query(LogPane):  # none while the app shuts down
-            pane.write_line(message.text)
+            pane.write_lines(lines)
 
     # -- tabs ------------------------------------------------------------------------------
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from textual.app import App
 from textual.widgets import Log
 
 from llama_tui.text import neutralise_controls
-from llama_tui.ui.messages import LogLine
+from llama_tui.ui.messages import LogLinesReady
 
 
 class LogPane(Log):
@@ -29,15 +30,33 @@ class _ShortFormatter(logging.Formatter):
 
 
 class PostToAppHandler(logging.Handler):
-    """Forward log records to the app as messages: post_message never blocks the logging thread."""
+    """Hand log records to the app in batches, without blocking the logging thread.
+
+    llama.cpp logs ~150 lines per model load. A message and a Log write for each made the UI
+    lay out the screen once per line while the load thread waited for the GIL, so lines are
+    collected here and the app is woken only when the collection stops being empty.
+    """
 
     def __init__(self, app: App, level: int = logging.INFO) -> None:
         super().__init__(level)
         self.app = app
         self.setFormatter(_ShortFormatter())
+        self._pending: list[str] = []
+        self._pending_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.app.post_message(LogLine(neutralise_controls(self.format(record))))
+            line = neutralise_controls(self.format(record))
+            with self._pending_lock:
+                was_empty = not self._pending
+                self._pending.append(line)
+            if was_empty:
+                self.app.post_message(LogLinesReady())
         except Exception:  # logging must never raise into the caller
             self.handleError(record)
+
+    def take_lines(self) -> list[str]:
+        """Everything logged since the last call (UI side)."""
+        with self._pending_lock:
+            lines, self._pending = self._pending, []
+        return lines

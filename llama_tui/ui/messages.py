@@ -28,6 +28,5 @@ class ModelLoadFailed(Message):
     reason: str
 
 
-@dataclass
-class LogLine(Message):
-    text: str
+class LogLinesReady(Message):
+    """Log lines are waiting in the app's PostToAppHandler."""
