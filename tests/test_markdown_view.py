@@ -141,3 +141,22 @@ def test_theme_colours_that_rich_cannot_read_fall_back() -> None:
     theme = markdown_view.markdown_theme({"primary": "#0178D4", "surface": "transparent", "accent": "ansi_default 50%"})
     assert theme.styles["markdown.h1"].color is not None
     assert str(theme.styles["markdown.h1"].color.name).lower() == "#0178d4"
+
+
+class ReplyApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield MarkdownView("Here is the code:\n\n```python\ndef f():\n    return 1\n```\n\nDone.\n")
+
+
+async def test_code_dragged_over_with_the_mouse_copies_with_its_own_indentation() -> None:
+    app = ReplyApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        view = app.query_one(MarkdownView)
+        await pilot.pause()
+        first_code_line = view._lines.plain.index("def f():")
+        await pilot.mouse_down(view, offset=(0, first_code_line))
+        await pilot.hover(view, offset=(5, first_code_line + 1))
+        await pilot.hover(view, offset=(12, first_code_line + 1))
+        await pilot.mouse_up(view, offset=(12, first_code_line + 1))
+        await pilot.pause()
+        assert app.screen.get_selected_text() == "def f():\n    return 1"

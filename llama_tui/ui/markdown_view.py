@@ -82,7 +82,9 @@ _syntax_theme = functools.lru_cache(maxsize=8)(Syntax.get_theme)
 class _CodeBlock(CodeBlock):
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         code = str(self.text).rstrip()
-        yield Syntax(code, _lexer(self.lexer_name), theme=_syntax_theme(self.theme), word_wrap=True, padding=1)
+        # No padding at the sides (Rich pads with 1), so code selected and copied from the
+        # screen has its own indentation and nothing more.
+        yield Syntax(code, _lexer(self.lexer_name), theme=_syntax_theme(self.theme), word_wrap=True, padding=(1, 0))
 
 
 class _ListItem(ListItem):
@@ -292,7 +294,8 @@ class MarkdownView(Widget):
             rendered.pop()
         return _RenderedLines(
             [Strip(Segment.simplify(line)) for line in rendered],
-            ["".join(segment.text for segment in line) for line in rendered],
+            # Rich pads lines with spaces to the width; a copied line ends where its text does.
+            ["".join(segment.text for segment in line).rstrip() for line in rendered],
         )
 
     def _ensure_width(self, width: int) -> None:
