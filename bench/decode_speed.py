@@ -20,7 +20,7 @@ each variant's best run (load only ever slows a run down). "overhead ms/token" i
 wall time per token minus llama.cpp's own compute time per token (t_eval): the Python cost
 of each layer, which the machine's load disturbs much less than tok/s.
 
-    .venv/bin/python bench/decode_speed.py [--rounds 4] [--tokens 320] [--threads N]
+    .venv/bin/python bench/decode_speed.py [--rounds 4] [--tokens 320] [--threads N] [--out NAME]
 """
 
 from __future__ import annotations
@@ -215,12 +215,16 @@ async def run_app(path, threads: int, tokens: int, app_class=None) -> dict:
 
 
 def main() -> None:
-    from llama_tui.engine.settings import available_cores
+    from llama_tui.engine.settings import default_threads
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds of a, b, c (default 4)")
     parser.add_argument("--tokens", type=int, default=320, help="reply length in tokens (default 320)")
-    parser.add_argument("--threads", type=int, default=available_cores(), help="llama.cpp threads (default: cores)")
+    # The app's own default (all cores but one): what a user of the app gets. run_all.py also
+    # runs it with every core, where llama.cpp's threads compete with the UI for the cores.
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="llama.cpp threads for every variant (default: the app's default, cores - 1)")
+    parser.add_argument("--out", default="decode_speed", help="results file name in bench/results (default decode_speed)")
     parser.add_argument("--what-if", metavar="SPEC", action="append", default=[],
                         help="add a variant: the app with a change tried from outside, e.g. "
                         "switch=0.001,frame=0.1,css-without=:last-child (see bench/what_if.py); repeatable")
@@ -319,7 +323,7 @@ def main() -> None:
         for r in rs:
             r["text"] = r["text"][:200]
     # What-if runs go to their own file, so decode_speed.json always holds the plain app.
-    path_out = benchlib.write_results("decode_speed_what_if" if args.what_if else "decode_speed", {
+    path_out = benchlib.write_results("decode_speed_what_if" if args.what_if else args.out, {
         "settings": {"what_if": args.what_if, "threads": args.threads, "tokens": args.tokens, "rounds": args.rounds, "n_ctx": N_CTX,
                      "prompt_tokens": len(prompt_tokens), "model": path.name},
         "identical_work": identical,

@@ -21,7 +21,17 @@ from contextlib import redirect_stdout
 
 import benchlib
 
-SCRIPTS = ["decode_speed", "ui_drain", "prompt_reuse", "startup_memory"]
+SCRIPTS = ["decode_speed", "decode_speed_all_cores", "ui_drain", "prompt_reuse", "startup_memory"]
+
+
+def command(name: str) -> list[str]:
+    """decode_speed runs twice: with the app's default threads (cores - 1), the headline,
+    and with every core, where llama.cpp's threads and the UI compete for the cores."""
+    from llama_tui.engine.settings import available_cores
+
+    if name == "decode_speed_all_cores":
+        return ["decode_speed.py", "--threads", str(available_cores()), "--out", name]
+    return [f"{name}.py"]
 DOCS = benchlib.ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- results:begin (bench/run_all.py --update-docs) -->", "<!-- results:end -->"
 
@@ -56,6 +66,15 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
         ui = d.get("app_ui", {}).get("app")
         if ui:
             rows.append(["decode", "app UI thread CPU while streaming", f"{ui['core_share']:.0%} of a core", "", ""])
+        rows.insert(0, ["decode", "llama.cpp threads (the app's default: cores - 1)", str(d["settings"]["threads"]), "", ""])
+    if a := results.get("decode_speed_all_cores"):
+        s = a["summary"]
+        rows.append(["decode, all cores", "llama.cpp threads", str(a["settings"]["threads"]), "", ""])
+        rows.append(["decode, all cores", "binding / engine / app tok/s (median)",
+                     " / ".join(f(s[name]["tok_s"]) for name in ("binding", "engine", "app")), "", ""])
+        ratio = s["app"]["ratio_to_binding"]
+        rows.append(["decode, all cores", "app/binding, median of rounds", f(ratio, 3), ">= 0.97",
+                     check(ratio, ratio >= 0.97 if ratio else None)])
     if (lb := results.get("llama_bench")) and d:
         tok_s = lb["llama_bench"]["avg_ts"]
         ratio = d["summary"]["app"]["tok_s"] / tok_s
@@ -133,7 +152,8 @@ def main() -> None:
         if name in args.skip:
             continue
         print(f"\n===== {name} =====", flush=True)
-        subprocess.run([sys.executable, str(benchlib.ROOT / "bench" / f"{name}.py")], check=True)
+        script, *arguments = command(name)
+        subprocess.run([sys.executable, str(benchlib.ROOT / "bench" / script), *arguments], check=True)
 
     results = {name: load(name) for name in [*SCRIPTS, "llama_bench"]}
     machine = benchlib.machine()
