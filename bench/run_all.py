@@ -78,7 +78,11 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
     if (lb := results.get("llama_bench")) and d:
         tok_s = lb["llama_bench"]["avg_ts"]
         ratio = d["summary"]["app"]["tok_s"] / tok_s
-        rows.append(["llama-bench", "llama.cpp's own tg tok/s (optional bench/llama_bench.py)", f(tok_s), "", ""])
+        rows.append(["llama-bench", "llama.cpp's own tg tok/s, flash attention off like the app (optional bench/llama_bench.py)",
+                     f(tok_s), "", ""])
+        if default := lb.get("default_flash_attention"):
+            rows.append(["llama-bench", "the same with llama-bench's default flash attention (auto: on)",
+                         f(default["avg_ts"]), "", ""])
         rows.append(["llama-bench", "binding / app over llama-bench",
                      f"{f(d['summary']['binding']['tok_s'] / tok_s, 3)} / {f(ratio, 3)}", "app >= 0.92",
                      check(ratio, ratio >= 0.92)])
