@@ -3,8 +3,9 @@
 What: builds only the `llama-bench` target from the llama.cpp source vendored in the
 llama-cpp-python sdist of the installed version (pip download from PyPI, cmake, into
 bench/.build, which git ignores), runs text generation of as many tokens as decode_speed.py
-with the same thread count, flash attention off as in the binding, and a prompt-sized context depth, and compares its tok/s with
-bench/results/decode_speed.json (target app/llama-bench >= 0.92).
+with the same thread count, flash attention off as in the binding, and a prompt-sized
+context depth, and compares its tok/s with bench/results/decode_speed.json (target
+app/llama-bench >= 0.92).
 
 Why: the bare binding is itself Python; llama-bench is the floor-free C++ figure. Skips with a
 message (exit 0) when the download or the build fails.
