@@ -202,7 +202,7 @@ async def run_app(path, threads: int, tokens: int, app_class=None) -> dict:
         wall, ui_cpu = time.perf_counter() - sent, time.thread_time() - ui_cpu
         reply = app.query_one(AssistantMessage)
         assert reply.has_class("ended")
-        blocks = collections.Counter(block.kind for block in split_blocks(reply.markdown.text))
+        blocks = collections.Counter(block.kind for block in split_blocks(reply.text))
         stats = app.last_stats
         record = stats_record(stats, reply.raw_text)
         record["markdown_blocks"] = dict(sorted(blocks.items()))

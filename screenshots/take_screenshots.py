@@ -296,7 +296,7 @@ async def shoot_chat(pilot: Pilot) -> None:
     first = await send_chat(app, CHAT[0])
     await wait_for(lambda: first.has_class("ended") and not app.generating, "the first reply to end")
     reply = await send_chat(app, CHAT[1])
-    await shoot_mid_answer(pilot, lambda: CHAT_SHOWN in (reply.markdown.text), "chat.svg")
+    await shoot_mid_answer(pilot, lambda: CHAT_SHOWN in (reply.text), "chat.svg")
 
 
 async def shoot_completion(pilot: Pilot) -> None:

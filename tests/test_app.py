@@ -115,7 +115,7 @@ async def test_escape_stops_and_keeps_the_partial_reply(tiny_model: Path) -> Non
         await pilot.pause()
         assert "escape" not in footer_keys(app)
         reply = app.query_one(AssistantMessage)
-        assert "stopped" in str(reply.footer.render())
+        assert "stopped" in reply.footer_text
         pane = app.query_one(ChatPane)
         assert pane.conversation[-1].role == "assistant"
         assert pane.conversation[-1].content == reply.raw_text != ""

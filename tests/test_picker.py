@@ -109,7 +109,7 @@ async def test_swapping_during_generation_stops_it_and_the_new_model_answers(hom
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "other-llama", timeout=30)
         await wait_for(pilot, lambda: reply_ended(app))
-        assert "stopped" in str(app.query(AssistantMessage).first().footer.render())
+        assert "stopped" in app.query(AssistantMessage).first().footer_text
         # The conversation stayed on screen, and the new model answers the next turn.
         app.options = replace(app.options, sampling=SamplingSettings(max_reply_tokens=10))
         await send_chat(pilot, "and now?")

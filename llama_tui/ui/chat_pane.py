@@ -48,20 +48,15 @@ class Notice(Static):
         super().__init__(Content(text), classes="notice error" if error else "notice")
 
 
-class AssistantMessage(Vertical):
-    """A reply: Markdown streamed in batches, and a footer line once it ends."""
+class AssistantMessage(MarkdownView):
+    """A reply: Markdown streamed in batches, and a footer line once it ends. One widget, so
+    each update lays out and paints one widget rather than a container and its children."""
 
     def __init__(self) -> None:
         super().__init__(classes="turn assistant-turn")
-        self.markdown = MarkdownView(classes="reply")
-        self.footer = Static(classes="reply-footer")
         self.raw_text = ""
         """The reply exactly as the model wrote it; it goes back into the next prompt."""
         self._shown_any = False
-
-    def compose(self) -> ComposeResult:
-        yield self.markdown
-        yield self.footer
 
     def visible_part(self, text: str) -> str:
         """Drop the leading whitespace models put before a reply, and control bytes."""
@@ -82,8 +77,7 @@ class AssistantMessage(Vertical):
             parts.append(speed)
         if not self._shown_any and reason is not StopReason.CANCELLED:
             parts.insert(0, "(the model replied with nothing)")
-        self.footer.update(Content(" · ".join(parts)))
-        self.footer.display = bool(parts)
+        self.set_footer(" · ".join(parts))
         self.add_class("ended")
 
 
@@ -154,7 +148,7 @@ class ChatPane(Vertical):
             )
         if batch.text:
             reply.raw_text += batch.text
-            reply.markdown.append(reply.visible_part(batch.text))
+            reply.append(reply.visible_part(batch.text))
         self.llama_app.show_batch(batch)
         if batch.error is not None:
             await self._fail(batch.error)

@@ -25,6 +25,7 @@ from rich.markdown import CodeBlock, Heading, ListItem, Markdown
 from rich.segment import Segment
 from rich.style import Style
 from rich.syntax import Syntax
+from rich.text import Text
 from rich.theme import Theme
 from textual.color import Color, ColorParseError
 from textual.geometry import Region, Size
@@ -176,11 +177,16 @@ class _RenderedLines:
 
 
 class MarkdownView(Widget):
-    """Markdown text that grows at the end (`append`) and renders in lines."""
+    """Markdown text that grows at the end (`append`) and renders in lines, with an optional
+    footer line of plain text under it (`set_footer`)."""
 
+    COMPONENT_CLASSES = {"markdown-view--footer"}
     DEFAULT_CSS = """
     MarkdownView {
         height: auto;
+    }
+    MarkdownView > .markdown-view--footer {
+        color: $text-muted;
     }
     """
 
@@ -202,6 +208,7 @@ class MarkdownView(Widget):
         self._theme: Theme | None = None
         self._live_rendered: tuple[str, _RenderedLines] | None = None
         """The block being written as last rendered: often it is final as it stands."""
+        self.footer_text = ""
         if text:
             self.append(text)
 
@@ -234,6 +241,11 @@ class MarkdownView(Widget):
             self._settled.extend(self._render_once(source), gap=True)
         self._show(changed_from)
 
+    def set_footer(self, text: str) -> None:
+        """A line of plain text under the Markdown (wrapped when long); "" for none."""
+        self.footer_text = text
+        self._show(len(self._settled.strips))
+
     def clear(self) -> None:
         self._text, self._settled_upto, self._settled_sources, self._live_source = "", 0, [], ""
         self._settled = _RenderedLines()
@@ -258,6 +270,8 @@ class MarkdownView(Widget):
         lines = _RenderedLines(list(self._settled.strips), list(self._settled.plain))
         if self._live_source and self._width:
             lines.extend(self._render_once(self._live_source), gap=True)
+        if self.footer_text and self._width:
+            lines.extend(self._render_footer(), gap=False)
         old_height, new_height = len(self._lines.strips), len(lines.strips)
         self._lines = lines
         for y in [y for y in self._line_cache if y >= changed_from]:
@@ -274,6 +288,12 @@ class MarkdownView(Widget):
         rendered = self._render_block(source)
         self._live_rendered = (source, rendered)
         return rendered
+
+    def _render_footer(self) -> _RenderedLines:
+        style = self.get_component_rich_style("markdown-view--footer")
+        text = Text(self.footer_text, style=style)
+        rendered = self.app.console.render_lines(text, self.app.console.options.update_width(self._width), pad=False)
+        return _RenderedLines([Strip(line) for line in rendered], ["".join(s.text for s in line).rstrip() for line in rendered])
 
     def _render_block(self, source: str) -> _RenderedLines:
         console = self.app.console
