@@ -36,8 +36,9 @@ def draw(out: Path) -> Path | None:
     summary = {n: decode["summary"][n] for n in ("binding", "engine", "app") if n in decode["summary"]}
     llama_bench_file = benchlib.RESULTS / "llama_bench.json"
     if llama_bench_file.exists():  # the optional C++ figure, as a bar of its own
-        tok_s = json.loads(llama_bench_file.read_text())["llama_bench"]["avg_ts"]
-        summary = {"llama-bench": {"tok_s": tok_s, "best_tok_s": tok_s}, **summary}
+        lb = json.loads(llama_bench_file.read_text()).get("summary", {}).get("llama-bench")
+        if lb:
+            summary = {"llama-bench": {"tok_s": lb["tok_s"], "best_tok_s": lb["best_tok_s"]}, **summary}
     names = list(summary)
     x = range(len(names))
     medians = [summary[n]["tok_s"] for n in names]

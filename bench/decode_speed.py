@@ -105,6 +105,19 @@ def per_token_overhead_ms(tokens: int, decode_seconds: float, eval_seconds: floa
     return (decode_seconds - eval_seconds) / (tokens - 1) * 1000
 
 
+def chat_prompt_tokens(path, threads: int, tokens: int) -> list[int]:
+    """The exact prompt tokens the engine builds for this chat, for the bare binding."""
+    from llama_tui.engine.model import LoadedModel
+
+    load, sampling = settings(threads, tokens)
+    probe = LoadedModel.load(path, load)
+    try:
+        tokens_, _stops, _dropped = probe._fit_chat(messages(), sampling)
+    finally:
+        probe.close()
+    return tokens_
+
+
 def run_binding(path, threads: int, tokens: int, prompt_tokens: list[int]) -> dict:
     """a) Llama.generate() on the prompt tokens, timed like the engine times itself."""
     import llama_cpp
@@ -232,13 +245,7 @@ def main() -> None:
 
     benchlib.quiet_native_log()
     path = benchlib.starter_model()
-    from llama_tui.engine.model import LoadedModel
-
-    # The exact prompt tokens the engine builds for this chat, for the bare binding.
-    load, sampling = settings(args.threads, args.tokens)
-    probe = LoadedModel.load(path, load)
-    prompt_tokens, _stops, _dropped = probe._fit_chat(messages(), sampling)
-    probe.close()
+    prompt_tokens = chat_prompt_tokens(path, args.threads, args.tokens)
     print(f"starter model {path.name}; {args.threads} threads; prompt {len(prompt_tokens)} tokens; "
           f"reply {args.tokens} tokens, greedy; {args.rounds} interleaved rounds")
 

@@ -2,20 +2,22 @@
 
 What: builds only the `llama-bench` target from the llama.cpp source vendored in the
 llama-cpp-python sdist of the installed version (pip download from PyPI, cmake, into
-bench/.build, which git ignores), runs text generation of as many tokens as decode_speed.py
-with the same thread count, flash attention off as in the binding, and a prompt-sized
-context depth, and compares its tok/s with bench/results/decode_speed.json (target
-app/llama-bench >= 0.92).
+bench/.build, which git ignores), then runs, round after round, llama-bench's text generation
+(decode_speed.py's reply length at its prompt's depth, the same threads, flash attention off
+as in the binding; and once more with llama-bench's default, auto), decode_speed.py's bare
+binding, and the whole app. Ratios are taken within each round (target app/llama-bench
+>= 0.92).
 
 Why: the bare binding is itself Python; llama-bench is the floor-free C++ figure. Skips with a
 message (exit 0) when the download or the build fails.
 
-    .venv/bin/python bench/llama_bench.py [--reps 5]
+    .venv/bin/python bench/llama_bench.py [--rounds 4] [--tokens 320] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import benchlib
+import decode_speed
 
 BUILD = benchlib.ROOT / "bench" / ".build"
 
@@ -80,38 +83,63 @@ def build() -> Path:
 
 
 def main() -> None:
+    from llama_tui.engine.settings import default_threads
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (default 4)")
+    parser.add_argument("--tokens", type=int, default=320)
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="llama.cpp threads for every variant (default: the app's default, cores - 1)")
     args = parser.parse_args()
-    decode_file = benchlib.RESULTS / "decode_speed.json"
-    if not decode_file.exists():
-        skip("run bench/decode_speed.py first")
-    decode = json.loads(decode_file.read_text())
-    s = decode["settings"]
 
     binary = build()
-    base = [str(binary), "-m", str(benchlib.starter_model()), "-p", "0", "-n", str(s["tokens"]),
-            "-d", str(s["prompt_tokens"]), "-t", str(s["threads"]), "-r", str(args.reps), "-o", "json"]
+    benchlib.quiet_native_log()
+    path = benchlib.starter_model()
+    prompt_tokens = decode_speed.chat_prompt_tokens(path, args.threads, args.tokens)
+    base = [str(binary), "-m", str(path), "-p", "0", "-n", str(args.tokens), "-d", str(len(prompt_tokens)),
+            "-t", str(args.threads), "-r", "1", "-o", "json"]
     # The binding and the app create their context with flash attention off (llama-cpp-python's
-    # default); llama-bench's default "auto" turns it on, which is a different computation
-    # (~1.5% faster here). The comparison uses the same setting; "auto" is reported beside it.
+    # default); llama-bench's default "auto" turns it on, which is a different computation.
+    # The comparison uses the same setting; "auto" is run and reported beside it.
     command = [*base, "-fa", "off"]
-    result = run(command)
-    default_result = run(base)
-    bench_tok_s = result["avg_ts"]
-    summary = decode["summary"]
-    rows = [["llama-bench (C++)", benchlib.fmt(bench_tok_s), "1.000"]]
-    for name in ("binding", "engine", "app"):
-        rows.append([name, benchlib.fmt(summary[name]["tok_s"]), benchlib.fmt(summary[name]["tok_s"] / bench_tok_s, 3)])
-    print(f"tg{s['tokens']} at depth {s['prompt_tokens']}, {s['threads']} threads, {args.reps} reps: "
-          f"{bench_tok_s:.1f} ± {result['stddev_ts']:.1f} tok/s (decode_speed.py figures: medians)\n")
-    benchlib.print_table(["variant", "tok/s", "ratio to llama-bench"], rows)
-    ratio = summary["app"]["tok_s"] / bench_tok_s
-    print(f"\napp/llama-bench {ratio:.3f} (target >= 0.92: {'met' if ratio >= 0.92 else 'NOT met'}); "
-          f"llama-bench with its default flash attention (auto): {default_result['avg_ts']:.1f} tok/s")
-    out = benchlib.write_results("llama_bench", {"command": command[1:], "llama_bench": result,
-                                                 "default_flash_attention": default_result,
-                                                 "ratios": {r[0]: r[2] for r in rows}})
+    print(f"tg{args.tokens} at depth {len(prompt_tokens)}, {args.threads} threads; "
+          f"{args.rounds} interleaved rounds of llama-bench, binding, app", flush=True)
+
+    # Side by side, round after round: the machine's load changes within minutes, so each
+    # round's ratios compare runs made under the same load.
+    runs: dict[str, list[float]] = {"llama-bench": [], "llama-bench, flash attention auto": [], "binding": [], "app": []}
+    for round_ in range(1, args.rounds + 1):
+        runs["llama-bench"].append(run(command)["avg_ts"])
+        runs["llama-bench, flash attention auto"].append(run(base)["avg_ts"])
+        runs["binding"].append(decode_speed.run_binding(path, args.threads, args.tokens, prompt_tokens)["tok_s"])
+        runs["app"].append(asyncio.run(decode_speed.run_app(path, args.threads, args.tokens))["tok_s"])
+        print(f"round {round_}: " + "  ".join(f"{k} {v[-1]:.1f}" for k, v in runs.items()), flush=True)
+
+    reference = runs["llama-bench"]
+    summary = {}
+    for name, speeds in runs.items():
+        summary[name] = {
+            "tok_s": benchlib.median(speeds),
+            "best_tok_s": max(speeds),
+            "ratio_to_llama_bench": benchlib.median([x / b for x, b in zip(speeds, reference)]),
+            "best_ratio_to_llama_bench": max(speeds) / max(reference),
+        }
+    print()
+    benchlib.print_table(
+        ["variant", "tok/s (median)", "best", "ratio to llama-bench (median of rounds)", "ratio of bests"],
+        [[name, benchlib.fmt(s["tok_s"]), benchlib.fmt(s["best_tok_s"]), benchlib.fmt(s["ratio_to_llama_bench"], 3),
+          benchlib.fmt(s["best_ratio_to_llama_bench"], 3)] for name, s in summary.items()],
+    )
+    app = summary["app"]
+    met = lambda r: "met" if r >= 0.92 else "NOT met"  # noqa: E731
+    print(f"\napp/llama-bench {app['ratio_to_llama_bench']:.3f} median of rounds ({met(app['ratio_to_llama_bench'])}), "
+          f"{app['best_ratio_to_llama_bench']:.3f} ratio of bests ({met(app['best_ratio_to_llama_bench'])}); target >= 0.92")
+    out = benchlib.write_results("llama_bench", {
+        "settings": {"threads": args.threads, "tokens": args.tokens, "prompt_tokens": len(prompt_tokens),
+                     "rounds": args.rounds, "command": command[1:]},
+        "summary": summary,
+        "runs": runs,
+    })
     print(f"results: {out.relative_to(benchlib.ROOT)}")
 
 
