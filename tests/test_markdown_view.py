@@ -88,6 +88,36 @@ async def test_streamed_in_pieces_it_shows_what_the_whole_text_shows(piece: int)
         assert not any("```" in line for line in shown)
 
 
+TRICKY_STREAMS = [
+    # A line's start can look like a new block and then join the one before it.
+    "Steps:\n\n1. **Install** the package.\n\n2. **Run** it.\n\n3. Done.\n",
+    "Issue\n#42 is fixed\n\nNext.\n",
+    "Note\n***important*** stuff\n\nNext.\n",
+    "1. Do:\n\n   ```sh\n   ls\n   ```\n\n2. Then\n",
+    "Title\n---\n\n- a\n\n- b\n",
+    "Line one\u2028line two\n\nSecond paragraph\n",
+]
+
+
+@pytest.mark.parametrize("document", TRICKY_STREAMS)
+async def test_streamed_one_character_at_a_time_it_matches_the_whole_text(document: str) -> None:
+    app = ViewApp()
+    async with app.run_test(size=(70, 40)) as pilot:
+        streamed = app.query_one("#streamed", MarkdownView)
+        await pilot.pause()
+        for character in document:
+            streamed.append(character)
+        whole = MarkdownView(document)
+        await app.query_one(VerticalScroll).mount(whole)
+        await pilot.pause()
+        assert streamed._lines.plain == whole._lines.plain
+
+
+def test_split_blocks_cuts_lines_only_at_newlines() -> None:
+    blocks = split_blocks("Line one\u2028line two\n\nSecond paragraph\n")
+    assert [block.source for block in blocks] == ["Line one\u2028line two\n", "Second paragraph\n"]
+
+
 async def test_each_finished_block_is_rendered_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the block being written is rendered again as text arrives; that is the speed-up.
     A block's final text is rendered once, whether it was last seen being written or not."""

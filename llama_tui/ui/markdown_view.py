@@ -6,7 +6,8 @@ repaints that tree, which cost 25 ms of UI time per drain and 12% of the decode 
 2-core machine (docs/benchmarks.md). This widget holds the text instead, splits it into
 top-level Markdown blocks, and renders each block with Rich into lines once it can no
 longer change: only the block still being written is rendered again on each drain. Lines
-are drawn through the line API, so a repaint copies cached strips.
+are drawn through the line API, so a repaint copies cached strips. (Reference-style link
+definitions are not applied: each block is rendered on its own.)
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ from textual.widget import Widget
 
 _PARSER = MarkdownIt("commonmark").enable("strikethrough").enable("table")
 
+OPEN_BLOCKS = 2
+"""The last blocks of a growing text are still open to change. Two, not one: the start of a
+line can look like a new block and then join the one before it as more text arrives ("2"
+becomes "2. Second", the next item of a list; "#" becomes "#42 is fixed", a paragraph's
+second line)."""
+
 
 @dataclass(frozen=True)
 class Block:
@@ -49,7 +56,10 @@ class Block:
 
 def split_blocks(source: str) -> list[Block]:
     """The top-level Markdown blocks of `source`; blank lines between blocks belong to none."""
-    lines = source.splitlines(keepends=True)
+    # Lines end at "\n" only, as markdown-it counts them (str.splitlines would also split at
+    # U+2028 and U+2029 and cut text out of the wrong place).
+    lines = [line + "\n" for line in source.split("\n")]
+    lines[-1] = lines[-1][:-1]
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line))
@@ -196,7 +206,8 @@ class MarkdownView(Widget):
         self._settled_upto = 0
         """Where the text still open to change starts: all blocks before it are final."""
         self._settled_sources: list[str] = []
-        self._live_source = ""
+        self._open_sources: list[str] = []
+        """The last OPEN_BLOCKS blocks, which later text may still change."""
         self._width = 0
         self._settled = _RenderedLines()
         """The final blocks, rendered at `_width`."""
@@ -206,8 +217,9 @@ class MarkdownView(Widget):
         """Lines as drawn: cropped, styled and with offsets for selections."""
         self._line_style: Style | None = None
         self._theme: Theme | None = None
-        self._live_rendered: tuple[str, _RenderedLines] | None = None
-        """The block being written as last rendered: often it is final as it stands."""
+        self._open_rendered: dict[str, _RenderedLines] = {}
+        """The open blocks as last rendered: usually only the last one changes, and each
+        becomes final as it stands."""
         self.footer_text = ""
         if text:
             self.append(text)
@@ -227,12 +239,11 @@ class MarkdownView(Widget):
             return
         self._text += fragment
         blocks = split_blocks(self._text[self._settled_upto:])
-        # A block is final once another one has started after it.
-        settling = [block.source for block in blocks[:-1]]
+        settling = [block.source for block in blocks[:-OPEN_BLOCKS]]
         if settling:
-            self._settled_upto += blocks[-1].start
+            self._settled_upto += blocks[-OPEN_BLOCKS].start
             self._settled_sources.extend(settling)
-        self._live_source = blocks[-1].source if blocks else ""
+        self._open_sources = [block.source for block in blocks[-OPEN_BLOCKS:]]
         if not self._width:  # not laid out yet: everything renders once the width is known
             self.refresh(layout=True)
             return
@@ -247,7 +258,7 @@ class MarkdownView(Widget):
         self._show(len(self._settled.strips))
 
     def clear(self) -> None:
-        self._text, self._settled_upto, self._settled_sources, self._live_source = "", 0, [], ""
+        self._text, self._settled_upto, self._settled_sources, self._open_sources = "", 0, [], []
         self._settled = _RenderedLines()
         self._show(0)
 
@@ -256,7 +267,7 @@ class MarkdownView(Widget):
     def _render_all(self) -> None:
         """Render every block again: the width or the theme changed."""
         self._theme = None
-        self._live_rendered = None
+        self._open_rendered = {}
         self._settled = _RenderedLines()
         for source in self._settled_sources:
             self._settled.extend(self._render_block(source), gap=True)
@@ -265,11 +276,13 @@ class MarkdownView(Widget):
         self._show(0)
 
     def _show(self, changed_from: int) -> None:
-        """Put the live block after the final ones and repaint from line `changed_from`:
+        """Put the open blocks after the final ones and repaint from line `changed_from`:
         the lines above it are unchanged, and a new layout is needed only for a new height."""
         lines = _RenderedLines(list(self._settled.strips), list(self._settled.plain))
-        if self._live_source and self._width:
-            lines.extend(self._render_once(self._live_source), gap=True)
+        if self._width:
+            for source in self._open_sources:
+                lines.extend(self._render_once(source), gap=True)
+            self._open_rendered = {s: r for s, r in self._open_rendered.items() if s in self._open_sources}
         if self.footer_text and self._width:
             lines.extend(self._render_footer(), gap=False)
         old_height, new_height = len(self._lines.strips), len(lines.strips)
@@ -282,11 +295,10 @@ class MarkdownView(Widget):
             self.refresh(Region(0, changed_from, self._width, max(new_height - changed_from, 0)))
 
     def _render_once(self, source: str) -> _RenderedLines:
-        """Render a block, unless it is the block last rendered while being written."""
-        if self._live_rendered is not None and self._live_rendered[0] == source:
-            return self._live_rendered[1]
-        rendered = self._render_block(source)
-        self._live_rendered = (source, rendered)
+        """Render a block, unless it was rendered as it stands while it was open."""
+        rendered = self._open_rendered.get(source)
+        if rendered is None:
+            rendered = self._open_rendered[source] = self._render_block(source)
         return rendered
 
     def _render_footer(self) -> _RenderedLines:
