@@ -58,3 +58,18 @@ async def test_a_frame_still_waits_when_nothing_ends(monkeypatch: pytest.MonkeyP
     batch = await asyncio.wait_for(buffer.drain_next_frame(), 5)
     assert batch is not None and batch.text == "b"
     assert time.monotonic() - started >= 0.25
+
+
+async def test_a_busy_ui_does_not_stop_the_reply_for_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drains are spaced by the UI's CPU since the last one; a burst of other UI work (a
+    resize renders every reply again) must not hold the reply still for seconds."""
+    buffer = ReplyBuffer(wake=lambda: None)
+    buffer.push(TextDelta("a", STATS))
+    await buffer.drain_next_frame()
+    busy_until = time.thread_time() + 0.4  # 0.4 s of UI CPU: 4 s at a tenth of a core
+    while time.thread_time() < busy_until:
+        pass
+    buffer.push(TextDelta("b", STATS))
+    started = time.monotonic()
+    await buffer.drain_next_frame()
+    assert time.monotonic() - started <= reply_buffer.MAX_FRAME_SECONDS + 0.1

@@ -47,6 +47,9 @@ FRAME_SECONDS = 1 / 30
 # keeps decoding within a few percent of the bare binding; 0.25 cost 8-12% of the decode
 # speed (bench/decode_speed.py --what-if budget=F measures the effect).
 UI_CPU_BUDGET = 0.1
+# However long the UI was busy (a resize renders every reply again), the reply does not
+# stand still for longer than this.
+MAX_FRAME_SECONDS = 0.5
 
 
 @dataclass
@@ -110,7 +113,7 @@ class ReplyBuffer:
         of a reply is shown at once.
         """
         ui_cpu = time.thread_time() - self._ui_cpu_at_last_drain
-        frame = max(FRAME_SECONDS, ui_cpu / UI_CPU_BUDGET)
+        frame = min(max(FRAME_SECONDS, ui_cpu / UI_CPU_BUDGET), MAX_FRAME_SECONDS)
         wait = self._last_drain + frame - time.monotonic()
         if wait > 0:
             hurry = asyncio.Event()
