@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -241,3 +243,13 @@ async def test_a_bad_model_file_gets_a_message_and_the_app_stays_usable(
         assert "No model is loaded yet." in notes
         # Nothing typed is lost.
         assert app.query_one("#chat-input", Input).value == "anyone there?"
+
+
+def test_start_up_does_not_import_the_hugging_face_client() -> None:
+    """huggingface_hub is ~100 ms of imports before the first frame; the picker, which needs
+    it, is imported once the first model has loaded (LlamaApp._preload_picker)."""
+    probe = "import sys, llama_tui.cli, llama_tui.ui.app; print(sorted(m for m in sys.modules if m.startswith(('huggingface_hub', 'llama_tui.engine.hub'))))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+

@@ -42,7 +42,6 @@ from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
 from llama_tui.ui.messages import LogLinesReady, ModelLoaded, ModelLoadFailed, ReplyReady
 from llama_tui.ui.confirm_screen import ConfirmScreen
-from llama_tui.ui.picker_screen import ModelPickerScreen
 from llama_tui.ui.settings_screen import SettingsScreen
 from llama_tui.ui.reply_buffer import ReplyBatch, ReplyBuffer
 from llama_tui.ui.status_bar import StatusBar
@@ -205,6 +204,7 @@ class LlamaApp(App[None]):
         self.status_bar.show_state("idle")
         self.status_bar.show_context(model.context_used, model.context_size)
         self.sub_title = model.path.name
+        self._preload_picker()
         self.notify(
             f"{model.name} loaded in {message.seconds:.1f} s · chat template: {model.chat_template.name}",
             timeout=4,
@@ -222,6 +222,7 @@ class LlamaApp(App[None]):
         self.status_bar.show_model("no model")
         self.status_bar.show_state("idle")
         self.notify(message.reason, title="Cannot load the model", severity="error", timeout=15)
+        self._preload_picker()
 
     def _remember(self, path: Path) -> None:
         """Put `path` first among the recent models, and save that when settings persist."""
@@ -236,7 +237,16 @@ class LlamaApp(App[None]):
 
     # -- picking and swapping models -------------------------------------------------------
 
+    def _preload_picker(self) -> None:
+        """The picker pulls in huggingface_hub, ~100 ms of imports. Imported once the first
+        model is ready (or failed), off the UI thread: not before the app can show anything,
+        and not while the model loads, whose worker needs the GIL too."""
+        if "llama_tui.ui.picker_screen" not in sys.modules:
+            self.run_worker(_import_picker, thread=True, exit_on_error=False, description="importing the model picker")
+
     def action_open_picker(self, download: tuple[str, str] | None = None) -> None:
+        from llama_tui.ui.picker_screen import ModelPickerScreen  # see _preload_picker
+
         current = self.model.path if self.model is not None else None
         picker = ModelPickerScreen(
             self.recent_models, n_ctx=self.options.load.n_ctx, n_gpu_layers=self.options.load.n_gpu_layers,
@@ -404,3 +414,7 @@ class LlamaApp(App[None]):
         if self.model is not None:
             self.model.cancel()
         self.exit()
+
+
+def _import_picker() -> None:
+    import llama_tui.ui.picker_screen  # noqa: F401
