@@ -204,7 +204,6 @@ class LlamaApp(App[None]):
         self.status_bar.show_state("idle")
         self.status_bar.show_context(model.context_used, model.context_size)
         self.sub_title = model.path.name
-        self._preload_picker()
         self.notify(
             f"{model.name} loaded in {message.seconds:.1f} s · chat template: {model.chat_template.name}",
             timeout=4,
@@ -222,7 +221,6 @@ class LlamaApp(App[None]):
         self.status_bar.show_model("no model")
         self.status_bar.show_state("idle")
         self.notify(message.reason, title="Cannot load the model", severity="error", timeout=15)
-        self._preload_picker()
 
     def _remember(self, path: Path) -> None:
         """Put `path` first among the recent models, and save that when settings persist."""
@@ -237,15 +235,11 @@ class LlamaApp(App[None]):
 
     # -- picking and swapping models -------------------------------------------------------
 
-    def _preload_picker(self) -> None:
-        """The picker pulls in huggingface_hub, ~100 ms of imports. Imported once the first
-        model is ready (or failed), off the UI thread: not before the app can show anything,
-        and not while the model loads, whose worker needs the GIL too."""
-        if "llama_tui.ui.picker_screen" not in sys.modules:
-            self.run_worker(_import_picker, thread=True, exit_on_error=False, description="importing the model picker")
-
     def action_open_picker(self, download: tuple[str, str] | None = None) -> None:
-        from llama_tui.ui.picker_screen import ModelPickerScreen  # see _preload_picker
+        # Imported on first use: the picker pulls in huggingface_hub, ~100 ms of imports that
+        # would otherwise delay the first frame (or, done in the background, slow the model
+        # load or the first reply, which need the GIL too).
+        from llama_tui.ui.picker_screen import ModelPickerScreen
 
         current = self.model.path if self.model is not None else None
         picker = ModelPickerScreen(
@@ -414,7 +408,3 @@ class LlamaApp(App[None]):
         if self.model is not None:
             self.model.cancel()
         self.exit()
-
-
-def _import_picker() -> None:
-    import llama_tui.ui.picker_screen  # noqa: F401
