@@ -33,7 +33,7 @@ import time
 import benchlib
 from what_if import what_if
 
-from llama_tui.ui.markdown_view import split_blocks
+from llama_tui.ui.markdown_blocks import split_blocks
 
 # A base model (no instruction tuning) answers in the style of the example it is shown, so
 # the system prompt is a transcript with one long Markdown answer. Greedy decoding of this
@@ -267,7 +267,7 @@ def main() -> None:
         r["tokens"] == reference["tokens"] and r["text"].strip() == reference["text"].strip()
         for rs in runs.values() for r in rs
     )
-    print(f"\ntokens per run: " + ", ".join(f"{k} {sorted({r['tokens'] for r in v})}" for k, v in runs.items())
+    print("\ntokens per run: " + ", ".join(f"{k} {sorted({r['tokens'] for r in v})}" for k, v in runs.items())
           + f"; identical text in all runs: {identical}")
     app_run = runs["app"][0]
     print(f"Markdown blocks in the app's reply: {app_run['markdown_blocks']}")

@@ -9,8 +9,9 @@ from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 from textual.selection import Selection
 
-from llama_tui.ui import markdown_view
-from llama_tui.ui.markdown_view import MarkdownView, split_blocks
+from llama_tui.ui import markdown_blocks
+from llama_tui.ui.markdown_blocks import split_blocks
+from llama_tui.ui.markdown_view import MarkdownView
 
 DOCUMENT = """# Python string methods
 
@@ -168,7 +169,7 @@ async def test_a_selection_copies_the_text_as_shown() -> None:
 
 
 def test_theme_colours_that_rich_cannot_read_fall_back() -> None:
-    theme = markdown_view.markdown_theme({"primary": "#0178D4", "surface": "transparent", "accent": "ansi_default 50%"})
+    theme = markdown_blocks.markdown_theme({"primary": "#0178D4", "surface": "transparent", "accent": "ansi_default 50%"})
     assert theme.styles["markdown.h1"].color is not None
     assert str(theme.styles["markdown.h1"].color.name).lower() == "#0178d4"
 
