@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llama_tui import cli
-from llama_tui.engine.settings import DEFAULT_SEED, LoadSettings, available_cores
+from llama_tui.engine.settings import DEFAULT_SEED, available_cores
 from tests.tiny_gguf import write_tiny_llama_gguf
 
 

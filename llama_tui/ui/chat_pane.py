@@ -16,7 +16,6 @@ from llama_tui.engine.model import ChatMessage
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.markdown_view import MarkdownView
 from llama_tui.ui.messages import ReplyReady
-from llama_tui.ui.reply_buffer import ReplyBatch
 
 if TYPE_CHECKING:
     from llama_tui.ui.app import LlamaApp
