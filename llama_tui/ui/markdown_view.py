@@ -118,11 +118,6 @@ class MarkdownView(Widget):
         self.footer_text = text
         self._show(len(self._settled.strips))
 
-    def clear(self) -> None:
-        self._text, self._settled_upto, self._settled_sources, self._open_sources = "", 0, [], []
-        self._settled = _RenderedLines()
-        self._show(0)
-
     # -- rendering -----------------------------------------------------------------------
 
     def _render_all(self) -> None:

@@ -38,6 +38,10 @@ class ReplyBatch:
     finished: Finished | None = None
     error: str | None = None
 
+    @property
+    def ends_reply(self) -> bool:
+        return self.finished is not None or self.error is not None
+
 
 # Each drain costs a render of the block being written and a repaint; on a 2-core machine
 # that time is taken from the decode thread, so fewer, larger updates mean more tok/s.
@@ -80,11 +84,8 @@ class ReplyBuffer:
                 case Finished(stats=stats):
                     batch.finished = event
                     batch.stats = stats
-            waiting = self._waiting if batch.finished is not None else None
-        if was_empty:
-            self.wake()
-        if waiting is not None:
-            self._hurry(waiting)
+            waiting = self._waiting if batch.ends_reply else None
+        self._announce(was_empty, waiting)
 
     def fail(self, message: str) -> None:
         with self._lock:
@@ -92,18 +93,19 @@ class ReplyBuffer:
             self._pending = self._pending or ReplyBatch()
             self._pending.error = message
             waiting = self._waiting
+        self._announce(was_empty, waiting)
+
+    def _announce(self, was_empty: bool, waiting: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None) -> None:
+        """Wake the UI if the buffer was empty; if the reply ended while the UI waits for the
+        next frame, end that wait (decode thread side, outside the lock)."""
         if was_empty:
             self.wake()
         if waiting is not None:
-            self._hurry(waiting)
-
-    @staticmethod
-    def _hurry(waiting: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
-        loop, event = waiting
-        try:
-            loop.call_soon_threadsafe(event.set)
-        except RuntimeError:  # the loop closed: the app is gone
-            pass
+            loop, event = waiting
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop closed: the app is gone
+                pass
 
     async def drain_next_frame(self) -> ReplyBatch | None:
         """Wait for the next frame, then drain (UI side).
@@ -119,7 +121,7 @@ class ReplyBuffer:
             hurry = asyncio.Event()
             with self._lock:
                 # The end of the reply is shown at once, even when it arrives during the wait.
-                finishing = self._pending is not None and (self._pending.finished is not None or self._pending.error is not None)
+                finishing = self._pending is not None and self._pending.ends_reply
                 self._waiting = None if finishing else (asyncio.get_running_loop(), hurry)
             if not finishing:
                 try:
