@@ -166,9 +166,9 @@ def reply_ended(app: object) -> bool:
 
 async def send_chat(pilot: object, text: str) -> None:
     """Type a message into the chat input and press Enter, as a user would."""
-    from textual.widgets import Input
+    from llama_tui.ui.chat_input import ChatInput
 
-    chat_input = pilot.app.query_one("#chat-input", Input)  # type: ignore[attr-defined]
-    chat_input.value = text
+    chat_input = pilot.app.query_one("#chat-input", ChatInput)  # type: ignore[attr-defined]
+    chat_input.load_text(text)
     chat_input.focus()
     await pilot.press("enter")  # type: ignore[attr-defined]

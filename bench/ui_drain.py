@@ -6,7 +6,7 @@ than the UI can draw, through the real app (headless, real widgets). For each re
   lag      time from the engine's Finished event (pushed by the decode thread) to the first
            frame painted after the reply's last text is in the Markdown widget
   key      while the reply streams, a key ("x", typed into the chat input) is sent every
-           ~50 ms as the terminal driver sends keys; latency is from sending it to the Input's
+           ~50 ms as the terminal driver sends keys; latency is from sending it to the message box's
            Changed message being handled, and to the first frame painted after it
 
 Why: the ReplyBuffer hands text over once per frame, so the screen should lag the model by
@@ -49,9 +49,9 @@ class Probe:
             self.key_pressed = self.key_handled = None
 
     def message(self, message: object) -> None:
-        from textual.widgets import Input
+        from textual.widgets import TextArea
 
-        if isinstance(message, Input.Changed) and self.key_pressed is not None and self.key_handled is None:
+        if isinstance(message, TextArea.Changed) and self.key_pressed is not None and self.key_handled is None:
             self.key_handled = time.perf_counter()
             self.key_latencies.append(self.key_handled - self.key_pressed)
 
@@ -96,10 +96,9 @@ def press_now(app, key: str) -> None:
 
 
 async def one_reply(path, tokens: int, threads: int) -> dict:
-    from textual.widgets import Input
-
     from llama_tui.engine.settings import LoadSettings, SamplingSettings
     from llama_tui.launch import LaunchOptions
+    from llama_tui.ui.chat_input import ChatInput
     from llama_tui.ui.app import LlamaApp
     from llama_tui.ui.messages import ReplyReady
 
@@ -122,7 +121,7 @@ async def one_reply(path, tokens: int, threads: int) -> dict:
         async with app.run_test(size=APP_SIZE, message_hook=hook) as pilot:
             await benchlib.wait_until(lambda: app.model is not None)
             await benchlib.send_chat(pilot, "Tell me a long story.")
-            chat_input = app.query_one("#chat-input", Input)
+            chat_input = app.query_one("#chat-input", ChatInput)
             while app.generating:
                 probe.key_pressed, probe.key_handled = time.perf_counter(), None
                 press_now(app, "x")
@@ -130,7 +129,7 @@ async def one_reply(path, tokens: int, threads: int) -> dict:
             await benchlib.wait_until(lambda: probe.on_screen is not None, poll=0.01)
             stats = app.last_stats
             assert stats is not None and stats.generated_tokens == tokens, stats
-            assert chat_input.value.strip("x") == "", "the key presses did not reach the input"
+            assert chat_input.text.strip("x") == "", "the key presses did not reach the input"
             lag = probe.on_screen - probe.finished_pushed  # type: ignore[operator]
             # UI CPU per drain cycle, early and late in the reply: growth means the cost of a
             # drain depends on how long the reply already is.

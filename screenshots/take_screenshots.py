@@ -60,6 +60,7 @@ from llama_tui.engine.settings import LoadSettings, SamplingSettings  # noqa: E4
 from llama_tui.engine.starter import starter_model_path  # noqa: E402
 from llama_tui.launch import LaunchOptions  # noqa: E402
 from llama_tui.ui.app import LlamaApp  # noqa: E402
+from llama_tui.ui.chat_input import ChatInput  # noqa: E402
 from llama_tui.ui.chat_pane import AssistantMessage  # noqa: E402
 from llama_tui.ui.completion_pane import CompletionPane  # noqa: E402
 from llama_tui.ui.hub_panel import HubPanel  # noqa: E402
@@ -177,9 +178,9 @@ async def shoot_mid_answer(pilot: Pilot, shown: Callable[[], bool], name: str) -
 async def send_chat(app: LlamaApp, text: str) -> AssistantMessage:
     """Send `text` as Enter does; return the reply once it is being generated (or done)."""
     replies = len(app.query(AssistantMessage))
-    chat_input = app.query_one("#chat-input", Input)
-    chat_input.value = text
-    await chat_input.action_submit()
+    chat_input = app.query_one("#chat-input", ChatInput)
+    chat_input.load_text(text)
+    chat_input.post_message(ChatInput.Submitted(chat_input, text))
     # The reply widget is mounted before the generation starts: wait for both.
     await wait_for(lambda: len(app.query(AssistantMessage)) > replies
                    and (app.generating or app.query(AssistantMessage).last().has_class("ended")),

@@ -15,12 +15,13 @@ import pytest
 from textual.message import Message
 from textual.notifications import Notify
 from textual.pilot import Pilot
-from textual.widgets import Input, Label, Log, TabbedContent, TextArea
+from textual.widgets import Label, Log, TabbedContent, TextArea
 
 from llama_tui.engine.events import Finished, GenerationStats, StopReason, TextDelta
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.launch import LaunchOptions
 from llama_tui.ui.app import LlamaApp
+from llama_tui.ui.chat_input import ChatInput
 from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, UserMessage
 from llama_tui.ui.messages import LogLinesReady, ModelLoadFailed, ReplyReady
 from llama_tui.ui.reply_buffer import FRAME_SECONDS
@@ -66,8 +67,8 @@ def endless_options(model: Path) -> LaunchOptions:
 
 
 async def send_chat(pilot: Pilot, text: str) -> None:
-    chat_input = pilot.app.query_one("#chat-input", Input)
-    chat_input.value = text
+    chat_input = pilot.app.query_one("#chat-input", ChatInput)
+    chat_input.load_text(text)
     chat_input.focus()
     await pilot.press("enter")
 
@@ -138,7 +139,7 @@ async def test_keys_switch_tabs_and_mode_picks_the_first_tab(tiny_model: Path) -
         assert tabs.active == "completion"
         assert isinstance(app.focused, TextArea)
         await pilot.press("f2")
-        assert tabs.active == "chat" and isinstance(app.focused, Input)
+        assert tabs.active == "chat" and isinstance(app.focused, ChatInput)
         await wait_for(pilot, lambda: app.model is not None)
         await pilot.press("f4")
         assert tabs.active == "log"
@@ -171,7 +172,7 @@ async def test_completion_continues_the_text(tiny_model: Path) -> None:
     app = LlamaApp(tiny_options(tiny_model, mode="completion"))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        area = app.query_one(TextArea)
+        area = app.query_one("#completion-text", TextArea)
         area.load_text("Once upon a time")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.last_stats is not None and app.last_stats.generated_tokens == 60)
@@ -247,7 +248,7 @@ async def test_a_bad_model_file_gets_a_message_and_the_app_stays_usable(
         notes = [m.notification.message for m in seen if isinstance(m, Notify)]
         assert "No model is loaded yet." in notes
         # Nothing typed is lost.
-        assert app.query_one("#chat-input", Input).value == "anyone there?"
+        assert app.query_one("#chat-input", ChatInput).text == "anyone there?"
 
 
 def test_start_up_does_not_import_the_hugging_face_client() -> None:

@@ -45,6 +45,7 @@ from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.settings_screen import SettingsScreen
 from llama_tui.ui.reply_buffer import ReplyBatch, ReplyBuffer
 from llama_tui.ui.status_bar import StatusBar
+from llama_tui.ui.terminal_input import use_paste_safe_parser
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class LlamaApp(App[None]):
 
     def __init__(self, options: LaunchOptions | None = None) -> None:
         super().__init__()
+        use_paste_safe_parser()
         self.options = options or LaunchOptions()
         self.model: LoadedModel | None = None
         self._generating_in: Widget | None = None

@@ -9,11 +9,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from llama_tui.engine.events import Finished, GenerationStats, StopReason
 from llama_tui.engine.model import ChatMessage
 from llama_tui.text import neutralise_controls
+from llama_tui.ui.chat_input import ChatInput
 from llama_tui.ui.markdown_view import MarkdownView
 from llama_tui.ui.messages import ReplyReady
 
@@ -89,6 +90,8 @@ class ChatPane(Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.conversation: list[ChatMessage] = []
         self._reply: AssistantMessage | None = None
+        self._asked: UserMessage | None = None
+        """The message the reply being written answers."""
 
     @property
     def llama_app(self) -> LlamaApp:
@@ -98,7 +101,7 @@ class ChatPane(Vertical):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="transcript"):
             yield self._empty_hint()
-        yield Input(placeholder="Message the model · Enter to send · Esc to stop", id="chat-input")
+        yield ChatInput(placeholder="Message the model · Enter sends · ctrl+j new line · Esc stops", id="chat-input")
 
     @staticmethod
     def _empty_hint() -> Static:
@@ -114,19 +117,23 @@ class ChatPane(Vertical):
     def generating(self) -> bool:
         return self._reply is not None
 
-    @on(Input.Submitted, "#chat-input")
-    async def send(self, event: Input.Submitted) -> None:
-        text = neutralise_controls(event.value).strip()
+    @property
+    def chat_input(self) -> ChatInput:
+        return self.query_one("#chat-input", ChatInput)
+
+    @on(ChatInput.Submitted, "#chat-input")
+    async def send(self, event: ChatInput.Submitted) -> None:
+        text = neutralise_controls(event.text).strip()
         if not text:
             return
         if not self.llama_app.can_generate(self):
             return
-        event.input.clear()
+        event.chat_input.clear()
         self.conversation.append(ChatMessage("user", text))
         transcript = self.query_one("#transcript", VerticalScroll)
         await transcript.query("#chat-empty").remove()
-        self._reply = AssistantMessage()
-        await transcript.mount_all([UserMessage(text), self._reply])
+        self._asked, self._reply = UserMessage(text), AssistantMessage()
+        await transcript.mount_all([self._asked, self._reply])
         messages = list(self.conversation)
         system_prompt = self.llama_app.options.system_prompt
         if system_prompt:
@@ -161,7 +168,7 @@ class ChatPane(Vertical):
         self.conversation.append(ChatMessage("assistant", reply.raw_text))
         verbose = self.llama_app.options.verbose
         reply.end(finished.reason, describe_speed(finished.stats) if verbose else None)
-        self._reply = None
+        self._reply = self._asked = None
         self.llama_app.generation_ended()
 
     async def _fail(self, error: str) -> None:
@@ -172,19 +179,16 @@ class ChatPane(Vertical):
             self.conversation.append(ChatMessage("assistant", reply.raw_text))
             reply.end(StopReason.CANCELLED, None)
             await self._add_notice(error, error=True)
-            self._reply = None
+            self._reply = self._asked = None
             self.llama_app.generation_ended()
             return
         user_text = self.conversation.pop().content
-        previous = reply.previous_sibling
         await reply.remove()
-        if isinstance(previous, UserMessage):
-            await previous.remove()
-        prompt_input = self.query_one("#chat-input", Input)
-        if not prompt_input.value:
-            prompt_input.value = user_text
+        if self._asked is not None:
+            await self._asked.remove()
+        self.chat_input.put_back(user_text)
         await self._add_notice(error, error=True)
-        self._reply = None
+        self._reply = self._asked = None
         self.llama_app.generation_ended()
 
     async def _add_notice(self, text: str, *, error: bool = False) -> None:
@@ -203,4 +207,4 @@ class ChatPane(Vertical):
         transcript = self.query_one("#transcript", VerticalScroll)
         await transcript.remove_children()
         await transcript.mount(self._empty_hint())
-        self.query_one("#chat-input", Input).focus()
+        self.chat_input.focus()

@@ -1,0 +1,100 @@
+"""The chat's message box: several lines, a paste arrives whole, Enter sends.
+
+Textual's `Input` keeps only the first line of a paste, so the box is a `TextArea`:
+- Enter sends; shift+enter (where the terminal tells it apart) and ctrl+j (every terminal)
+  start a new line.
+- A bracketed paste is inserted whole, newlines kept, control characters made visible.
+- A terminal without bracketed paste sends a pasted text as typed keys, its newlines as
+  Enter. So Enter waits `PASTE_GAP` before sending: if more keys follow within that time,
+  no person typed them, and the Enter becomes a newline in the text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import TextArea
+
+from llama_tui.text import neutralise_controls
+
+PASTE_GAP = 0.03
+"""Seconds after Enter in which another key means a paste, not a person (people need ~0.1 s)."""
+
+
+class ChatInput(TextArea):
+    BINDINGS = [
+        Binding("shift+enter,ctrl+j", "newline", "New line", id="chat_input.newline",
+                tooltip="Start a new line in the message", show=False),
+    ]
+
+    @dataclass
+    class Submitted(Message):
+        """Enter was pressed (not as part of a paste) with this text in the box."""
+
+        chat_input: ChatInput
+        text: str
+
+        @property
+        def control(self) -> ChatInput:
+            """What `@on(ChatInput.Submitted, "#id")` matches against."""
+            return self.chat_input
+
+    def __init__(self, *, placeholder: str, id: str) -> None:
+        super().__init__(id=id, placeholder=placeholder, soft_wrap=True, tab_behavior="focus",
+                         show_line_numbers=False, highlight_cursor_line=False)
+        self._pending_enter: Timer | None = None
+
+    @property
+    def value(self) -> str:
+        return self.text
+
+    def put_back(self, text: str) -> None:
+        """Give `text` back to the person, before anything typed since."""
+        current = self.text
+        self.load_text(text if not current.strip() else f"{text}\n\n{current}")
+        self.move_cursor(self.document.end)
+
+    def action_newline(self) -> None:
+        self._insert("\n")
+
+    def _insert(self, text: str) -> None:
+        self.replace(text, *self.selection)
+
+    async def _on_key(self, event: events.Key) -> None:
+        if self.read_only:
+            return
+        if self._pending_enter is not None:
+            # A key right after Enter: the Enter was part of an unbracketed paste.
+            self._cancel_pending_enter()
+            self._insert("\n")
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self._pending_enter = self.set_timer(PASTE_GAP, self._submit)
+        # Any other key goes on to TextArea._on_key (Textual calls each class's handler in turn).
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        if self.read_only:
+            return
+        if self._pending_enter is not None:
+            self._cancel_pending_enter()
+            self._insert("\n")
+        event.prevent_default()
+        event.stop()
+        # Terminals send a pasted newline as a carriage return.
+        text = event.text.replace("\r\n", "\n").replace("\r", "\n")
+        result = self.replace(neutralise_controls(text), *self.selection)
+        self.move_cursor(result.end_location)
+
+    def _cancel_pending_enter(self) -> None:
+        if self._pending_enter is not None:
+            self._pending_enter.stop()
+            self._pending_enter = None
+
+    def _submit(self) -> None:
+        self._pending_enter = None
+        self.post_message(self.Submitted(self, self.text))

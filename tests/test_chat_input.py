@@ -1,0 +1,151 @@
+"""The message box: pastes arrive whole, newlines can be typed, nothing typed is lost."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from textual import events
+
+from llama_tui.engine.settings import LoadSettings, SamplingSettings
+from llama_tui.ui.app import LlamaApp
+from llama_tui.ui.chat_input import ChatInput
+from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, Notice, UserMessage
+from llama_tui.ui.terminal_input import PasteSafeParser
+from tests.terminal import LLAMA_TUI, Terminal, app_env
+from tests.test_app import SIZE, reply_ended, tiny_options, wait_for
+
+PLACEHOLDER = "Message the model"
+"""Shown in the message box while it is empty: the message was sent."""
+POEM = "first line\nsecond line\n\n    indented fourth line"
+
+
+async def test_a_multi_line_paste_is_sent_whole_as_one_message(tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model, sampling=SamplingSettings(max_reply_tokens=5)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        box = app.query_one("#chat-input", ChatInput)
+        box.focus()
+        box.post_message(events.Paste(POEM))
+        await pilot.pause()
+        assert box.text == POEM
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: reply_ended(app))
+        pane = app.query_one(ChatPane)
+        assert [(m.role, m.content) for m in pane.conversation][:1] == [("user", POEM)]
+        assert [str(m.render()) for m in app.query(UserMessage)] == [POEM]
+        assert box.text == ""
+
+
+async def test_ctrl_j_and_shift_enter_type_a_newline_and_enter_sends(tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model, sampling=SamplingSettings(max_reply_tokens=5)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        app.query_one("#chat-input", ChatInput).focus()
+        await pilot.press("a", "ctrl+j", "b", "shift+enter", "c")
+        assert app.query_one("#chat-input", ChatInput).text == "a\nb\nc"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: reply_ended(app))
+        assert app.query_one(ChatPane).conversation[0].content == "a\nb\nc"
+
+
+async def test_a_paste_with_control_characters_shows_them_as_symbols(tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        box = app.query_one("#chat-input", ChatInput)
+        box.focus()
+        box.post_message(events.Paste("a\x07b\r\nc\rd"))
+        await pilot.pause()
+        assert box.text == "a\u2407b\nc\nd"
+
+
+async def test_a_message_too_long_for_the_context_is_refused_and_put_back(tiny_model: Path) -> None:
+    """The README's promise: refused with a message, put back in the input box, the app goes on."""
+    long_text = "word " * 600  # ~3,000 characters: far more than 256 tokens
+    options = tiny_options(tiny_model, load=LoadSettings(n_ctx=256, n_threads=1, n_threads_batch=1),
+                           sampling=SamplingSettings(max_reply_tokens=5))
+    app = LlamaApp(options)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        box = app.query_one("#chat-input", ChatInput)
+        box.focus()
+        box.post_message(events.Paste(long_text))
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.query(Notice) and not app.generating)
+        await pilot.pause()
+        notice = str(app.query_one(Notice).render())
+        assert "tokens" in notice and "the context holds 256" in notice
+        assert box.text == long_text.strip()
+        assert not app.query(UserMessage) and not app.query(AssistantMessage)
+        assert app.query_one(ChatPane).conversation == []
+        # The app goes on: a short message gets a reply.
+        box.load_text("short one")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: reply_ended(app))
+        assert [str(m.render()) for m in app.query(UserMessage)] == ["short one"]
+
+
+async def test_text_typed_while_a_message_is_refused_is_kept_after_it(tiny_model: Path) -> None:
+    options = tiny_options(tiny_model, load=LoadSettings(n_ctx=256, n_threads=1, n_threads_batch=1))
+    app = LlamaApp(options)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        pane = app.query_one(ChatPane)
+        box = pane.chat_input
+        box.put_back("refused text")
+        box.load_text("typed since")
+        box.put_back("refused text")
+        assert box.text == "refused text\n\ntyped since"
+
+
+# -- the terminal's bytes, parsed as in a real terminal ------------------------------------------
+
+
+def parsed(*chunks: str) -> list[events.Event]:
+    parser = PasteSafeParser()
+    found: list[events.Event] = []
+    for chunk in chunks:
+        found += list(parser.feed(chunk))  # type: ignore[arg-type]
+    return found
+
+
+def test_an_escape_inside_a_paste_stays_in_place() -> None:
+    data = "\x1b[200~Xab\x1b[31mc\x1b[201~"
+    for cut in range(len(data) + 1):  # every way a read can split it
+        found = parsed(data[:cut], data[cut:]) if 0 < cut < len(data) else parsed(data)
+        assert [type(e) for e in found] == [events.Paste], cut
+        assert found[0].text == "Xab\u241b[31mc"  # type: ignore[attr-defined]
+
+
+def test_keys_around_a_paste_are_still_keys() -> None:
+    found = parsed("a\x1b[200~one\x1b\x1b[201~b")
+    assert [getattr(e, "key", None) or getattr(e, "text", None) for e in found] == ["a", "one\u241b", "b"]
+
+
+# -- in a real terminal ---------------------------------------------------------------------------
+
+
+def test_pastes_in_a_real_terminal_arrive_whole_and_in_order(tiny_model: Path, tmp_path: Path) -> None:
+    """Bracketed and unbracketed pastes, as a terminal sends them (one write each)."""
+    argv = [*LLAMA_TUI, "--max-token", "512", "local", str(tiny_model)]
+    with Terminal(argv, env=app_env(tmp_path)) as term:
+        term.wait_for("idle")
+        term.paste("Xab\x1b[31mc\nsecond line")
+        term.wait_for("second line")
+        term.press("enter")
+        # Sent, and the reply has ended: the status bar is back to idle with a TTFT figure.
+        term.wait_for(lambda: "Xab␛[31mc" in term.text() and re.search(r" idle .* TTFT \d+ ms", term.text()) is not None)
+        rows = term.text().splitlines()
+        first = next(i for i, row in enumerate(rows) if "Xab␛[31mc" in row)
+        assert "second line" in rows[first + 1]  # one message of two lines
+
+        term.paste("third line\nfourth line\n", bracketed=False)
+        term.wait_for(lambda: "fourth line" in term.text() and PLACEHOLDER in term.text())
+        rows = term.text().splitlines()
+        third = next(i for i, row in enumerate(rows) if "third line" in row)
+        assert "fourth line" in rows[third + 1]
+        assert sum("third line" in row for row in rows) == 1
+        term.press("ctrl+q")
+        assert term.wait() == 0
