@@ -117,12 +117,22 @@ class LlamaApp(App[None]):
         # Anything a library prints (tqdm bars, stray prints) goes to the log, not the screen.
         self.begin_capture_print(self, stdout=True, stderr=True)
         self._focus_current_tab()
+        self._show_config_warnings()
         if self.options.open_picker or self.options.hub_download:
             self.status_bar.show_model("no model")
             self.status_bar.show_state("downloading" if self.options.hub_download else "idle")
             self.action_open_picker(download=self.options.hub_download)
         else:
             self.load_model(self.options.model_path)
+
+    def _show_config_warnings(self) -> None:
+        """Once, as a notification and in the log (the Log tab and the log file)."""
+        warnings = self.options.config_warnings
+        for warning in warnings:
+            log.warning("%s", warning)
+        if warnings:
+            # markup=False: the text quotes the file, e.g. "[sampling] temperature = ...".
+            self.notify("\n".join(warnings), title="Settings file", severity="warning", timeout=20, markup=False)
 
     def on_unmount(self) -> None:
         logging.getLogger().removeHandler(self._log_handler)
