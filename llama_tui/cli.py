@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from llama_tui import paths
@@ -124,7 +123,12 @@ def typed_settings(args: argparse.Namespace) -> dict[str, object]:
 
 
 def options_from_args(
-    args: argparse.Namespace, model_path: Path | None, saved: AppConfig | None = None, *, open_picker: bool = False
+    args: argparse.Namespace,
+    model_path: Path | None,
+    saved: AppConfig | None = None,
+    *,
+    open_picker: bool = False,
+    config_warnings: Iterable[str] = (),
 ) -> LaunchOptions:
     """Launch options: the saved settings (or defaults), with the typed flags on top."""
     effective = merge_cli(saved or AppConfig(), typed_settings(args))
@@ -138,6 +142,7 @@ def options_from_args(
         open_picker=open_picker,
         hub_download=(args.repo, args.file) if getattr(args, "command", None) == "hf-model" else None,
         saved_config=saved,
+        config_warnings=tuple(config_warnings),
     )
 
 
@@ -159,11 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
-    saved, warnings = load_config()
-    for warning in warnings:
-        sys.stderr.write(f"llama-tui: {config_path()}: {warning}\n")
+    saved, warnings = load_config()  # the app shows and logs the warnings
     model_path, open_picker = choose_model(args, saved)
-    options = options_from_args(args, model_path, saved, open_picker=open_picker)
+    options = options_from_args(args, model_path, saved, open_picker=open_picker, config_warnings=warnings)
 
     # Imported late: `--help` and usage errors should not pay for loading Textual and llama.cpp.
     from llama_tui.engine.logs import log_to_file, route_native_log

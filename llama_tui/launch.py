@@ -27,5 +27,9 @@ class LaunchOptions:
     open_picker: bool = False
     """Start on the model picker (there is no model to open)."""
     saved_config: AppConfig | None = None
-    """The settings file as read, without command-line flags; the app saves changes to it.
-    None (as in tests) keeps everything in memory."""
+    """The settings file as read at start, without command-line flags: its recent models seed
+    the picker, and settings changed in the app are saved to the file. None (as in tests)
+    keeps everything in memory."""
+    config_warnings: tuple[str, ...] = ()
+    """What load_config had to ignore in the settings file, for the app to show and log (on
+    the terminal it would vanish behind the full-screen UI)."""

@@ -110,3 +110,10 @@ def test_no_model_command_opens_the_last_model_then_the_starter(tmp_path: Path) 
 def test_overrides_before_and_after_the_model_command_are_all_kept() -> None:
     _, opts = options(["-o", "a=1", "local", "m.gguf", "-o", "b=2", "-o", "a=3"])
     assert opts.load.overrides == {"a": 3, "b": 2}  # the later value of a key wins
+
+
+def test_settings_file_warnings_are_handed_to_the_app() -> None:
+    args = cli.build_parser().parse_args([])
+    opts = cli.options_from_args(args, None, cli.AppConfig(), config_warnings=["config.toml: [load] n_ctx = 1 ..."])
+    assert opts.config_warnings == ("config.toml: [load] n_ctx = 1 ...",)
+    assert cli.options_from_args(args, None).config_warnings == ()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import subprocess
+import sys
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -10,17 +15,20 @@ import pytest
 
 from llama_tui.engine.chat_templates import chat_format_names
 from llama_tui.engine.config import (
+    MAX_CONFIG_BYTES,
     MAX_RECENT_MODELS,
     RELOAD_FIELDS,
     AppConfig,
-    carry_changes,
+    ConfigSaveError,
+    add_recent_model,
     changed_fields,
+    changed_values,
     config_path,
     format_overrides,
     load_config,
     merge_cli,
-    remember_model,
-    save_config,
+    remember_model_in_file,
+    save_changes,
     validate_field,
 )
 from llama_tui.engine.settings import (
@@ -44,6 +52,14 @@ def custom_config() -> AppConfig:
     )
 
 
+def write_config(config: AppConfig, path: Path) -> None:
+    """Save `config` the two ways the app saves: the settings that differ from the defaults,
+    then each recent model, oldest first."""
+    save_changes(changed_values(AppConfig(), config), path)
+    for model in reversed(config.recent_models):
+        remember_model_in_file(model, path)
+
+
 def test_missing_file_gives_defaults_without_warnings(tmp_path: Path) -> None:
     config, warnings = load_config(tmp_path / "nope.toml")
     assert config == AppConfig() and warnings == []
@@ -57,7 +73,7 @@ def test_config_path_is_in_the_config_dir() -> None:
 def test_round_trip_keeps_a_persons_comments_and_unknown_keys(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "config.toml"
     config = custom_config()
-    save_config(config, path)
+    write_config(config, path)
     assert load_config(path) == (config, [])
 
     # A person edits the file: a comment, a value, a key from some future version.
@@ -71,7 +87,7 @@ def test_round_trip_keeps_a_persons_comments_and_unknown_keys(tmp_path: Path) ->
     assert warnings == ["config.toml: unknown setting plugins (kept in the file, not used)",
                         "config.toml: unknown setting [sampling] mirostat (kept in the file, not used)"]
 
-    save_config(replace_sampling(loaded, top_k=50), path)
+    save_changes({"top_k": 50}, path)
     saved = path.read_text()
     for kept in ("# hand-edited", "temperature = 0.3  # warmer for stories", "# my sampling notes",
                  "mirostat = 2", "[plugins]", "name = 'kept'"):
@@ -90,7 +106,7 @@ def test_unchanged_values_keep_their_spelling_and_removed_overrides_go(tmp_path:
     path.write_text("[load]\nn_ctx = 8_192\n[load.overrides]\nold = 1\n")
     config, warnings = load_config(path)
     assert warnings == [] and config.load.n_ctx == 8192 and config.load.overrides == {"old": 1}
-    save_config(replace(config, load=replace(config.load, overrides={"new": True})), path)
+    save_changes({"overrides": {"new": True}}, path)
     saved = path.read_text()
     assert "n_ctx = 8_192" in saved
     assert tomllib.loads(saved)["load"]["overrides"] == {"new": True}
@@ -98,18 +114,20 @@ def test_unchanged_values_keep_their_spelling_and_removed_overrides_go(tmp_path:
 
 def test_default_threads_are_left_out_so_the_file_follows_the_machine(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    save_config(AppConfig(), path)
+    save_changes({}, path)
     load = tomllib.loads(path.read_text())["load"]
     assert "n_threads" not in load and "n_threads_batch" not in load
     assert load_config(path)[0].load.n_threads == default_threads()
     assert load_config(path)[0].load.n_threads_batch == default_batch_threads()
-    save_config(AppConfig(load=LoadSettings(n_threads=default_threads() + 1)), path)
+    save_changes({"n_threads": default_threads() + 1}, path)
     assert tomllib.loads(path.read_text())["load"]["n_threads"] == default_threads() + 1
+    save_changes({"n_threads": default_threads()}, path)  # set back to this machine's default
+    assert "n_threads" not in tomllib.loads(path.read_text())["load"]
 
 
 def test_new_file_explains_itself_and_uses_file_spellings_for_none(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    save_config(AppConfig(), path)
+    save_changes({}, path)
     text = path.read_text()
     assert text.startswith("# llama-tui settings")
     data = tomllib.loads(text)
@@ -123,9 +141,21 @@ def test_broken_toml_gives_defaults_a_warning_and_is_kept_aside_on_save(tmp_path
     config, warnings = load_config(path)
     assert config == AppConfig()
     assert len(warnings) == 1 and "not valid TOML" in warnings[0] and "line 1" in warnings[0]
-    save_config(config, path)
+    save_changes({"top_k": 5}, path)
     assert (tmp_path / "config.toml.broken").read_text() == "[load\nn_ctx = 4096\n"
-    assert load_config(path) == (AppConfig(), [])
+    assert load_config(path) == (replace_sampling(AppConfig(), top_k=5), [])
+
+
+def test_a_broken_file_that_cannot_be_kept_aside_is_not_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[load\nn_ctx = 4096\n")
+    # A link into a folder that does not exist: the copy fails, for root too.
+    (tmp_path / "config.toml.broken").symlink_to(tmp_path / "missing" / "broken")
+    with pytest.raises(ConfigSaveError, match="not valid TOML and could not be copied to config.toml.broken"):
+        save_changes({"top_k": 5}, path)
+    with pytest.raises(ConfigSaveError):
+        remember_model_in_file(tmp_path / "m.gguf", path)
+    assert path.read_text() == "[load\nn_ctx = 4096\n"
 
 
 def test_not_utf8_gives_defaults_and_a_warning(tmp_path: Path) -> None:
@@ -185,21 +215,26 @@ def test_a_section_that_is_not_a_table_gives_its_defaults(tmp_path: Path) -> Non
     config, warnings = load_config(path)
     assert config.load == LoadSettings() and config.sampling.temperature == 1.0
     assert warnings == ["config.toml: load must be a [load] table; using the defaults for all of it"]
-    save_config(config, path)  # the bad value is replaced by a real table
-    assert load_config(path) == (config, [])
+    save_changes({"top_k": 5}, path)  # not a load setting: the bad value stays
+    assert "load = 3\n" in path.read_text()
+    save_changes({"n_ctx": 2048}, path)  # a load setting: the bad value is replaced by a real table
+    assert load_config(path) == (replace(config, load=LoadSettings(n_ctx=2048), sampling=replace(
+        config.sampling, top_k=5)), [])
 
 
 def test_remember_model_moves_to_front_and_keeps_ten(tmp_path: Path) -> None:
-    config = AppConfig()
+    path = tmp_path / "config.toml"
     for index in range(12):
-        config = remember_model(config, tmp_path / f"m{index}.gguf")
-    assert config.last_model == tmp_path / "m11.gguf"
-    assert config.recent_models == tuple(tmp_path / f"m{i}.gguf" for i in range(11, 1, -1))
+        recent = remember_model_in_file(tmp_path / f"m{index}.gguf", path)
+    config, warnings = load_config(path)
+    assert warnings == [] and config.last_model == tmp_path / "m11.gguf"
+    assert config.recent_models == recent == tuple(tmp_path / f"m{i}.gguf" for i in range(11, 1, -1))
     assert len(config.recent_models) == MAX_RECENT_MODELS
 
-    again = remember_model(config, tmp_path / "m5.gguf")
-    assert again.recent_models[0] == tmp_path / "m5.gguf"
-    assert again.recent_models.count(tmp_path / "m5.gguf") == 1 and len(again.recent_models) == 10
+    again = remember_model_in_file(tmp_path / "m5.gguf", path)
+    assert again[0] == tmp_path / "m5.gguf" == load_config(path)[0].last_model
+    assert again.count(tmp_path / "m5.gguf") == 1 and len(again) == 10
+    assert add_recent_model(again, tmp_path / "m5.gguf") == again
 
 
 def test_remember_model_stores_absolute_paths_without_resolving_links(
@@ -209,8 +244,8 @@ def test_remember_model_stores_absolute_paths_without_resolving_links(
     blob.write_bytes(b"")
     (tmp_path / "model.gguf").symlink_to(blob)
     monkeypatch.chdir(tmp_path)
-    config = remember_model(AppConfig(), Path("model.gguf"))
-    assert config.last_model == tmp_path / "model.gguf"
+    remember_model_in_file(Path("model.gguf"), tmp_path / "config.toml")
+    assert load_config(tmp_path / "config.toml")[0].last_model == tmp_path / "model.gguf"
 
 
 @pytest.mark.parametrize(
@@ -298,7 +333,7 @@ def test_save_writes_through_a_symlink(tmp_path: Path) -> None:
     real.write_text("# mine\n")
     link = tmp_path / "config.toml"
     link.symlink_to(real)
-    save_config(custom_config(), link)
+    write_config(custom_config(), link)
     assert link.is_symlink()
     assert real.read_text().startswith("# mine\n")
     assert load_config(link)[0] == custom_config()
@@ -308,12 +343,150 @@ def test_threads_above_cores_are_accepted_up_to_256() -> None:
     assert validate_field("n_threads", str(available_cores() * 4)) == (available_cores() * 4, None)
 
 
-def test_carry_changes_saves_panel_edits_but_not_command_line_values() -> None:
+def test_panel_edits_are_saved_but_not_command_line_values(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
     saved = custom_config()
+    write_config(saved, path)
     shown = merge_cli(saved, {"n_ctx": 2048, "temperature": 1.5})  # this run's command line
     edited = replace_sampling(replace(shown, system_prompt="New."), top_k=7)
-    to_save = carry_changes(saved, shown, edited)
-    assert to_save == replace_sampling(replace(saved, system_prompt="New."), top_k=7)
-    assert to_save.load.n_ctx == saved.load.n_ctx and to_save.sampling.temperature == 0.2
+    assert changed_values(shown, edited) == {"system_prompt": "New.", "top_k": 7}
+    save_changes(changed_values(shown, edited), path)
+    assert load_config(path) == (replace_sampling(replace(saved, system_prompt="New."), top_k=7), [])
     # A command-line value changed in the panel is saved as changed.
-    assert carry_changes(saved, shown, replace_sampling(shown, temperature=0.9)).sampling.temperature == 0.9
+    save_changes(changed_values(shown, replace_sampling(shown, temperature=0.9)), path)
+    assert load_config(path)[0].sampling.temperature == 0.9
+
+
+def test_save_changes_refuses_a_name_that_is_not_a_setting(tmp_path: Path) -> None:
+    with pytest.raises(KeyError):
+        save_changes({"top_k": 5, "last_model": "/m.gguf"}, tmp_path / "config.toml")
+    assert not (tmp_path / "config.toml").exists()
+
+
+def test_an_invalid_value_survives_remembering_a_model_and_changing_another_setting(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    original = (
+        "# mine\n"
+        'system_prompt = "Be brief."\n'
+        "\n"
+        "[load]\n"
+        "n_ctx = 8_192  # big\n"
+        "n_gpu_layers = true\n"
+        "\n"
+        "[sampling]\n"
+        'temperature = "hot"   # the app cannot use this\n'
+        "top_k = 40\n"
+        "mirostat = 2\n"
+    )
+    path.write_text(original)
+    config, warnings = load_config(path)
+    assert config.sampling.temperature == SamplingSettings().temperature and len(warnings) == 3
+    remember_model_in_file(tmp_path / "m.gguf", path)
+    save_changes({"top_k": 5}, path)
+    # Byte for byte what the person wrote, but for the one value changed and the models used.
+    lines = path.read_text().splitlines(keepends=True)
+    models = [line for line in lines if line.startswith(("last_model = ", "recent_models = "))]
+    assert len(models) == 2
+    assert "".join(line for line in lines if line not in models) == original.replace("top_k = 40", "top_k = 5")
+    assert load_config(path)[1] == warnings
+
+
+def test_two_instances_keep_both_changes_and_both_models(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[sampling]\ntop_k = 40\n")
+    first, _ = load_config(path)  # both instances start from the same file
+    second, _ = load_config(path)
+    remember_model_in_file(tmp_path / "a.gguf", path)  # the first opens a model,
+    remember_model_in_file(tmp_path / "b.gguf", path)  # then the second another
+    save_changes(changed_values(first, replace_sampling(first, temperature=0.3)), path)
+    save_changes(changed_values(second, replace_sampling(second, top_k=5)), path)
+    config, warnings = load_config(path)
+    assert warnings == []
+    assert config.sampling.temperature == 0.3 and config.sampling.top_k == 5
+    assert config.last_model == tmp_path / "b.gguf"
+    assert config.recent_models == (tmp_path / "b.gguf", tmp_path / "a.gguf")
+
+
+def test_a_too_large_file_is_neither_read_nor_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    head = b"[sampling]\ntop_k = 5\n"
+    path.write_bytes(head + b"#" * (MAX_CONFIG_BYTES - len(head)) + b"\n")  # one byte over
+    before = path.read_bytes()
+    config, warnings = load_config(path)
+    assert config == AppConfig()  # top_k = 5 was not read
+    assert len(warnings) == 1 and "larger than 1 MiB, too large for a settings file" in warnings[0]
+    assert "leaving the file alone" in warnings[0]
+    for save in (lambda: save_changes({"top_k": 7}, path), lambda: remember_model_in_file(tmp_path / "m.gguf", path)):
+        with pytest.raises(ConfigSaveError, match="larger than 1 MiB, too large for a settings file; it was left as"):
+            save()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]  # no .broken, no temporary file
+
+
+def test_a_file_at_the_size_limit_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    head = b"[sampling]\ntop_k = 5\n"
+    path.write_bytes(head + b"#" * (MAX_CONFIG_BYTES - len(head) - 1) + b"\n")
+    assert path.stat().st_size == MAX_CONFIG_BYTES
+    assert load_config(path) == (replace_sampling(AppConfig(), top_k=5), [])
+
+
+def test_saving_where_the_folder_is_a_file_raises_config_save_error(tmp_path: Path) -> None:
+    (tmp_path / "config").write_text("not a folder\n")
+    path = tmp_path / "config" / "config.toml"
+    with pytest.raises(ConfigSaveError, match=f"cannot read {path}: {tmp_path / 'config'} is a file, not a folder"):
+        save_changes({"top_k": 5}, path)
+    (tmp_path / "parent").write_text("not a folder\n")
+    path = tmp_path / "parent" / "sub" / "config.toml"
+    with pytest.raises(ConfigSaveError, match=f"cannot (read|write) {path}: {tmp_path / 'parent'} is a file"):
+        remember_model_in_file(tmp_path / "m.gguf", path)
+    assert (tmp_path / "config").read_text() == (tmp_path / "parent").read_text() == "not a folder\n"
+
+
+_NO_PERMISSION_PROBE = """
+import sys
+from pathlib import Path
+from llama_tui.engine.config import ConfigSaveError, load_config, save_changes
+for path in map(Path, sys.argv[1:]):
+    try:
+        save_changes({"top_k": 5}, path)
+        print("saved")
+    except ConfigSaveError as error:
+        print("ConfigSaveError:", error)
+print("load:", load_config(Path(sys.argv[2]))[1])
+"""
+
+
+def run_without_root_powers(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run `python argv` where file permissions hold: as root, through capsh dropping the
+    capabilities that let root ignore them."""
+    command = [sys.executable, *argv]
+    if os.geteuid() == 0:
+        capsh = shutil.which("capsh")
+        if capsh is None:
+            pytest.skip("running as root without capsh: file permissions cannot be enforced")
+        command = [capsh, "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", shlex.join(command)]
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_saving_without_permission_raises_config_save_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)  # no new files in it: neither the config nor the temporary file
+    unreadable = tmp_path / "config.toml"
+    unreadable.write_text("[sampling]\ntop_k = 40\n")
+    unreadable.chmod(0o000)
+    try:
+        done = run_without_root_powers("-c", _NO_PERMISSION_PROBE, str(locked / "config.toml"), str(unreadable))
+    finally:
+        locked.chmod(0o755)
+        unreadable.chmod(0o644)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == [
+        f"ConfigSaveError: cannot write {locked / 'config.toml'}: Permission denied",
+        f"ConfigSaveError: cannot read {unreadable}: Permission denied",
+    ]
+    assert "cannot read" in done.stdout.splitlines()[2]  # load_config warns, it does not raise
+    assert list(locked.iterdir()) == [] and unreadable.read_text() == "[sampling]\ntop_k = 40\n"

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input
+from textual.message import Message
+from textual.notifications import Notify
+from textual.widgets import Input, Log
 
-from llama_tui.engine.config import AppConfig, load_config
+from llama_tui.engine.config import AppConfig, config_path, load_config
 from llama_tui.ui.app import LlamaApp
 from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.settings_screen import SettingsScreen
@@ -94,3 +96,53 @@ async def test_an_override_that_would_abort_llama_cpp_is_refused_in_the_app(home
         reason = next(m.reason for m in seen if isinstance(m, ModelLoadFailed))
         assert "cannot be loaded" in reason and "aborted" in reason
         assert app.model is None  # and this process is still here to say so
+
+
+async def test_config_warnings_are_shown_once_and_logged_and_the_bad_value_stays_in_the_file(
+    home: Path, tiny_model: Path
+) -> None:
+    path = config_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('[sampling]\ntemperature = "hot"  # [b]mine[/b]\ntop_k = 40\n')
+    saved, warnings = load_config()
+    assert len(warnings) == 1 and '[sampling] temperature = "hot"' in warnings[0]
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model, saved_config=saved, config_warnings=tuple(warnings)))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)  # and remembered in the file
+        shown = [m.notification for m in seen if isinstance(m, Notify) and warnings[0] in m.notification.message]
+        assert len(shown) == 1 and not shown[0].markup  # "[sampling]" is text, not a style
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: any(warnings[0] in line for line in app.query_one(Log).lines))
+
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        await set_field(pilot, "top_k", "5")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+    # The value the app could not use is still there as written; only top_k and the model changed.
+    text = path.read_text()
+    assert 'temperature = "hot"  # [b]mine[/b]' in text and "top_k = 5" in text
+    reread, _ = load_config()
+    assert reread.sampling.top_k == 5 and reread.last_model is not None and reread.last_model.name == tiny_model.name
+
+
+async def test_a_failed_save_shows_one_error_and_not_settings_saved(home: Path, tiny_model: Path) -> None:
+    # A regular file where the config folder should be: saving fails, for root too.
+    home.mkdir(parents=True)
+    (home / "config").write_text("not a folder\n")
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model, saved_config=AppConfig()))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        await set_field(pilot, "top_k", "5")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        await pilot.pause()
+        assert app.options.sampling.top_k == 5  # it still applies to this run
+    notes = [m.notification.message for m in seen if isinstance(m, Notify)]
+    failures = [note for note in notes if note.startswith("Could not save the settings:")]
+    assert len(failures) == 1 and str(config_path()) in failures[0]
+    assert not any("Settings saved" in note for note in notes)

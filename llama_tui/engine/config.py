@@ -2,10 +2,15 @@
 
 | what                               | read by                     | written by                  |
 |------------------------------------|-----------------------------|-----------------------------|
-| config_dir() / config.toml         | `load_config` (tomllib)     | `save_config` (tomlkit)     |
+| config_dir() / config.toml         | `load_config` (tomllib)     | `save_changes`,             |
+|                                    |                             | `remember_model_in_file`    |
+|                                    |                             | (tomlkit)                   |
 
-Saving edits the existing file in place with tomlkit, so a person's comments, formatting and
-keys llama-tui does not know survive; the write is atomic (temporary file, then rename).
+Saving never writes the app's whole idea of the settings: it reads the file as it is on disk at
+that moment and changes only what was changed in the app (`save_changes`) or the models used
+(`remember_model_in_file`). So a person's comments, formatting, keys llama-tui does not know,
+values it cannot use, and what another running instance saved meanwhile all survive; the write
+is atomic (temporary file, then rename). Saving raises only ConfigSaveError.
 Loading never raises: a missing file gives the defaults, a broken file or a bad value gives the
 default for what is broken plus a warning to show. Command-line flags win over the file for
 one run (`merge_cli`) and are never saved.
@@ -25,7 +30,7 @@ import os
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -49,6 +54,12 @@ MAX_RECENT_MODELS = 10
 MAX_CONTEXT = 1_048_576
 MAX_THREADS = 256
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""Larger settings files are neither read nor written. A real one is a few KB (the template is
+1.5 KB; a long system prompt adds some), while saving parses the file with tomlkit on the UI
+thread, which here takes about a second per MiB of dense keys: a 100 MB file froze the app
+for ~50 s. 1 MiB leaves hundreds of times the room a person needs and bounds that pause."""
+
 LOAD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LoadSettings))
 SAMPLING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SamplingSettings))
 
@@ -67,6 +78,10 @@ GPU_INSTALL_HINT = (
     'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
 )
 """How to get a GPU build of llama.cpp (CUDA; other backends take another -DGGML_... flag)."""
+
+
+class ConfigSaveError(Exception):
+    """The settings could not be saved; the text says why, for a person. The file is unchanged."""
 
 
 @dataclass(frozen=True)
@@ -335,11 +350,25 @@ def _default_of(section: str, key: str) -> object:
     return getattr(LoadSettings() if section == "load" else SamplingSettings(), key)
 
 
+def _read_capped(path: Path) -> bytes | None:
+    """The file's bytes, or None when it is larger than MAX_CONFIG_BYTES (read no further)."""
+    with path.open("rb") as file:
+        data = file.read(MAX_CONFIG_BYTES + 1)
+    return data if len(data) <= MAX_CONFIG_BYTES else None
+
+
+def _too_large(what: str) -> str:
+    return f"{what} larger than {MAX_CONFIG_BYTES // 2**20} MiB, too large for a settings file"
+
+
 def load_config(path: Path | None = None) -> tuple[AppConfig, list[str]]:
     """The settings in `path` (default: config_path()), and warnings about what was ignored."""
     path = path or config_path()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = _read_capped(path)
+        if raw is None:
+            return AppConfig(), [f"{_too_large(f'{path} is')}: using the default settings and leaving the file alone"]
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         return AppConfig(), []
     except (OSError, UnicodeDecodeError) as error:
@@ -422,47 +451,49 @@ def _table(container: Container | Table, key: str) -> Table:
     return container[key]  # type: ignore[return-value]
 
 
-def _update(document: tomlkit.TOMLDocument, config: AppConfig) -> None:
-    _set(document, "system_prompt", config.system_prompt)
-    if config.last_model is None:
-        document.pop("last_model", None)
-    else:
-        _set(document, "last_model", str(config.last_model))
-    _set(document, "recent_models", [str(p) for p in config.recent_models])
-
-    load = _table(document, "load")
-    for name in LOAD_FIELDS:
-        value = getattr(config.load, name)
-        if name == "overrides":
-            continue
-        if name in THREAD_DEFAULTS and value == THREAD_DEFAULTS[name]():
-            load.pop(name, None)  # left out, it follows the machine the file is used on
-        else:
-            _set(load, name, _to_toml(name, value))
-    overrides = _table(load, "overrides")
-    for key in [key for key in overrides if key not in config.load.overrides]:
-        del overrides[key]
-    for key, value in config.load.overrides.items():
-        _set(overrides, key, value)
-
-    sampling = _table(document, "sampling")
-    for name in SAMPLING_FIELDS:
-        _set(sampling, name, _to_toml(name, getattr(config.sampling, name)))
+def _reason(error: OSError, path: Path) -> str:
+    """Why saving `path` failed, for a person: "Permission denied" rather than
+    "[Errno 13] Permission denied: '/x/.config.toml.k3j_a.tmp'"."""
+    blocker = next((parent for parent in path.parents if parent.is_file()), None)
+    if blocker is not None:  # mkdir and open say "File exists" or "Not a directory" then
+        return f"{blocker} is a file, not a folder"
+    if not error.strerror:
+        return str(error)
+    # The file, its folder or the temporary file beside it need no naming: the message names the file.
+    folders = (path.parent, Path(os.path.realpath(path)).parent)
+    elsewhere = error.filename and Path(error.filename).parent not in folders
+    return f"{error.strerror}: {error.filename}" if elsewhere else error.strerror
 
 
-def _existing_document(path: Path) -> tomlkit.TOMLDocument | None:
-    """The file as tomlkit reads it; a file it cannot read is copied aside, not lost."""
+def _document_to_edit(path: Path) -> tomlkit.TOMLDocument:
+    """The file as it is on disk now, for tomlkit to edit; a new file starts from _TEMPLATE.
+
+    A file load_config cannot parse is replaced by the template, but only once a copy of it
+    is kept as NAME.broken: if that copy fails, so does the save. Raises ConfigSaveError.
+    """
     try:
-        data = path.read_bytes()
+        data = _read_capped(path)
     except FileNotFoundError:
-        return None
+        return tomlkit.parse(_TEMPLATE)
+    except OSError as error:
+        raise ConfigSaveError(f"cannot read {path}: {_reason(error, path)}") from error
+    if data is None:
+        raise ConfigSaveError(f"{_too_large(f'{path} is')}; it was left as it is")
     try:
         text = data.decode("utf-8")
         tomllib.loads(text)  # what load_config rejects is broken, even if tomlkit copes
         return tomlkit.parse(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, TOMLKitError):
-        shutil.copy2(path, path.with_name(path.name + ".broken"))
-        return None
+        pass
+    broken = path.with_name(path.name + ".broken")
+    try:
+        broken.write_bytes(data)  # the very bytes judged broken, not a later version
+    except OSError as error:
+        raise ConfigSaveError(
+            f"{path} is not valid TOML and could not be copied to {broken.name} ({_reason(error, broken)}), "
+            "so it was left as it is"
+        ) from error
+    return tomlkit.parse(_TEMPLATE)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -484,26 +515,82 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def save_config(config: AppConfig, path: Path | None = None) -> None:
-    """Write `config` to `path` (default: config_path()), keeping what a person wrote there."""
+def _write_document(path: Path, document: tomlkit.TOMLDocument) -> None:
+    text = tomlkit.dumps(document)
+    if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:  # load_config would refuse it
+        raise ConfigSaveError(f"{_too_large('the settings would be')}; {path} was left as it is")
+    try:
+        _write_atomically(path, text)
+    except OSError as error:
+        raise ConfigSaveError(f"cannot write {path}: {_reason(error, path)}") from error
+
+
+_SETTINGS = frozenset({*LOAD_FIELDS, *SAMPLING_FIELDS, "system_prompt"})
+
+
+def _apply(document: tomlkit.TOMLDocument, name: str, value: object) -> None:
+    """Set one setting in the document, as the file spells it."""
+    if name == "system_prompt":
+        _set(document, name, value)
+    elif name in SAMPLING_FIELDS:
+        _set(_table(document, "sampling"), name, _to_toml(name, value))
+    elif name == "overrides":
+        assert isinstance(value, Mapping)
+        overrides = _table(_table(document, "load"), "overrides")
+        for key in [key for key in overrides if key not in value]:
+            del overrides[key]
+        for key, item in value.items():
+            _set(overrides, key, item)
+    elif name in THREAD_DEFAULTS and value == THREAD_DEFAULTS[name]():
+        _table(document, "load").pop(name, None)  # left out, it follows the machine the file is used on
+    else:
+        _set(_table(document, "load"), name, _to_toml(name, value))
+
+
+def save_changes(changes: Mapping[str, object], path: Path | None = None) -> None:
+    """Write the settings in `changes` into `path` (default: config_path()) as it is on disk now.
+
+    `changes` maps setting names (as in validate_field) to values as AppConfig holds them; give
+    only what was changed in the app (`changed_values`). Everything else in the file stays as it
+    is: comments, spelling, unknown keys, values llama-tui cannot use, and what another running
+    instance saved. Raises KeyError for a name that is not a setting, ConfigSaveError when the
+    file cannot be saved.
+    """
+    for name in changes:
+        if name not in _SETTINGS:
+            raise KeyError(name)
     path = path or config_path()
-    document = _existing_document(path)
-    if document is None:  # not `or`: a file holding only comments is an empty, falsy document
-        document = tomlkit.parse(_TEMPLATE)
-    _update(document, config)
-    _write_atomically(path, tomlkit.dumps(document))
+    document = _document_to_edit(path)
+    for name, value in changes.items():
+        _apply(document, name, value)
+    _write_document(path, document)
+
+
+def remember_model_in_file(model: Path, path: Path | None = None) -> tuple[Path, ...]:
+    """Make `model` the last model, first among the recent ones, in `path` as it is on disk now.
+
+    Reading the list afresh keeps the models another running instance remembered meanwhile.
+    Returns the recent models as saved. Raises ConfigSaveError.
+    """
+    path = path or config_path()
+    document = _document_to_edit(path)
+    _, on_disk = _Reader(path, document.unwrap()).model_paths()  # unusable entries drop out
+    recent = add_recent_model(on_disk, model)
+    _set(document, "last_model", str(recent[0]))
+    _set(document, "recent_models", [str(p) for p in recent])
+    _write_document(path, document)
+    return recent
 
 
 # -- changing -------------------------------------------------------------------------------
 
 
-def remember_model(config: AppConfig, path: Path) -> AppConfig:
-    """`config` with `path` as the last model, first among the recent ones."""
+def add_recent_model(recent: Iterable[Path], model: Path) -> tuple[Path, ...]:
+    """`recent` with `model` first (once), at most MAX_RECENT_MODELS."""
     # Absolute but not resolved: a Hugging Face cache path is a symlink to a blob without
     # the file's name.
-    path = Path(os.path.abspath(path.expanduser()))
-    recent = (path, *(p for p in config.recent_models if p != path))
-    return replace(config, last_model=path, recent_models=recent[:MAX_RECENT_MODELS])
+    model = Path(os.path.abspath(model.expanduser()))
+    return (model, *(p for p in recent if p != model))[:MAX_RECENT_MODELS]
 
 
 def merge_cli(config: AppConfig, explicit: Mapping[str, object]) -> AppConfig:
@@ -544,19 +631,11 @@ def changed_fields(old: AppConfig, new: AppConfig) -> frozenset[str]:
     return frozenset(changed)
 
 
-def carry_changes(base: AppConfig, before: AppConfig, after: AppConfig) -> AppConfig:
-    """`base` with the settings that differ between `before` and `after` taken from `after`.
+def changed_values(old: AppConfig, new: AppConfig) -> dict[str, object]:
+    """The settings that differ, with their values in `new`: what save_changes takes."""
+    def value(name: str) -> object:
+        if name == "system_prompt":
+            return new.system_prompt
+        return getattr(new.load if name in LOAD_FIELDS else new.sampling, name)
 
-    For saving what the settings panel returned: `before` is what it showed (the file with
-    the command line on top), `base` the file's own settings, so a value typed on the command
-    line is saved only when it was changed in the panel.
-    """
-    changed = changed_fields(before, after)
-    load = {name: getattr(after.load, name) for name in changed if name in LOAD_FIELDS}
-    sampling = {name: getattr(after.sampling, name) for name in changed if name in SAMPLING_FIELDS}
-    return replace(
-        base,
-        load=replace(base.load, **load),
-        sampling=replace(base.sampling, **sampling),
-        system_prompt=after.system_prompt if "system_prompt" in changed else base.system_prompt,
-    )
+    return {name: value(name) for name in sorted(changed_fields(old, new))}

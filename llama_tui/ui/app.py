@@ -27,10 +27,11 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from llama_tui.engine.config import (
     RELOAD_FIELDS,
     AppConfig,
-    carry_changes,
-    changed_fields,
-    remember_model,
-    save_config,
+    ConfigSaveError,
+    add_recent_model,
+    changed_values,
+    remember_model_in_file,
+    save_changes,
 )
 from llama_tui.engine.events import GenerationEvent, GenerationStats
 from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
@@ -80,8 +81,10 @@ class LlamaApp(App[None]):
         """The engine's figures behind what the status bar shows now."""
         self._log_handler = PostToAppHandler(self)
         self._load_lock = threading.Lock()
-        self.saved_config = self.options.saved_config
-        self.recent_models: list[Path] = list(self.saved_config.recent_models if self.saved_config else ())
+        saved = self.options.saved_config
+        self._persist = saved is not None
+        """Whether settings and models used are saved to the settings file."""
+        self.recent_models: list[Path] = list(saved.recent_models if saved else ())
 
     # -- layout --------------------------------------------------------------------------
 
@@ -116,12 +119,22 @@ class LlamaApp(App[None]):
         # Anything a library prints (tqdm bars, stray prints) goes to the log, not the screen.
         self.begin_capture_print(self, stdout=True, stderr=True)
         self._focus_current_tab()
+        self._show_config_warnings()
         if self.options.open_picker or self.options.hub_download:
             self.status_bar.show_model("no model")
             self.status_bar.show_state("downloading" if self.options.hub_download else "idle")
             self.action_open_picker(download=self.options.hub_download)
         else:
             self.load_model(self.options.model_path)
+
+    def _show_config_warnings(self) -> None:
+        """Once, as a notification and in the log (the Log tab and the log file)."""
+        warnings = self.options.config_warnings
+        for warning in warnings:
+            log.warning("%s", warning)
+        if warnings:
+            # markup=False: the text quotes the file, e.g. "[sampling] temperature = ...".
+            self.notify("\n".join(warnings), title="Settings file", severity="warning", timeout=20, markup=False)
 
     def on_unmount(self) -> None:
         logging.getLogger().removeHandler(self._log_handler)
@@ -226,14 +239,14 @@ class LlamaApp(App[None]):
 
     def _remember(self, path: Path) -> None:
         """Put `path` first among the recent models, and save that when settings persist."""
-        self.recent_models = [path, *(p for p in self.recent_models if p != path)][:10]
-        if self.saved_config is None:
+        self.recent_models = list(add_recent_model(self.recent_models, path))
+        if not self._persist:
             return
-        self.saved_config = remember_model(self.saved_config, path)
         try:
-            save_config(self.saved_config)
-        except OSError as error:
-            log.warning("could not save the settings: %s", error)
+            # The list as saved: it includes models another running instance used meanwhile.
+            self.recent_models = list(remember_model_in_file(path))
+        except ConfigSaveError as error:
+            log.warning("could not remember the model in the settings: %s", error)
 
     # -- picking and swapping models -------------------------------------------------------
 
@@ -293,25 +306,28 @@ class LlamaApp(App[None]):
     def _settings_saved(self, new: AppConfig | None) -> None:
         if new is None:
             return
-        before = self._current_settings()
-        changed = changed_fields(before, new)
-        if not changed:
+        changes = changed_values(self._current_settings(), new)
+        if not changes:
             self.notify("No settings changed.")
             return
         self.options = replace(self.options, load=new.load, sampling=new.sampling, system_prompt=new.system_prompt)
-        if self.saved_config is not None:
-            # Only what was changed in the panel: a one-run command-line flag stays out of the file.
-            self.saved_config = carry_changes(self.saved_config, before, new)
+        saved = True
+        if self._persist:
+            # Only what was changed in the panel, into the file as it is now: a one-run
+            # command-line flag, a value in the file the panel could not use, and what another
+            # instance saved all stay as they are.
             try:
-                save_config(self.saved_config)
-            except OSError as error:
-                self.notify(f"Could not save the settings: {error}", severity="error")
-        needs_reload = sorted(changed & RELOAD_FIELDS)
+                save_changes(changes)
+            except ConfigSaveError as error:
+                saved = False
+                self.notify(f"Could not save the settings: {error}. They apply to this run only.",
+                            severity="error", timeout=15, markup=False)
+        needs_reload = sorted(changes.keys() & RELOAD_FIELDS)
         if needs_reload and self.model is not None:
             names = ", ".join(name.removeprefix("n_").replace("_", " ") for name in needs_reload)
             question = f"Reload {self.model.name} now to apply the new {names}? The conversation stays."
             self.push_screen(ConfirmScreen(question, yes="Reload", no="Later"), self._reload_answered)
-        else:
+        elif saved:
             self.notify("Settings saved: they apply to the next reply.")
 
     def _reload_answered(self, reload: bool | None) -> None:
