@@ -1,4 +1,4 @@
-"""Making text from users and models safe to show literally in a terminal."""
+"""Making text from users, files, models and servers safe to show literally in a terminal."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ _ANSI_ESCAPE = re.compile(
     r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])"
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): in a
+# terminal that applies them they reorder what follows, so "gpj.exe" can show as "exe.jpg".
+_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def neutralise_controls(text: str) -> str:
-    """Drop ANSI escape sequences; show other control bytes as visible symbols.
+    """Drop ANSI escape sequences; show other control and bidi control characters as visible symbols.
 
     Carriage returns are dropped rather than shown: models often emit CRLF.
     """
     text = _ANSI_ESCAPE.sub("", text).replace("\r\n", "\n").replace("\r", "")
+    text = _BIDI_CONTROL.sub("\ufffd", text)
     return _CONTROL.sub(_visible_control, text)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import llama_cpp
 
+from llama_tui.text import neutralise_controls
+
 native_logger = logging.getLogger("llama_cpp.native")
 
 # ggml_log_level in this llama.cpp: 1 debug, 2 info, 3 warn, 4 error, 5 "continue the
@@ -65,13 +67,21 @@ def route_native_log() -> None:
     llama_cpp.llama_log_set(_on_native_log, ctypes.c_void_p(0))
 
 
+class _PlainFormatter(logging.Formatter):
+    """No raw escape sequences in the file: it quotes paths, model metadata and replies, and
+    `cat` or `tail` of the log would otherwise run them in the reader's terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return neutralise_controls(super().format(record))
+
+
 def log_to_file(path: Path, level: int = logging.INFO) -> Path:
     """Send all logging to a rotating file (never the terminal) and return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     if not any(isinstance(h, RotatingFileHandler) and Path(h.baseFilename) == path for h in root.handlers):
         handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=2, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(min(root.level, level) if root.level else level)
     return path

@@ -102,7 +102,11 @@ class LoadedModel:
         self.settings = settings
         self.chat_template = template
         self.metadata: dict[str, str] = dict(llm.metadata)
-        self.name: str = self.metadata.get("general.name") or path.stem
+        # llama.cpp applies -o overrides while loading but reports the file's own metadata.
+        overridden_name = settings.overrides.get("general.name")
+        self.name: str = (
+            overridden_name if isinstance(overridden_name, str) else self.metadata.get("general.name") or path.stem
+        )
         self.context_size: int = llm.n_ctx()
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._piece_buffer = ctypes.create_string_buffer(256)

@@ -20,6 +20,7 @@ from textual.worker import get_current_worker
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.events import Print
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -38,6 +39,7 @@ from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
 from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptError
 from llama_tui.engine.starter import StarterModelMissing, starter_model_path
 from llama_tui.launch import LaunchOptions
+from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
@@ -86,6 +88,21 @@ class LlamaApp(App[None]):
         """Whether settings and models used are saved to the settings file."""
         self.recent_models: list[Path] = list(saved.recent_models if saved else ())
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification is literal text: messages quote file names, paths, model names
+        and servers' replies, which may hold markup ("x[Q4].gguf") or escape sequences.
+        Widgets' own notify() comes here too. `markup` is accepted and ignored."""
+        super().notify(neutralise_controls(message), title=neutralise_controls(title), severity=severity,
+                       timeout=timeout, markup=False)
+
     # -- layout --------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -133,8 +150,7 @@ class LlamaApp(App[None]):
         for warning in warnings:
             log.warning("%s", warning)
         if warnings:
-            # markup=False: the text quotes the file, e.g. "[sampling] temperature = ...".
-            self.notify("\n".join(warnings), title="Settings file", severity="warning", timeout=20, markup=False)
+            self.notify("\n".join(warnings), title="Settings file", severity="warning", timeout=20)
 
     def on_unmount(self) -> None:
         logging.getLogger().removeHandler(self._log_handler)
@@ -218,7 +234,7 @@ class LlamaApp(App[None]):
         self.status_bar.show_model(model.name)
         self.status_bar.show_state("idle")
         self.status_bar.show_context(model.context_used, model.context_size)
-        self.sub_title = model.path.name
+        self.sub_title = neutralise_controls(model.path.name)
         self.notify(
             f"{model.name} loaded in {message.seconds:.1f} s · chat template: {model.chat_template.name}",
             timeout=4,
@@ -321,7 +337,7 @@ class LlamaApp(App[None]):
             except ConfigSaveError as error:
                 saved = False
                 self.notify(f"Could not save the settings: {error}. They apply to this run only.",
-                            severity="error", timeout=15, markup=False)
+                            severity="error", timeout=15)
         needs_reload = sorted(changes.keys() & RELOAD_FIELDS)
         if needs_reload and self.model is not None:
             names = ", ".join(name.removeprefix("n_").replace("_", " ") for name in needs_reload)

@@ -15,6 +15,7 @@ from llama_tui.engine.events import Finished, GenerationStats, StopReason
 from llama_tui.engine.model import ChatMessage
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_input import ChatInput
+from llama_tui.ui.literal import literal
 from llama_tui.ui.markdown_view import MarkdownView
 from llama_tui.ui.messages import ReplyReady
 
@@ -35,17 +36,17 @@ def describe_speed(stats: GenerationStats) -> str:
 
 
 class UserMessage(Static):
-    """What the user typed, shown literally (Content is never parsed as markup)."""
+    """What the user typed, shown literally."""
 
     def __init__(self, text: str) -> None:
-        super().__init__(Content(text), classes="turn user-turn")
+        super().__init__(literal(text), classes="turn user-turn")
 
 
 class Notice(Static):
     """A line in the transcript about the chat itself: dropped turns, errors."""
 
     def __init__(self, text: str, *, error: bool = False) -> None:
-        super().__init__(Content(text), classes="notice error" if error else "notice")
+        super().__init__(literal(text), classes="notice error" if error else "notice")
 
 
 class AssistantMessage(MarkdownView):

@@ -11,16 +11,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.text import Text  # DataTable sizes columns from Text; it is never parsed as markup
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from llama_tui.engine import hub
 from llama_tui.formatting import human_bytes, human_seconds
+from llama_tui.ui.literal import literal, literal_cell
 
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ class HubPanel(Vertical):
 
     def _status(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#hub-status", Static)
-        status.update(Content(text))
+        status.update(literal(text))
         status.set_class(error, "error")
 
     # -- search and listing -------------------------------------------------------------
@@ -108,7 +107,7 @@ class HubPanel(Vertical):
         table = self.query_one("#hub-repos", DataTable)
         table.clear()
         for repo in message.repos:
-            table.add_row(Text(repo.repo_id), _count(repo.downloads), _count(repo.likes), "gated" if repo.gated else "")
+            table.add_row(literal_cell(repo.repo_id), _count(repo.downloads), _count(repo.likes), "gated" if repo.gated else "")
         self._status(f"{len(message.repos)} repositories. Enter lists a repository's files." if message.repos else "Nothing found.")
         if message.repos:
             table.focus()
@@ -132,7 +131,7 @@ class HubPanel(Vertical):
         table = self.query_one("#hub-files", DataTable)
         table.clear()
         for file in message.files:
-            table.add_row(Text(file.filename), Text(file.quant or "?"), human_bytes(file.size))
+            table.add_row(literal_cell(file.filename), literal_cell(file.quant or "?"), human_bytes(file.size))
         self._status(f"{len(message.files)} GGUF files in {message.repo_id}. Enter downloads one." if message.files
                      else f"{message.repo_id} has no GGUF files.")
         if message.files:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.text import Text  # DataTable sizes columns from Text; it is never parsed as markup
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,6 +24,7 @@ from llama_tui.engine.catalog import ModelEntry, list_models
 from llama_tui.engine.gguf_header import available_ram_bytes, estimate_memory
 from llama_tui.formatting import human_bytes
 from llama_tui.ui.hub_panel import DownloadFinished, HubPanel
+from llama_tui.ui.literal import literal, literal_cell
 from llama_tui.ui.path_suggester import PathSuggester
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class ModelPickerScreen(ModalScreen[Path | None]):
         self.query_one("#model-table", DataTable).loading = False
         self._show(self.query_one("#model-filter", Input).value)
         if message.error:
-            self.query_one("#model-details", Static).update(Content(message.error))
+            self.query_one("#model-details", Static).update(literal(message.error))
 
     # -- the local list ----------------------------------------------------------------
 
@@ -139,7 +139,7 @@ class ModelPickerScreen(ModalScreen[Path | None]):
             marker = "● " if self.current is not None and entry.path == self.current else ""
             cells = (marker + entry.name, entry.architecture, entry.size_label, entry.quantization,
                      entry.trained_context, entry.file_size, SOURCE_LABELS.get(entry.source, entry.source))
-            table.add_row(*(Text(cell) for cell in cells))  # header strings from a file are never markup
+            table.add_row(*(literal_cell(cell) for cell in cells))
         self._describe(self.shown[0] if self.shown else None)
 
     @on(DataTable.RowHighlighted, "#model-table")
@@ -158,7 +158,7 @@ class ModelPickerScreen(ModalScreen[Path | None]):
         note, fits = memory_note(entry, self.n_ctx, self.n_gpu_layers)
         if note:
             lines.append(("⚠ " if not fits else "") + note)
-        details.update(Content("\n".join(lines)))
+        details.update(literal("\n".join(lines)))
         details.set_class(bool(entry.problem) or not fits, "warning")
 
     def key_down(self) -> None:

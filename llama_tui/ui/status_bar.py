@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.content import Content
 from textual.widgets import Label, ProgressBar
 
 from llama_tui.engine.events import GenerationStats
+from llama_tui.ui.literal import literal
 
 
 def format_rate(value: float | None) -> str:
@@ -36,9 +36,8 @@ class StatusBar(Horizontal):
             return  # an update re-lays out the screen: skip it when nothing changed
         self._shown[widget_id] = text
         label = self.query_one(f"#{widget_id}", Label)
-        # Content(...) is shown literally: a model name with [brackets] is not markup.
         # The live figures have fixed widths (styles.tcss), so they need no new layout.
-        label.update(Content(text), layout=widget_id in ("status-model", "status-state"))
+        label.update(literal(text), layout=widget_id in ("status-model", "status-state"))
 
     def show_model(self, name: str) -> None:
         self._set("status-model", name)
