@@ -80,7 +80,7 @@ def never() -> bool:
 
 def render(box: TemplateSandbox, source: str, messages: list[dict[str, str]] = CHAT,
            cancelled: Callable[[], bool] = never) -> str:
-    return box.render(source, messages, bos_token=BOS, eos_token=EOS, cancelled=cancelled, template_name="gguf")
+    return box.render(source, messages, bos_token=BOS, eos_token=EOS, cancelled=cancelled, template_name="in tiny.gguf")
 
 
 def formatter_prompt(source: str, messages: list[dict[str, str]] = CHAT) -> str:
@@ -170,8 +170,8 @@ def test_raise_exception_gives_the_templates_own_message(box: TemplateSandbox) -
     with pytest.raises(TemplateFailed) as failed:
         render(box, GEMMA2_TEMPLATE)
     assert failed.value.kind == "raised"
-    assert failed.value.template_name == "gguf"
-    assert str(failed.value) == 'The chat template "gguf" raised an error: System role not supported'
+    assert failed.value.template_name == "in tiny.gguf"
+    assert str(failed.value) == 'The chat template in tiny.gguf raised an error: System role not supported'
 
 
 def test_strftime_now_and_no_generation_prompt(box: TemplateSandbox) -> None:
@@ -200,7 +200,7 @@ def test_a_runaway_loop_is_stopped_and_the_next_render_works() -> None:
             render(box, NESTED_LOOPS)
         # Depending on speed, the time or the output limit comes first.
         assert failed.value.kind in ("timeout", "too_large")
-        assert '"gguf"' in str(failed.value)
+        assert 'in tiny.gguf' in str(failed.value)
         assert box.pid is None and gone(pid)
         box.time_limit = TIME_LIMIT
         assert render(box, CHATML_CHAT_TEMPLATE) == formatter_prompt(CHATML_CHAT_TEMPLATE)
@@ -212,7 +212,7 @@ def test_a_loop_without_output_is_stopped_by_the_time_limit() -> None:
             render(box, SILENT_LOOPS)
         assert failed.value.kind == "timeout"
         assert str(failed.value) == (
-            'The chat template "gguf" was stopped after 0.5 s: it was still running, and may never end.'
+            'The chat template in tiny.gguf was stopped after 0.5 s: it was still running, and may never end.'
         )
 
 
@@ -220,7 +220,7 @@ def test_too_much_output_is_refused(box: TemplateSandbox) -> None:
     with pytest.raises(TemplateFailed) as failed:
         render(box, "{{ 'x ' * 50000000 }}")
     assert failed.value.kind == "too_large"
-    assert str(failed.value) == 'The chat template "gguf" produced more than 8,388,608 characters and was stopped.'
+    assert str(failed.value) == 'The chat template in tiny.gguf produced more than 8,388,608 characters and was stopped.'
     assert render(box, "{{ 'x ' * 3 }}") == "x x x "  # the same worker goes on
 
 
@@ -235,7 +235,7 @@ def test_a_huge_allocation_is_a_memory_error_and_the_worker_is_replaced() -> Non
             render(box, "{{ 'x' * 1073741824 }}")
         assert failed.value.kind == "memory"
         assert str(failed.value) == (
-            'The chat template "gguf" ran out of memory: it tried to use more than 256 MiB and was stopped.'
+            'The chat template in tiny.gguf ran out of memory: it tried to use more than 256 MiB and was stopped.'
         )
         assert box.pid is None and gone(pid)
         assert render(box, "{{ 'fine' }}") == "fine"
@@ -252,7 +252,7 @@ def test_other_failures_name_the_template_and_the_cause(box: TemplateSandbox, so
     with pytest.raises(TemplateFailed) as failed:
         render(box, source)
     assert failed.value.kind == kind
-    assert '"gguf"' in str(failed.value)
+    assert 'in tiny.gguf' in str(failed.value)
     assert detail in str(failed.value)
     assert render(box, "{{ 'still fine' }}") == "still fine"
 
@@ -266,7 +266,7 @@ def test_a_worker_killed_mid_render_is_reported_and_replaced(box: TemplateSandbo
     with pytest.raises(TemplateFailed) as failed:
         render(box, SILENT_LOOPS, cancelled=busy)
     assert failed.value.kind == "died"
-    assert str(failed.value) == 'The process rendering the chat template "gguf" was killed by signal SIGKILL.'
+    assert str(failed.value) == 'The process rendering the chat template in tiny.gguf was killed by signal SIGKILL.'
     assert render(box, "{{ 'again' }}") == "again"
     assert box.pid != pid
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llama_tui.engine.chat_templates import choose_chat_template, looks_instruction_tuned
+from llama_tui.engine.jinja_chat import render_chat
 from llama_tui.engine.settings import parse_override
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
 from llama_tui.text import neutralise_controls
@@ -75,10 +76,11 @@ def test_templates_keep_the_system_prompt_and_end_with_the_reply_cue() -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
     for name in ("transcript", "gemma", "chatml", "llama-3", "mistral"):
         template = choose_chat_template({"general.architecture": "x"}, "<s>", "</s>", name)
-        prompt, stops = template.render(messages)
+        prompt = render_chat(template.source, messages, bos_token="<s>", eos_token="</s>")
         assert "Be brief." in prompt and "Hi" in prompt, name
-        assert "</s>" in stops
-    gemma = choose_chat_template({}, "<bos>", "<eos>", "gemma").render(messages)[0]
+        assert "</s>" in template.stops
+    gemma = render_chat(choose_chat_template({}, "<bos>", "<eos>", "gemma").source, messages,
+                        bos_token="<bos>", eos_token="<eos>")
     assert gemma.endswith("<start_of_turn>model\n") and "Be brief.\n\nHi" in gemma
 
 

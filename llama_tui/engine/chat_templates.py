@@ -10,11 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from llama_cpp.llama_chat_format import (
-    CHATML_CHAT_TEMPLATE,
-    LLAMA3_INSTRUCT_CHAT_TEMPLATE,
-    Jinja2ChatFormatter,
-)
+from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, LLAMA3_INSTRUCT_CHAT_TEMPLATE
 
 FILE_TEMPLATE = "gguf"
 
@@ -92,12 +88,17 @@ class ChatTemplate:
     bos_token: str
     eos_token: str
 
-    def render(self, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
-        """The prompt text for these messages, and the stop strings to use."""
-        formatter = Jinja2ChatFormatter(self.source, self.eos_token, self.bos_token)
-        response = formatter(messages=messages)
+    @property
+    def from_file(self) -> bool:
+        """The model file's own template: code from a stranger, rendered in a sandbox process
+        (engine.template_sandbox); the built-in ones are ours and render in this process."""
+        return self.name == FILE_TEMPLATE
+
+    @property
+    def stops(self) -> list[str]:
+        """Stop strings besides the end-of-generation tokens llama.cpp knows."""
         stops = [self.eos_token, *_EXTRA_STOPS.get(self.name, [])]
-        return response.prompt, [stop for stop in stops if stop]
+        return [stop for stop in stops if stop]
 
 
 _INSTRUCT_WORDS = re.compile(r"\b(it|instruct|chat|sft|dpo|rlhf)\b", re.IGNORECASE)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+import jinja2
 import llama_cpp
 import numpy as np
 
@@ -37,8 +38,10 @@ from llama_tui.engine.events import (
     TextDelta,
     TurnsDropped,
 )
+from llama_tui.engine.jinja_chat import render_chat
 from llama_tui.engine.logs import route_native_log, take_native_errors
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
+from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,10 @@ class PromptTooLong(PromptError):
 
 class EmptyPrompt(PromptError):
     """There is no text to continue."""
+
+
+class TemplateError(PromptError):
+    """The chat template failed, never ended or made too much text; the message says which and why."""
 
 
 class ModelBusy(RuntimeError):
@@ -101,6 +108,8 @@ class LoadedModel:
         self.path = path
         self.settings = settings
         self.chat_template = template
+        self._sandbox = TemplateSandbox() if template.from_file else None
+        """Where the file's own template is rendered: a process a runaway template cannot hang."""
         self.metadata: dict[str, str] = dict(llm.metadata)
         # llama.cpp applies -o overrides while loading but reports the file's own metadata.
         overridden_name = settings.overrides.get("general.name")
@@ -157,7 +166,10 @@ class LoadedModel:
             llm.close()
             raise ModelLoadError(str(error)) from error
         log.info("loaded %s; chat template %s (%s)", path.name, template.name, template.reason)
-        return cls(llm, path, settings, template)
+        model = cls(llm, path, settings, template)
+        if model._sandbox is not None:
+            model._sandbox.start()  # so the first reply does not wait for it
+        return model
 
     def cancel(self) -> None:
         """Stop the reply being generated, between two tokens or mid-prompt."""
@@ -167,6 +179,8 @@ class LoadedModel:
         """Stop any decode, wait for it to leave llama.cpp, then free the model."""
         self._closing = True  # a decode about to start gives up instead
         self.cancel()
+        if self._sandbox is not None:
+            self._sandbox.close()  # ends a template render at once
         with self._busy:
             if self._llm is not None:
                 self._llm.close()
@@ -232,10 +246,10 @@ class LoadedModel:
         room = self._reply_room(sampling)
         dropped = 0
         while True:
-            prompt, stops = self.chat_template.render([{"role": m.role, "content": m.content} for m in system + turns])
+            prompt = self._render_prompt([{"role": m.role, "content": m.content} for m in system + turns])
             tokens = self._tokenize(prompt, add_bos=False, special=True)
             if len(tokens) + room <= self.context_size:
-                return tokens, stops, dropped
+                return tokens, self.chat_template.stops, dropped
             if len(turns) <= 1:
                 raise PromptTooLong(
                     f"This message needs {len(tokens)} tokens with the chat template"
@@ -247,6 +261,24 @@ class LoadedModel:
             cut = 2 if len(turns) > 2 and turns[1].role == "assistant" else 1
             turns = turns[cut:]
             dropped += cut
+
+    def _render_prompt(self, messages: list[dict[str, str]]) -> str:
+        """The chat template applied to `messages`. Raises TemplateError, or _Cancelled."""
+        template = self.chat_template
+        if self._sandbox is None:  # a built-in template: ours, rendered here
+            try:
+                return render_chat(template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token)
+            except (jinja2.TemplateError, ValueError) as error:
+                raise TemplateError(f"The built-in chat template {template.name} failed: {error}") from error
+        try:
+            return self._sandbox.render(
+                template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token,
+                cancelled=self._cancel.is_set, template_name=f"in {self.path.name}",
+            )
+        except TemplateCancelled:
+            raise _Cancelled from None
+        except TemplateFailed as error:
+            raise TemplateError(f"{error} Choose another chat format in the settings (F6).") from error
 
     def _reply_room(self, sampling: SamplingSettings) -> int:
         wanted = sampling.max_reply_tokens or DEFAULT_REPLY_ROOM
@@ -291,12 +323,13 @@ class LoadedModel:
             llm = self._require_llm()
             if self._closing:
                 raise ModelClosed("the model is being closed")
-            tokens, stops, dropped = prepare()
-            if dropped:
-                yield TurnsDropped(dropped)
-            llama_cpp.llama_perf_context_reset(llm.ctx)
-            stats = GenerationStats(prompt_tokens=len(tokens), context_size=self.context_size)
+            stats = GenerationStats(context_size=self.context_size)
             try:
+                tokens, stops, dropped = prepare()
+                if dropped:
+                    yield TurnsDropped(dropped)
+                llama_cpp.llama_perf_context_reset(llm.ctx)
+                stats = replace(stats, prompt_tokens=len(tokens))
                 for progress in self._evaluate_prompt(llm, tokens, stats):
                     stats = progress.stats
                     yield progress

@@ -215,7 +215,8 @@ class TemplateSandbox:
         template_name: str,
         add_generation_prompt: bool = True,
     ) -> str:
-        """The prompt text from this template and conversation.
+        """The prompt text from this template and conversation. `template_name` is how
+        messages name it after "The chat template", e.g. "in model.gguf".
 
         Raises TemplateFailed (the template raised, took too long, produced too much, ran
         out of memory, or the worker died), TemplateCancelled when `cancelled()` turns true
@@ -395,7 +396,7 @@ class TemplateSandbox:
 
     def _describe(self, name: str, kind: str, detail: str) -> str:
         """The message for a person: which template, and why it gave no prompt."""
-        template = f'The chat template "{name}"'
+        template = f"The chat template {name}"
         if kind == "raised":
             return f"{template} raised an error: {detail}"
         if kind == "syntax":
@@ -410,7 +411,7 @@ class TemplateSandbox:
                 f"{_bytes(self.memory_headroom)} and was stopped."
             )
         if kind == "died":
-            return f"The process rendering the chat template \"{name}\" {detail}."
+            return f"The process rendering the chat template {name} {detail}."
         return f"{template} failed: {detail}"
 
 

@@ -1,0 +1,63 @@
+"""Chat templates from model files that raise, never end or explode never break the app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llama_tui.ui.app import LlamaApp
+from llama_tui.ui.chat_input import ChatInput
+from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, Notice, UserMessage
+from tests.test_app import SIZE, send_chat, tiny_options, wait_for
+from tests.tiny_gguf import write_tiny_llama_gguf
+
+RAISES = "{% if messages[0]['role'] == 'user' %}{{ raise_exception('Conversations must start with a system turn') }}{% endif %}"
+ESCAPES = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+RUNAWAY = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+EXPLODES = "{{ 'x ' * 50000000 }}"
+
+
+def model_with_template(tmp_path: Path, template: str) -> Path:
+    return write_tiny_llama_gguf(tmp_path / "strange-template.gguf", chat_template=template, name="strange")
+
+
+@pytest.mark.parametrize("template, reason", [
+    (RAISES, "raised an error: Conversations must start with a system turn"),
+    (ESCAPES, "SecurityError"),
+    (EXPLODES, "produced more than"),
+])
+async def test_a_failing_template_gives_a_message_naming_it_and_keeps_the_text(
+    tmp_path: Path, template: str, reason: str
+) -> None:
+    app = LlamaApp(tiny_options(model_with_template(tmp_path, template)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await send_chat(pilot, "hello there")
+        await wait_for(pilot, lambda: app.query(Notice) and not app.generating)
+        notice = str(app.query_one(Notice).render())
+        assert notice.startswith("The chat template in strange-template.gguf") and reason in notice
+        assert app.query_one("#chat-input", ChatInput).text == "hello there"
+        assert not app.query(UserMessage) and app.query_one(ChatPane).conversation == []
+
+
+async def test_escape_stops_a_template_that_never_ends(tmp_path: Path) -> None:
+    app = LlamaApp(tiny_options(model_with_template(tmp_path, RUNAWAY)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await send_chat(pilot, "hello there")
+        await wait_for(pilot, lambda: app.generating)
+        await pilot.pause(0.3)  # the template is running in its worker now
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.generating)
+        await pilot.pause()
+        # Stopped by the key, not by the template's time limit (that would be an error notice).
+        assert not app.query(Notice)
+        assert "stopped" in app.query_one(AssistantMessage).footer_text
+        # And the app goes on: the worker was replaced, the next render runs (and is stopped too).
+        assert app.model is not None and app.model._sandbox is not None
+        await send_chat(pilot, "again")
+        await wait_for(pilot, lambda: app.generating)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.generating)
+        assert len(app.query(AssistantMessage)) == 2
