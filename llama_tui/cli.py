@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from llama_tui.engine.settings import (
     parse_override,
 )
 from llama_tui.engine.starter import starter_model_installed
+from llama_tui.guardian import CHILD_ENV, end_with_parent
 from llama_tui.launch import LaunchOptions
 
 
@@ -99,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.epilog = (
         f"Defaults above are overridden by the settings saved in the app ({config_path()}); "
         "flags override both, for this run only. "
-        f"Logs go to {paths.log_dir() / 'llama-tui.log'}. With no model command, the last model "
+        f"Logs go to {paths.log_file()}. With no model command, the last model "
         "used opens (the first time: the starter model, Gemma 3 270M)."
     )
     commands = parser.add_subparsers(dest="command", metavar="{local,hf-model}")
@@ -129,6 +132,7 @@ def options_from_args(
     *,
     open_picker: bool = False,
     config_warnings: Iterable[str] = (),
+    storage_problems: Iterable[str] = (),
 ) -> LaunchOptions:
     """Launch options: the saved settings (or defaults), with the typed flags on top."""
     effective = merge_cli(saved or AppConfig(), typed_settings(args))
@@ -143,6 +147,7 @@ def options_from_args(
         hub_download=(args.repo, args.file) if getattr(args, "command", None) == "hf-model" else None,
         saved_config=saved,
         config_warnings=tuple(config_warnings),
+        storage_problems=tuple(storage_problems),
     )
 
 
@@ -159,20 +164,38 @@ def choose_model(args: argparse.Namespace, saved: AppConfig) -> tuple[Path | Non
     return None, True
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the app in this process and return its exit code. (`llama-tui` in a terminal runs
+    this in a child process watched by guardian.py.)"""
     # If llama.cpp does abort, skip the gdb backtrace it would print over the terminal.
     os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+    if os.environ.get(CHILD_ENV):
+        end_with_parent()
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # ctrl+c before the app took the terminal over
+        return 128 + signal.SIGINT
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     saved, warnings = load_config()  # the app shows and logs the warnings
     model_path, open_picker = choose_model(args, saved)
-    options = options_from_args(args, model_path, saved, open_picker=open_picker, config_warnings=warnings)
+    problems = paths.unwritable_places()
+    options = options_from_args(args, model_path, saved, open_picker=open_picker, config_warnings=warnings,
+                                storage_problems=problems)
 
     # Imported late: `--help` and usage errors should not pay for loading Textual and llama.cpp.
-    from llama_tui.engine.logs import log_to_file, route_native_log
+    from llama_tui.engine.logs import log_crashes_to, log_to_file, route_native_log
     from llama_tui.ui.app import LlamaApp
 
-    log_to_file(paths.log_dir() / "llama-tui.log")
+    if not any(problem.startswith(str(paths.log_dir())) for problem in problems):
+        try:
+            log_to_file(paths.log_file())
+            log_crashes_to(paths.log_file())
+        except OSError:  # unwritable after all: the Log tab still shows everything
+            pass
     route_native_log()
     app = LlamaApp(options)
     try:
@@ -181,3 +204,6 @@ def main(argv: list[str] | None = None) -> None:
         # Wait for the decode thread to leave llama.cpp before the model is freed.
         if app.model is not None:
             app.model.close()
+    if app.rescue is not None:
+        sys.stderr.write(app.rescue.report())
+    return app.return_code or 0

@@ -30,6 +30,8 @@ class LaunchOptions:
     """The settings file as read at start, without command-line flags: its recent models seed
     the picker, and settings changed in the app are saved to the file. None (as in tests)
     keeps everything in memory."""
+    storage_problems: tuple[str, ...] = ()
+    """Folders the app cannot write to, and what is lost (paths.unwritable_places), to say once."""
     config_warnings: tuple[str, ...] = ()
     """What load_config had to ignore in the settings file, for the app to show and log (on
     the terminal it would vanish behind the full-screen UI)."""

@@ -13,6 +13,7 @@ out of the real user directories).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -40,6 +41,29 @@ def config_dir() -> Path:
     return home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME))
 
 
+def log_file() -> Path:
+    return log_dir() / "llama-tui.log"
+
+
 def data_dir() -> Path:
     home = _home_override()
     return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def unwritable_places() -> list[str]:
+    """A line for each folder the app writes to but cannot (a read-only home, a full disk),
+    saying what is lost; the app keeps running without it and says so once."""
+    places = [
+        (config_dir(), "settings changed in the app and recent models are not saved"),
+        (log_dir(), "there is no log file (the Log tab still shows everything)"),
+        (cache_dir(), "model file checks are not remembered between runs"),
+    ]
+    problems = []
+    for folder, loss in places:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            problems.append(f"{folder}: {error.strerror or error}; {loss}.")
+    return problems

@@ -9,10 +9,12 @@ to /dev/null during loads, which also swallows Textual's output.)
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import logging
 from collections import deque
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import IO
 
 import llama_cpp
 
@@ -85,3 +87,14 @@ def log_to_file(path: Path, level: int = logging.INFO) -> Path:
         root.addHandler(handler)
     root.setLevel(min(root.level, level) if root.level else level)
     return path
+
+
+_crash_log: IO[str] | None = None
+
+
+def log_crashes_to(path: Path) -> None:
+    """On a fatal signal (SIGSEGV, SIGBUS, SIGABRT...) write every thread's Python traceback
+    to the log file (faulthandler), so a crash in llama.cpp leaves a trace of where it was."""
+    global _crash_log
+    _crash_log = path.open("a", encoding="utf-8")  # kept open: the handler writes to its fd
+    faulthandler.enable(file=_crash_log, all_threads=True)

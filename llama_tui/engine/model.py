@@ -186,6 +186,7 @@ class LoadedModel:
                 self._llm.close()
                 self._llm = None
                 _return_freed_memory()
+                log.info("closed %s", self.path.name)
 
     @property
     def closed(self) -> bool:

@@ -6,7 +6,9 @@ the workers only hand results back (messages, or the ReplyBuffer), never widgets
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
 import threading
 import time
@@ -23,7 +25,7 @@ from textual.events import Print
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane, TextArea
 
 from llama_tui.engine.config import (
     RELOAD_FIELDS,
@@ -39,11 +41,12 @@ from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
 from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptError
 from llama_tui.engine.starter import StarterModelMissing, starter_model_path
 from llama_tui.launch import LaunchOptions
+from llama_tui.rescue import Rescue
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
-from llama_tui.ui.messages import LogLinesReady, ModelLoaded, ModelLoadFailed, ReplyReady
+from llama_tui.ui.messages import LoadStateChanged, LogLinesReady, ModelLoaded, ModelLoadFailed, ReplyReady
 from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.settings_screen import SettingsScreen
 from llama_tui.ui.reply_buffer import ReplyBatch, ReplyBuffer
@@ -87,6 +90,8 @@ class LlamaApp(App[None]):
         self._persist = saved is not None
         """Whether settings and models used are saved to the settings file."""
         self.recent_models: list[Path] = list(saved.recent_models if saved else ())
+        self.rescue: Rescue | None = None
+        """What the user wrote, gathered when an unexpected error stops the app (see main)."""
 
     def notify(
         self,
@@ -137,6 +142,9 @@ class LlamaApp(App[None]):
         self.begin_capture_print(self, stdout=True, stderr=True)
         self._focus_current_tab()
         self._show_config_warnings()
+        self._show_storage_problems()
+        if not self.is_headless:
+            self._quit_on_signals()
         if self.options.open_picker or self.options.hub_download:
             self.status_bar.show_model("no model")
             self.status_bar.show_state("downloading" if self.options.hub_download else "idle")
@@ -152,9 +160,71 @@ class LlamaApp(App[None]):
         if warnings:
             self.notify("\n".join(warnings), title="Settings file", severity="warning", timeout=20)
 
+    def _show_storage_problems(self) -> None:
+        """Once: what cannot be saved (a read-only home, say). The app works on without it."""
+        problems = self.options.storage_problems
+        for problem in problems:
+            log.warning("cannot write to %s", problem)
+        if problems:
+            self.notify("\n".join(problems), title="Cannot save everything", severity="warning", timeout=20)
+
+    # -- quitting --------------------------------------------------------------------------
+
+    _QUIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def _quit_on_signals(self) -> None:
+        """SIGTERM, SIGINT and SIGHUP quit as ctrl+q does: the reply stops, the decode leaves
+        llama.cpp, the model is closed (main), the terminal is given back. Without this
+        SIGTERM would end the process on the spot, with the terminal still in raw mode."""
+        loop = asyncio.get_running_loop()
+        for signum in self._QUIT_SIGNALS:
+            loop.add_signal_handler(signum, self._quit_on_signal, signum)
+
+    def _quit_on_signal(self, signum: int) -> None:
+        log.warning("quitting on %s", signal.Signals(signum).name)
+        if self.model is not None:
+            self.model.cancel()
+        self.exit(return_code=128 + signum)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An error nothing else handled: keep what the user wrote and log the traceback
+        before Textual ends the app (with exit code 1); main() prints a short report."""
+        log.critical("unexpected error: %s: %s", type(error).__name__, error, exc_info=error)
+        if self.rescue is None:
+            self.rescue = self._gather_rescue(error)
+            self.rescue.save()
+        super()._handle_exception(error)
+
+    def _fatal_error(self) -> None:
+        # Textual would print a page of traceback with local variables over the terminal;
+        # the traceback is in the log file, and main() prints a short report instead.
+        self.bell()
+        self._close_messages_no_wait()
+
+    def _gather_rescue(self, error: Exception) -> Rescue:
+        """Everything typed or said so far; each part on its own, as the DOM may be broken."""
+        rescue = Rescue(f"{type(error).__name__}: {error}")
+        try:
+            rescue.conversation = self.query_one(ChatPane).transcript()
+        except Exception:  # noqa: BLE001  the error may be in the chat itself
+            log.exception("could not gather the conversation")
+        for where, selector in (("the chat message box", "#chat-input"), ("the Completion tab", "#completion-text")):
+            try:
+                text = self.query_one(selector, TextArea).text
+            except Exception:  # noqa: BLE001
+                log.exception("could not gather %s", where)
+                continue
+            if text.strip():
+                rescue.unsent.append((where, text))
+        return rescue
+
     def on_unmount(self) -> None:
         logging.getLogger().removeHandler(self._log_handler)
         sys.setswitchinterval(self._switch_interval)
+        if not self.is_headless:
+            loop = asyncio.get_running_loop()
+            for signum in self._QUIT_SIGNALS:
+                loop.remove_signal_handler(signum)
 
     def on_print(self, event: Print) -> None:
         for line in event.text.splitlines():
@@ -194,7 +264,7 @@ class LlamaApp(App[None]):
             self._load_model(path)
 
     def _load_model(self, path: Path | None) -> None:
-        self.call_from_thread(self.status_bar.show_state, "checking" if path else "loading")
+        self.post_message(LoadStateChanged("checking" if path else "loading"))
         started = time.perf_counter()
         try:
             model_path = path if path is not None else starter_model_path()
@@ -204,7 +274,7 @@ class LlamaApp(App[None]):
             # PyPI and size-checked, so it is trusted as it is.
             if path is not None or overrides:
                 check_model_file(model_path, overrides=overrides)
-            self.call_from_thread(self.status_bar.show_state, "loading")
+            self.post_message(LoadStateChanged("loading"))
             old, self.model = self.model, None
             if old is not None:
                 old.close()
@@ -221,6 +291,9 @@ class LlamaApp(App[None]):
             model.close()
             return
         self.post_message(ModelLoaded(model, time.perf_counter() - started))
+
+    def on_load_state_changed(self, message: LoadStateChanged) -> None:
+        self.status_bar.show_state(message.state)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
         previous = self.model

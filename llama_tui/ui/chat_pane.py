@@ -200,6 +200,13 @@ class ChatPane(Vertical):
         else:
             await transcript.mount(notice)
 
+    def transcript(self) -> list[tuple[str, str]]:
+        """(role, text) of the chat so far, the reply being written included."""
+        said = [(message.role, message.content) for message in self.conversation]
+        if self._reply is not None and self._reply.raw_text:
+            said.append(("assistant", self._reply.raw_text + " [cut short]"))
+        return said
+
     async def action_new_chat(self) -> None:
         if self.generating:
             self.app.notify("Stop the reply first (Esc).", severity="warning")

@@ -18,6 +18,13 @@ class ReplyReady(Message):
 
 
 @dataclass
+class LoadStateChanged(Message):
+    """The load worker moved on ("checking" the file, "loading" it)."""
+
+    state: str
+
+
+@dataclass
 class ModelLoaded(Message):
     model: LoadedModel
     seconds: float
