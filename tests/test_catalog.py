@@ -130,3 +130,16 @@ def test_a_file_that_crashed_a_trial_load_shows_why(home: Path) -> None:
         check_model_file(path)
     (entry,) = [e for e in list_models() if e.source == "models-folder"]
     assert entry.problem and "SIGABRT" in entry.problem and "GGML_ASSERT" in entry.problem
+
+
+def test_listing_the_starter_does_not_unpack_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new user opening the picker gets the starter listed, without 253 MB copied into their cache."""
+    monkeypatch.setenv("LLAMA_TUI_HOME", str(tmp_path / "fresh-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    entries = [entry for entry in list_models() if entry.source == "starter"]
+    assert len(entries) == 1
+    starter = entries[0]
+    assert (starter.architecture, starter.quantization, starter.size_label) == ("gemma3", "Q4_K_M", "270M")
+    assert starter.file_size == "253 MB" and starter.problem is None
+    assert not starter.path.exists()
+    assert not any(tmp_path.rglob("*.gguf"))

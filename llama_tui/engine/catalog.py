@@ -29,7 +29,13 @@ from llama_tui.formatting import context_label, count_label, human_bytes
 from llama_tui.engine.file_check import known_crash
 from llama_tui.engine.gguf_header import GGUFHeader, GGUFHeaderError, header_problems, read_gguf_header
 from llama_tui.engine.hub import cached_gguf_files, guess_quant, hub_cache_dir
-from llama_tui.engine.starter import StarterModelMissing, starter_model_installed, starter_model_path
+from llama_tui.engine.starter import (
+    StarterModelMissing,
+    starter_header_file,
+    starter_model_installed,
+    starter_model_location,
+    starter_size,
+)
 
 __all__ = ["ModelEntry", "ModelSource", "list_models", "models_folder"]
 
@@ -96,7 +102,13 @@ def list_models(recent: Sequence[Path] = ()) -> list[ModelEntry]:
     entries: list[ModelEntry] = []
     seen: set[Path] = set()
     hub_cache = hub_cache_dir()
-    for path, source in _candidates(recent):
+    starter = _starter_location()
+    for path, source in _candidates(recent, starter):
+        if path == starter:  # listed whether or not it has been unpacked yet
+            if path not in seen:
+                seen.update({path, path.resolve()})
+                entries.append(_starter_entry(path))
+            continue
         try:
             if not path.is_file():
                 continue
@@ -111,13 +123,28 @@ def list_models(recent: Sequence[Path] = ()) -> list[ModelEntry]:
     return entries
 
 
-def _candidates(recent: Sequence[Path]) -> Iterator[tuple[Path, ModelSource]]:
-    starter: Path | None = None
-    if starter_model_installed():
-        try:
-            starter = starter_model_path()  # assembles once; later only a stat
-        except (StarterModelMissing, OSError) as error:
-            log.warning("starter model unavailable: %s", error)
+def _starter_location() -> Path | None:
+    if not starter_model_installed():
+        return None
+    try:
+        return starter_model_location()
+    except (StarterModelMissing, OSError) as error:
+        log.warning("starter model unavailable: %s", error)
+        return None
+
+
+def _starter_entry(location: Path) -> ModelEntry:
+    """The starter, read from its first part if it has not been unpacked (it is unpacked,
+    253 MB, only when opened)."""
+    try:
+        header: GGUFHeader | None = read_gguf_header(starter_header_file())
+        problem = None  # the package is checked when it is unpacked; a part is not truncated
+    except GGUFHeaderError as error:
+        header, problem = None, str(error)
+    return ModelEntry(location, "starter", header, problem, None, starter_size())
+
+
+def _candidates(recent: Sequence[Path], starter: Path | None) -> Iterator[tuple[Path, ModelSource]]:
     for path in recent:
         path = Path(path).expanduser()
         yield path, "starter" if path == starter else "recent"  # recent first, but named for what it is

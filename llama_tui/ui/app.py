@@ -39,7 +39,7 @@ from llama_tui.engine.config import (
 from llama_tui.engine.events import GenerationEvent, GenerationStats
 from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
 from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptError
-from llama_tui.engine.starter import StarterModelMissing, starter_model_path
+from llama_tui.engine.starter import StarterModelMissing, starter_model_location, starter_model_path
 from llama_tui.launch import LaunchOptions
 from llama_tui.rescue import Rescue
 from llama_tui.text import neutralise_controls
@@ -267,6 +267,8 @@ class LlamaApp(App[None]):
         self.post_message(LoadStateChanged("checking" if path else "loading"))
         started = time.perf_counter()
         try:
+            if path is not None and path == starter_model_location():
+                path = None  # chosen in the picker, perhaps before it was ever unpacked
             model_path = path if path is not None else starter_model_path()
             overrides = self.options.load.overrides
             # A crafted file, or a metadata override, can abort llama.cpp and this process
