@@ -26,6 +26,7 @@ from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, UserMessage
 from llama_tui.ui.messages import LogLinesReady, ModelLoadFailed, ReplyReady
 from llama_tui.ui.reply_buffer import FRAME_SECONDS
 from llama_tui.ui.status_bar import format_rate
+from tests.tiny_gguf import write_tiny_llama_gguf
 
 SIZE = (110, 36)
 
@@ -259,3 +260,38 @@ def test_start_up_does_not_import_the_hugging_face_client() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
+
+
+async def test_a_new_chat_starts_with_an_empty_context(tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model, sampling=SamplingSettings(max_reply_tokens=10)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await send_chat(pilot, "hello there")
+        await wait_for(pilot, lambda: reply_ended(app))
+        assert app.model is not None and app.model.context_used > 10
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.model.context_used == 0
+        assert label_text(app, "status-context") == "ctx 0/2048 · 0%"
+        assert label_text(app, "status-speed") == "– tok/s" and label_text(app, "status-ttft") == "TTFT –"
+        await send_chat(pilot, "again")
+        await wait_for(pilot, lambda: reply_ended(app))
+        assert app.last_stats is not None and app.last_stats.prompt_evaluated == app.last_stats.prompt_tokens
+
+
+async def test_gpu_layers_on_a_cpu_only_build_are_said_to_do_nothing_once(tiny_model: Path, tmp_path: Path) -> None:
+    from llama_tui.engine.config import gpu_offload_supported
+
+    if gpu_offload_supported():
+        pytest.skip("this llama.cpp build can offload to a GPU")
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model, load=LoadSettings(n_ctx=512, n_gpu_layers=999, n_threads=1, n_threads_batch=1)))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        other = write_tiny_llama_gguf(tmp_path / "other.gguf", name="other")
+        app.swap_model(other)
+        await wait_for(pilot, lambda: app.model is not None and app.model.name == "other")
+        await pilot.pause()
+        notes = [m.notification for m in seen if isinstance(m, Notify) and m.notification.title == "No GPU offload"]
+        assert len(notes) == 1
+        assert "CPU only" in notes[0].message and "999 GPU layers" in notes[0].message

@@ -397,9 +397,11 @@ def test_cached_file_is_returned_when_the_hub_is_unreachable(hub: FakeHub, repo:
 
 def test_not_enough_disk_space(hub: FakeHub, repo: bytes, hf_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hubmod.shutil, "disk_usage", lambda _path: _Usage(free=1000))
-    with pytest.raises(HubDiskFull, match="Not enough disk space"):
+    with pytest.raises(HubDiskFull, match="Not enough disk space") as full:
         download_gguf(REPO, FILE, on_progress=Events(), endpoint=hub.endpoint)
     assert hub.seen("GET", "/resolve/") == []
+    # Sizes as people read them ("needs 0.00 GB more, 0.00 GB free" said nothing).
+    assert "needs 3.1 MB more, 1.0 kB free in " in str(full.value)
 
 
 class _Usage:

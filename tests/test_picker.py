@@ -21,7 +21,7 @@ from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, UserMessage
 from llama_tui.ui.hub_panel import DownloadProgressed, HubFailed
 from llama_tui.ui.picker_screen import ModelPickerScreen
 from tests.hub_server import FakeHub
-from tests.test_app import SIZE, endless_options, reply_ended, send_chat, tiny_options, wait_for
+from tests.test_app import SIZE, endless_options, label_text, reply_ended, send_chat, tiny_options, wait_for
 from tests.tiny_gguf import write_tiny_llama_gguf
 
 
@@ -233,6 +233,7 @@ async def test_hf_model_downloads_in_the_app_with_progress_then_opens(
         assert app.screen.query_one("#picker-tabs", TabbedContent).active == "picker-hub"
         assert app.screen.query_one("#hub-progress").display
         assert "ctrl+x" in app.screen.active_bindings
+        assert label_text(app, "status-state") == "downloading"
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "cli-hub-model", timeout=60)
         progress = [m.progress for m in seen if isinstance(m, DownloadProgressed)]
         assert progress and progress[-1].downloaded == len(data)
@@ -252,6 +253,8 @@ async def test_hf_model_with_a_missing_file_says_so_and_the_app_stays(
         failure = next(m.message for m in seen if isinstance(m, HubFailed))
         assert "File not found" in failure and "missing.gguf" in failure
         assert isinstance(app.screen, ModelPickerScreen) and app.model is None
+        await pilot.pause()
+        assert label_text(app, "status-state") == "idle"  # not "downloading" any more
 
 
 async def test_path_completion_suggests_folders_and_gguf_files(tmp_path: Path) -> None:

@@ -71,6 +71,8 @@ from huggingface_hub.utils import (
 )
 from tqdm import tqdm
 
+from llama_tui.formatting import human_bytes
+
 log = logging.getLogger(__name__)
 
 
@@ -489,8 +491,8 @@ def _check_space(partial: Path, size: int | None, what: str) -> None:
     free = shutil.disk_usage(partial.parent).free
     if free < size - have:
         raise HubDiskFull(
-            f"Not enough disk space for {what}: needs {(size - have) / 1e9:.2f} GB more, "
-            f"{free / 1e9:.2f} GB free in {partial.parent}."
+            f"Not enough disk space for {what}: needs {human_bytes(size - have)} more, "
+            f"{human_bytes(free)} free in {partial.parent}."
         )
 
 

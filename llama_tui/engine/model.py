@@ -197,6 +197,20 @@ class LoadedModel:
         """Tokens held in the context (KV cache) right now."""
         return self._llm.n_tokens if self._llm is not None else 0
 
+    def clear_context(self) -> bool:
+        """Empty the KV cache, unless a reply is being generated; whether it was emptied."""
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            llm = self._require_llm()
+            llm.reset()
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
+            return True
+        except ModelClosed:
+            return False
+        finally:
+            self._busy.release()
+
     def context_text(self) -> str:
         """What the context holds now, as text with special tokens: for tests and debugging."""
         with self._busy:

@@ -28,11 +28,13 @@ from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane, TextArea
 
 from llama_tui.engine.config import (
+    GPU_INSTALL_HINT,
     RELOAD_FIELDS,
     AppConfig,
     ConfigSaveError,
     add_recent_model,
     changed_values,
+    gpu_offload_supported,
     remember_model_in_file,
     save_changes,
 )
@@ -46,7 +48,14 @@ from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
-from llama_tui.ui.messages import LoadStateChanged, LogLinesReady, ModelLoaded, ModelLoadFailed, ReplyReady
+from llama_tui.ui.messages import (
+    DownloadStateChanged,
+    LoadStateChanged,
+    LogLinesReady,
+    ModelLoaded,
+    ModelLoadFailed,
+    ReplyReady,
+)
 from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.settings_screen import SettingsScreen
 from llama_tui.ui.reply_buffer import ReplyBatch, ReplyBuffer
@@ -90,6 +99,8 @@ class LlamaApp(App[None]):
         self._persist = saved is not None
         """Whether settings and models used are saved to the settings file."""
         self.recent_models: list[Path] = list(saved.recent_models if saved else ())
+        self._told_cpu_only = False
+        """Whether the user was told that GPU layers do nothing in this build (said once)."""
         self.rescue: Rescue | None = None
         """What the user wrote, gathered when an unexpected error stops the app (see main)."""
 
@@ -147,7 +158,7 @@ class LlamaApp(App[None]):
             self._quit_on_signals()
         if self.options.open_picker or self.options.hub_download:
             self.status_bar.show_model("no model")
-            self.status_bar.show_state("downloading" if self.options.hub_download else "idle")
+            self.status_bar.show_state("idle")  # "downloading" once the download starts
             self.action_open_picker(download=self.options.hub_download)
         else:
             self.load_model(self.options.model_path)
@@ -297,6 +308,12 @@ class LlamaApp(App[None]):
     def on_load_state_changed(self, message: LoadStateChanged) -> None:
         self.status_bar.show_state(message.state)
 
+    def on_download_state_changed(self, message: DownloadStateChanged) -> None:
+        if message.active:
+            self.status_bar.show_state("downloading")
+        elif not self.workers_in("model"):  # a finished download may already be loading
+            self.status_bar.show_state("idle")
+
     def on_model_loaded(self, message: ModelLoaded) -> None:
         previous = self.model
         if previous is not None and previous is not message.model:
@@ -314,6 +331,19 @@ class LlamaApp(App[None]):
             f"{model.name} loaded in {message.seconds:.1f} s · chat template: {model.chat_template.name}",
             timeout=4,
         )
+        if model.settings.n_gpu_layers and not gpu_offload_supported() and not self._told_cpu_only:
+            self._told_cpu_only = True
+            self.notify(
+                f"This llama.cpp build runs on the CPU only, so the {model.settings.n_gpu_layers} GPU layers "
+                f"asked for have no effect. For a GPU build: {GPU_INSTALL_HINT}",
+                title="No GPU offload", severity="warning", timeout=15,
+            )
+
+    def chat_cleared(self) -> None:
+        """A new chat: the context starts empty (if no reply is being written elsewhere)."""
+        if self.model is not None and self.model.clear_context():
+            self.last_stats = None
+            self.status_bar.show_stats(GenerationStats(context_size=self.model.context_size))
 
     @work(thread=True, group="close", exit_on_error=False, description="freeing a model")
     def _close_in_background(self, model: LoadedModel) -> None:

@@ -212,6 +212,7 @@ class ChatPane(Vertical):
             self.app.notify("Stop the reply first (Esc).", severity="warning")
             return
         self.conversation.clear()
+        self.llama_app.chat_cleared()
         transcript = self.query_one("#transcript", VerticalScroll)
         await transcript.remove_children()
         await transcript.mount(self._empty_hint())

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 from llama_tui.engine import hub
 from llama_tui.formatting import human_bytes, human_seconds
 from llama_tui.ui.literal import literal, literal_cell
+from llama_tui.ui.messages import DownloadStateChanged
 
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class HubPanel(Vertical):
         bar.display = True
         self._status(f"Downloading {filename} from {repo_id}… (ctrl+x cancels)")
         self.screen.refresh_bindings()
+        self.app.post_message(DownloadStateChanged(active=True))  # for the status bar
         self._download(repo_id, filename, self._cancel)
 
     @work(thread=True, exclusive=True, group="hub-download", exit_on_error=False)
@@ -176,6 +178,7 @@ class HubPanel(Vertical):
             self.post_message(DownloadFinished(path))
         finally:
             self._cancel = None
+            self.app.post_message(DownloadStateChanged(active=False))
 
     def on_download_progressed(self, message: DownloadProgressed) -> None:
         progress = message.progress

@@ -35,5 +35,12 @@ class ModelLoadFailed(Message):
     reason: str
 
 
+@dataclass
+class DownloadStateChanged(Message):
+    """A Hugging Face download started (active) or ended, however it ended."""
+
+    active: bool
+
+
 class LogLinesReady(Message):
     """Log lines are waiting in the app's PostToAppHandler."""
