@@ -19,15 +19,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 import jinja2
 import llama_cpp
 import numpy as np
 
+from llama_tui.engine.backend import ModelBusy, ModelClosed, PromptError
 from llama_tui.engine.chat_templates import ChatTemplate, choose_chat_template
+from llama_tui.engine.conversation import ChatMessage
 from llama_tui.engine.config import load_settings_problems
 from llama_tui.engine.events import (
     Finished,
@@ -56,10 +57,6 @@ class ModelLoadError(Exception):
     """The model could not be loaded; the message says why, for the user."""
 
 
-class PromptError(ValueError):
-    """The prompt cannot be used; the message says why, for the user."""
-
-
 class PromptTooLong(PromptError):
     """The prompt cannot fit the context, even after dropping old chat turns."""
 
@@ -70,20 +67,6 @@ class EmptyPrompt(PromptError):
 
 class TemplateError(PromptError):
     """The chat template failed, never ended or made too much text; the message says which and why."""
-
-
-class ModelBusy(RuntimeError):
-    """A reply is already being generated on this model."""
-
-
-class ModelClosed(RuntimeError):
-    """The model was closed (or replaced) and can no longer generate."""
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    role: Literal["system", "user", "assistant"]
-    content: str
 
 
 class _StderrToLog(io.TextIOBase):
