@@ -26,7 +26,14 @@ from llama_tui.engine.settings import (
     parse_override,
 )
 from llama_tui.engine.starter import starter_model_installed
-from llama_tui.guardian import CHILD_ENV, end_with_parent
+from llama_tui.guardian import (
+    CHILD_ENV,
+    GAVE_SCREEN_BACK,
+    HOLDS_SCREEN,
+    end_with_parent,
+    handle_ctrl_c,
+    tell_guardian,
+)
 from llama_tui.launch import LaunchOptions
 
 
@@ -171,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     if os.environ.get(CHILD_ENV):
         end_with_parent()
+        handle_ctrl_c()
     try:
         return _run(argv)
     except KeyboardInterrupt:  # ctrl+c before the app took the terminal over
@@ -184,13 +192,13 @@ def _run(argv: list[str] | None) -> int:
     model_path, open_picker = choose_model(args, saved)
     problems = paths.unwritable_places()
     options = options_from_args(args, model_path, saved, open_picker=open_picker, config_warnings=warnings,
-                                storage_problems=problems)
+                                storage_problems=problems.values())
 
     # Imported late: `--help` and usage errors should not pay for loading Textual and llama.cpp.
     from llama_tui.engine.logs import log_crashes_to, log_to_file, route_native_log
     from llama_tui.ui.app import LlamaApp
 
-    if not any(problem.startswith(str(paths.log_dir())) for problem in problems):
+    if paths.log_dir() not in problems:
         try:
             log_to_file(paths.log_file())
             log_crashes_to(paths.log_file())
@@ -198,9 +206,11 @@ def _run(argv: list[str] | None) -> int:
             pass
     route_native_log()
     app = LlamaApp(options)
+    tell_guardian(HOLDS_SCREEN)  # from here a crash leaves the screen to the guardian to restore
     try:
         app.run()
     finally:
+        tell_guardian(GAVE_SCREEN_BACK)  # Textual has given the terminal back
         # Wait for the decode thread to leave llama.cpp before the model is freed.
         if app.model is not None:
             app.model.close()

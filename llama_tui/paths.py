@@ -50,20 +50,20 @@ def data_dir() -> Path:
     return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME))
 
 
-def unwritable_places() -> list[str]:
-    """A line for each folder the app writes to but cannot (a read-only home, a full disk),
-    saying what is lost; the app keeps running without it and says so once."""
+def unwritable_places() -> dict[Path, str]:
+    """For each folder the app writes to but cannot (a read-only home, a full disk), a line
+    saying why and what is lost; the app keeps running without it and says so once."""
     places = [
         (config_dir(), "settings changed in the app and recent models are not saved"),
         (log_dir(), "there is no log file (the Log tab still shows everything)"),
         (cache_dir(), "model file checks are not remembered between runs"),
     ]
-    problems = []
+    problems: dict[Path, str] = {}
     for folder, loss in places:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as error:
-            problems.append(f"{folder}: {error.strerror or error}; {loss}.")
+            problems[folder] = f"{folder}: {error.strerror or error}; {loss}."
     return problems

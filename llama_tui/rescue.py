@@ -8,6 +8,7 @@ log file.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,8 @@ class Rescue:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / time.strftime("rescued-%Y%m%d-%H%M%S.md")
-            with path.open("x", encoding="utf-8") as file:
+            # Only for the user's eyes: their conversation may be private.
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as file:
                 file.write(self.markdown())
         except OSError:
             return
@@ -52,7 +54,9 @@ class Rescue:
 
     def report(self) -> str:
         """What is printed once the terminal is back."""
-        lines = [f"llama-tui stopped on an unexpected error: {self.error}", f"The traceback is in {paths.log_file()}."]
+        log = paths.log_file()
+        lines = [f"llama-tui stopped on an unexpected error: {self.error}",
+                 f"The traceback is in {log}." if os.access(log, os.W_OK) else "(There is no log file.)"]
         if self.empty:
             return "\n".join(lines) + "\n"
         if self.saved_to is not None:

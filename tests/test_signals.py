@@ -135,3 +135,65 @@ def test_an_unexpected_error_keeps_what_was_written_and_exits_non_zero(tiny_mode
     assert "a draft I have not sent" in rescued
     assert "my first question" in rescued
     assert "Traceback" in log_text(tmp_path) and "an injected bug" in log_text(tmp_path)
+
+
+def test_closing_the_terminal_quits_cleanly(tiny_model: Path, tmp_path: Path) -> None:
+    """A real hang-up (the terminal window closed mid-reply): exit 128+SIGHUP, model closed."""
+    with Terminal([*LLAMA_TUI, "--max-token", "16384", "local", str(tiny_model)], env=app_env(tmp_path)) as term:
+        start_reply(term)
+        term.hang_up()
+        assert term.wait() == 128 + signal.SIGHUP
+    assert re.search(rf"quitting on SIGHUP.*closed {re.escape(tiny_model.name)}", log_text(tmp_path), re.S)
+
+
+def test_ctrl_c_while_starting_quits_quietly(tiny_model: Path, tmp_path: Path) -> None:
+    """ctrl+c before the app has the terminal: no traceback, no crash report, exit 130.
+    (Whenever it lands, during imports or once the app runs, the outcome is the same.)"""
+    with Terminal([*LLAMA_TUI, "local", str(tiny_model)], env=app_env(tmp_path)) as term:
+        modes = term.terminal_modes()
+        term.wait_for(lambda: bool(term.descendants()))  # the app process is starting
+        term.signal_foreground(signal.SIGINT)
+        assert term.wait() == 128 + signal.SIGINT
+        assert term.terminal_modes() == modes
+        assert "Traceback" not in term.output_text()
+        assert "llama-tui stopped" not in term.output_text()
+
+
+def test_a_stray_module_in_the_current_folder_is_not_imported(tiny_model: Path, tmp_path: Path) -> None:
+    """llama-tui started in a folder holding a textual.py (or json.py...) runs the real modules."""
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    for name in ("textual", "json", "jinja2", "llama_cpp"):
+        (stray / f"{name}.py").write_text("raise SystemExit('the stray module was imported')\n")
+    with Terminal([*LLAMA_TUI, "local", str(tiny_model)], env=app_env(tmp_path), cwd=stray) as term:
+        term.wait_for(" idle ")
+        term.type("hello")
+        term.press("enter")
+        term.wait_for(re.compile(r" idle .* TTFT \d+ ms"))
+        term.press("ctrl+q")
+        assert term.wait() == 0
+        assert "stray module" not in term.output_text()
+
+
+def test_suspended_from_a_shell_and_brought_back(tiny_model: Path, tmp_path: Path) -> None:
+    """Job control in a real shell: the app suspended (SIGTSTP) stops the job, the shell gets
+    the terminal back, `fg` brings the app back."""
+    env = app_env(tmp_path, PS1="READY$ ")
+    with Terminal(["bash", "--norc", "--noprofile", "-i"], env=env) as term:
+        term.wait_for("READY$")
+        term.type(f"{' '.join(LLAMA_TUI)} local {tiny_model}\r")
+        term.wait_for(" idle ")
+        guardian = term.descendants()[0]
+        app = int(Path(f"/proc/{guardian}/task/{guardian}/children").read_text().split()[0])
+        os.kill(app, signal.SIGTSTP)
+        # (The screen emulator has no alternate screen: watch the bytes written.)
+        term.wait_for(lambda: re.search(r"\x1b\[\?1049l.*Stopped.*READY\$ $", term.output_text(), re.S) is not None)
+        term.type("fg\r")
+        term.wait_for(lambda: term.output_text().count("\x1b[?1049h") == 2)  # the app took the screen again
+        term.wait_for(" idle ")
+        term.press("ctrl+q")
+        term.wait_for(lambda: term.output_text().rstrip().endswith("READY$"))
+        term.type("echo exit=$?\r")
+        term.wait_for(lambda: "exit=0" in term.output_text())
+        term.type("exit\r")
+        term.wait()

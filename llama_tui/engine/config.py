@@ -465,11 +465,13 @@ def _reason(error: OSError, path: Path) -> str:
     return f"{error.strerror}: {error.filename}" if elsewhere else error.strerror
 
 
-def _document_to_edit(path: Path) -> tomlkit.TOMLDocument:
+def _document_to_edit(path: Path, *, replace_broken: bool) -> tomlkit.TOMLDocument:
     """The file as it is on disk now, for tomlkit to edit; a new file starts from _TEMPLATE.
 
-    A file load_config cannot parse is replaced by the template, but only once a copy of it
-    is kept as NAME.broken: if that copy fails, so does the save. Raises ConfigSaveError.
+    A file load_config cannot parse is left alone unless `replace_broken` (the user saved
+    settings in the app): then it is replaced by the template, but only once a copy of it is
+    kept as NAME.broken (NAME.broken-2... if that exists): if that copy fails, so does the
+    save. Raises ConfigSaveError.
     """
     try:
         data = _read_capped(path)
@@ -485,7 +487,13 @@ def _document_to_edit(path: Path) -> tomlkit.TOMLDocument:
         return tomlkit.parse(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, TOMLKitError):
         pass
+    if not replace_broken:
+        raise ConfigSaveError(f"{path} is not valid TOML, so it was left as it is")
     broken = path.with_name(path.name + ".broken")
+    number = 1
+    while broken.exists():  # an earlier broken copy is the user's too
+        number += 1
+        broken = path.with_name(f"{path.name}.broken-{number}")
     try:
         broken.write_bytes(data)  # the very bytes judged broken, not a later version
     except OSError as error:
@@ -560,7 +568,7 @@ def save_changes(changes: Mapping[str, object], path: Path | None = None) -> Non
         if name not in _SETTINGS:
             raise KeyError(name)
     path = path or config_path()
-    document = _document_to_edit(path)
+    document = _document_to_edit(path, replace_broken=True)  # the user saved in the app
     for name, value in changes.items():
         _apply(document, name, value)
     _write_document(path, document)
@@ -573,7 +581,7 @@ def remember_model_in_file(model: Path, path: Path | None = None) -> tuple[Path,
     Returns the recent models as saved. Raises ConfigSaveError.
     """
     path = path or config_path()
-    document = _document_to_edit(path)
+    document = _document_to_edit(path, replace_broken=False)  # not for remembering a model
     _, on_disk = _Reader(path, document.unwrap()).model_paths()  # unusable entries drop out
     recent = add_recent_model(on_disk, model)
     _set(document, "last_model", str(recent[0]))

@@ -29,13 +29,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from llama_tui import paths
+from llama_tui.python_child import python_argv
 from llama_tui.engine.gguf_header import GGUFHeaderError, header_problems, read_gguf_header
 from llama_tui.engine.settings import OverrideValue
 
@@ -122,7 +122,7 @@ def _run_trial_load(path: Path, timeout: float, overrides: dict[str, OverrideVal
     started = time.perf_counter()
     try:
         child = subprocess.run(
-            [sys.executable, "-c", _TRIAL_LOAD, str(path), json.dumps(overrides)],
+            python_argv("-c", _TRIAL_LOAD, str(path), json.dumps(overrides)),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

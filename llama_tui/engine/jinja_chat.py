@@ -13,6 +13,7 @@ No llama_cpp import here: the worker process imports this module and must start 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -141,6 +142,12 @@ def render_compiled(
     return "".join(kept)
 
 
+@functools.lru_cache(maxsize=8)
+def _compiled(source: str) -> jinja2.Template:
+    """The built-in templates are rendered every turn: compile each once."""
+    return compile_template(source)
+
+
 def render_chat(
     source: str,
     messages: Sequence[Mapping[str, Any]],
@@ -152,7 +159,7 @@ def render_chat(
     """Render a trusted template in this process (a template from a model file goes through
     template_sandbox.TemplateSandbox instead)."""
     return render_compiled(
-        compile_template(source),
+        _compiled(source),
         messages,
         bos_token=bos_token,
         eos_token=eos_token,

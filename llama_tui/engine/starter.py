@@ -10,6 +10,7 @@ joined in a private temporary folder instead, so the starter still opens.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -47,8 +48,10 @@ def _package() -> ModuleType:
     return starter
 
 
+@functools.cache
 def _private_temp_dir() -> Path:
-    """A folder only this user can write, in the system's temporary dir."""
+    """A folder only this user can write, in the system's temporary dir; the same one for
+    the whole run (the picker and the loader must agree on where the starter is)."""
     folder = Path(tempfile.gettempdir()) / f"llama-tui-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     if folder.is_symlink() or folder.stat().st_uid != os.getuid():  # someone else's: do not trust it

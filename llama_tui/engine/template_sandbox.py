@@ -29,14 +29,14 @@ import select
 import signal
 import struct
 import subprocess
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
+
+from llama_tui.python_child import child_env, python_argv
 
 # Real templates render in milliseconds even for long chats; 5 s leaves room for a loaded
 # machine and is still a short wait for a person when a template never ends.
@@ -54,9 +54,6 @@ POLL_SECONDS = 0.05
 _HEADER = struct.Struct(">I")
 # A reply's JSON is at most 6 bytes per character (\u escapes) plus the envelope.
 _MAX_REPLY_BYTES = 6 * MAX_OUTPUT_CHARS + 65536
-# `python -m` puts the working directory first on sys.path: run the worker from the
-# directory that holds this very llama_tui, not from wherever the user happens to be.
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 FailureKind = Literal["raised", "syntax", "error", "timeout", "too_large", "memory", "died"]
 
@@ -176,14 +173,14 @@ class TemplateSandbox:
                 return worker
         self._discard()  # it died between renders: start afresh
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_tui.engine.template_worker", str(self.memory_headroom)],
+            python_argv("-m", "llama_tui.engine.template_worker", str(self.memory_headroom)),
+            env=child_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # Never the terminal: no stderr, and its own session, so no controlling TTY
             # and no Ctrl+C or Ctrl+Z meant for the app.
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=_PACKAGE_ROOT,
             bufsize=0,
         )
         assert process.stdin is not None

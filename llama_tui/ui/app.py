@@ -41,7 +41,12 @@ from llama_tui.engine.config import (
 from llama_tui.engine.events import GenerationEvent, GenerationStats
 from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
 from llama_tui.engine.model import LoadedModel, ModelBusy, ModelClosed, ModelLoadError, PromptError
-from llama_tui.engine.starter import StarterModelMissing, starter_model_location, starter_model_path
+from llama_tui.engine.starter import (
+    StarterModelMissing,
+    starter_model_installed,
+    starter_model_location,
+    starter_model_path,
+)
 from llama_tui.launch import LaunchOptions
 from llama_tui.rescue import Rescue
 from llama_tui.text import neutralise_controls
@@ -99,6 +104,8 @@ class LlamaApp(App[None]):
         self._persist = saved is not None
         """Whether settings and models used are saved to the settings file."""
         self.recent_models: list[Path] = list(saved.recent_models if saved else ())
+        self._switch_interval = sys.getswitchinterval()
+        """Restored on unmount (which can come without a mount, e.g. SIGTSTP while starting)."""
         self._told_cpu_only = False
         """Whether the user was told that GPU layers do nothing in this build (said once)."""
         self.rescue: Rescue | None = None
@@ -143,7 +150,6 @@ class LlamaApp(App[None]):
     def on_mount(self) -> None:
         # The decode thread needs the GIL for a moment after every token; with Python's
         # default 5 ms switch interval it waits on the UI thread's rendering (bench/).
-        self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.001)
         root = logging.getLogger()
         root.addHandler(self._log_handler)
@@ -278,7 +284,7 @@ class LlamaApp(App[None]):
         self.post_message(LoadStateChanged("checking" if path else "loading"))
         started = time.perf_counter()
         try:
-            if path is not None and path == starter_model_location():
+            if path is not None and starter_model_installed() and path == starter_model_location():
                 path = None  # chosen in the picker, perhaps before it was ever unpacked
             model_path = path if path is not None else starter_model_path()
             overrides = self.options.load.overrides
@@ -473,11 +479,12 @@ class LlamaApp(App[None]):
     def start_generation(self, target: Widget, start: StartGeneration) -> None:
         """Start `start(model)` here and stream it in the decode thread; `target` gets
         ReplyReady messages. Starting on this thread means an Esc from now on reaches it."""
-        assert self.model is not None
         self._generating_in = target
         self.status_bar.show_state("prompt")
         buffer = ReplyBuffer(wake=lambda: target.post_message(ReplyReady(buffer)))
         try:
+            if self.model is None:  # swapped out since the pane asked can_generate
+                raise ModelClosed("The model was closed: wait for the next one to load.")
             events = start(self.model)
         except (ModelBusy, ModelClosed) as error:
             buffer.fail(str(error))

@@ -71,6 +71,10 @@ class ChatInput(TextArea):
             # A key right after Enter: the Enter was part of an unbracketed paste.
             self._cancel_pending_enter()
             self._insert("\n")
+            if event.key == "ctrl+j":  # the LF of a pasted CRLF: one newline, not two
+                event.stop()
+                event.prevent_default()
+                return
         if event.key == "enter":
             event.stop()
             event.prevent_default()

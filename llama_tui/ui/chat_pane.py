@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, cast
 
 from textual import on
@@ -93,6 +94,8 @@ class ChatPane(Vertical):
         self._reply: AssistantMessage | None = None
         self._asked: UserMessage | None = None
         """The message the reply being written answers."""
+        self._typed = ""
+        """That message as it was in the box, to put back if the reply cannot start."""
 
     @property
     def llama_app(self) -> LlamaApp:
@@ -124,11 +127,13 @@ class ChatPane(Vertical):
 
     @on(ChatInput.Submitted, "#chat-input")
     async def send(self, event: ChatInput.Submitted) -> None:
-        text = neutralise_controls(event.text).strip()
+        # Blank lines around the message go; the first line's indentation (code) stays.
+        text = re.sub(r"\A(?:[ \t]*\n)+", "", neutralise_controls(event.text)).rstrip()
         if not text:
             return
         if not self.llama_app.can_generate(self):
             return
+        self._typed = event.text
         event.chat_input.clear()
         self.conversation.append(ChatMessage("user", text))
         transcript = self.query_one("#transcript", VerticalScroll)
@@ -183,11 +188,11 @@ class ChatPane(Vertical):
             self._reply = self._asked = None
             self.llama_app.generation_ended()
             return
-        user_text = self.conversation.pop().content
+        self.conversation.pop()
         await reply.remove()
         if self._asked is not None:
             await self._asked.remove()
-        self.chat_input.put_back(user_text)
+        self.chat_input.put_back(self._typed)  # exactly as it was in the box
         await self._add_notice(error, error=True)
         self._reply = self._asked = None
         self.llama_app.generation_ended()
