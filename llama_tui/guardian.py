@@ -27,6 +27,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -106,6 +107,10 @@ def run_guarded(argv: Sequence[str], log_path: Path) -> int:
 
     # The child inherits "ignored" for ctrl+c (see above); a handler would not be inherited.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # ctrl+z (SIGTSTP to the whole job) is the app's to handle: it gives the screen back,
+    # then stops, and only then do we stop (see _wait). Stopping here at once would hand the
+    # terminal to the shell while the app is still restoring it.
+    signal.signal(signal.SIGTSTP, signal.SIG_IGN)
     child = subprocess.Popen(
         python_argv("-m", "llama_tui", *argv),
         env=child_env({CHILD_ENV: "1", STATE_FD_ENV: str(state_write)}),
@@ -147,10 +152,16 @@ def _wait(pid: int) -> int:
             return status
         if not _still_stopped(pid):
             continue  # a stop already undone (ctrl+z then fg at once): nothing to follow
-        # The app is suspended: stop too, so the shell gets the terminal back; when the
-        # shell continues us (fg), continue the app.
+        # The app is suspended: stop too, so the shell gets the terminal back. A shell's `fg`
+        # continues the whole job, the app with us; only if we alone were continued (kill
+        # -CONT) does the app wait for us. Continuing it twice would resume Textual twice.
         os.kill(os.getpid(), signal.SIGSTOP)
-        os.kill(pid, signal.SIGCONT)
+        for _ in range(20):
+            if not _still_stopped(pid):
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, signal.SIGCONT)
 
 
 def _still_stopped(pid: int) -> bool:

@@ -100,6 +100,26 @@ async def test_put_back_keeps_text_typed_since_after_the_refused_message(tiny_mo
         assert box.text == "refused text\n\ntyped since"
 
 
+async def test_the_message_box_grows_with_its_text_up_to_a_third_of_the_screen(tiny_model: Path) -> None:
+    """README: "The message box grows with its text, up to a third of the screen"."""
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        box = app.query_one("#chat-input", ChatInput)
+        box.focus()
+        await pilot.pause()
+        heights = [box.outer_size.height]
+        for line in range(1, 25):
+            await pilot.press(*f"line {line}", "ctrl+j")
+            heights.append(box.outer_size.height)
+        screen_rows = app.screen.size.height
+        assert heights == sorted(heights)  # it never shrinks while text is added
+        assert heights[3] > heights[0] + 2  # three more lines: three more rows
+        assert screen_rows / 4 < max(heights) <= screen_rows / 3
+        assert heights[-1] == heights[-5]  # then it stops growing, and scrolls
+        assert box.cursor_location == (24, 0)
+        assert box.scroll_offset.y > 0  # the line being typed is in view
+
+
 # -- the terminal's bytes, parsed as in a real terminal ------------------------------------------
 
 
@@ -172,3 +192,24 @@ def test_a_pasted_crlf_is_enter_then_ctrl_j() -> None:
     """Why the message box treats ctrl+j right after Enter as the same newline."""
     found = parsed("one\r\ntwo")
     assert [getattr(e, "key", None) for e in found] == ["o", "n", "e", "enter", "ctrl+j", "t", "w", "o"]
+
+
+def test_ctrl_j_types_a_new_line_in_a_real_terminal(tiny_model: Path, tmp_path: Path) -> None:
+    """README: "shift+enter, ctrl+j | a new line in the message (ctrl+j works in every
+    terminal)": a terminal sends ctrl+j as a line feed, Enter as a carriage return."""
+    config = tmp_path / "llama-tui" / "config"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text("[sampling]\nmax_reply_tokens = 3\n")  # a short reply: nothing scrolls
+    with Terminal([*LLAMA_TUI, "--max-token", "512", "local", str(tiny_model)], env=app_env(tmp_path)) as term:
+        term.wait_for(" idle ")
+        term.type("top")
+        term.press("ctrl+j")
+        term.type("bottom")
+        term.wait_for(lambda: PLACEHOLDER not in term.text() and "bottom" in term.text())
+        term.press("enter")
+        term.wait_for(lambda: PLACEHOLDER in term.text() and re.search(r" idle .* TTFT \d+ ms", term.text()) is not None)
+        rows = [row.strip(" █") for row in term.text().splitlines()]  # a user message has a bar on its left
+        assert rows.count("top") == 1, term.text()
+        assert rows[rows.index("top") + 1] == "bottom"  # one message of two lines, sent by Enter alone
+        term.press("ctrl+q")
+        assert term.wait() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,62 @@ def test_settings_file_warnings_are_handed_to_the_app() -> None:
     opts = cli.options_from_args(args, None, cli.AppConfig(), config_warnings=["config.toml: [load] n_ctx = 1 ..."])
     assert opts.config_warnings == ("config.toml: [load] n_ctx = 1 ...",)
     assert cli.options_from_args(args, None).config_warnings == ()
+
+
+def test_chat_format_takes_the_names_the_readme_lists(capsys: pytest.CaptureFixture[str]) -> None:
+    """README: `--chat-format NAME`: `gguf` (the file's own), `transcript`, `gemma`, `chatml`,
+    `llama-3`, `mistral`."""
+    listed = ["gguf", "transcript", "gemma", "chatml", "llama-3", "mistral"]
+    for name in listed:
+        _, opts = options(["--chat-format", name, "local", "m.gguf"])
+        assert opts.load.chat_format == name
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--chat-format", "llama-2"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'llama-2'" in err and "'gguf', 'transcript', 'gemma', 'chatml', 'llama-3', 'mistral'" in err
+
+
+def run_llama_tui(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`llama-tui ARGV` as a user runs it, its output captured (no terminal: no app starts)."""
+    from tests.terminal import LLAMA_TUI
+
+    return subprocess.run([*LLAMA_TUI, *argv], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_help_prints_the_log_file_path(tmp_path: Path) -> None:
+    """README, The log: "a log file (`llama-tui --help` prints its path)"."""
+    from tests.terminal import app_env
+
+    done = run_llama_tui("--help", env=app_env(tmp_path, COLUMNS="400"))  # no line breaks in the paths
+    assert done.returncode == 0, done.stderr
+    assert f"Logs go to {tmp_path / 'llama-tui' / 'log' / 'llama-tui.log'}." in done.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="argparse wraps the epilog at hyphens: in an 80-column terminal the log "
+                                       "path of a home like /home/jean-luc.picard is printed as '.../llama-' and "
+                                       "'tui.log' on two lines, so it cannot be copied")
+def test_help_prints_the_log_file_path_whole_in_an_80_column_terminal() -> None:
+    from tests.terminal import app_env
+
+    home = Path("/home/jean-luc.picard")  # only computed into paths: nothing is read or written there
+    env = app_env(home, COLUMNS="80")
+    del env["LLAMA_TUI_HOME"]  # the real layout: ~/.local/state/llama-tui/log
+    done = run_llama_tui("--help", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"{home}/.local/state/llama-tui/log/llama-tui.log" in done.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-token", "lots"], "--max-token: must be a whole number from 64"),
+    (["local"], "the following arguments are required: path"),
+    (["--mode", "poem", "local", "m.gguf"], "invalid choice: 'poem'"),
+])
+def test_bad_values_on_the_real_command_line_get_a_usage_error(tmp_path: Path, argv: list[str], message: str) -> None:
+    """README, Command line: "Bad values get a usage error" (exit code 2, no traceback, no app)."""
+    from tests.terminal import app_env
+
+    done = run_llama_tui(*argv, env=app_env(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: llama-tui") and message in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

@@ -6,6 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import pytest
 from textual.message import Message
 from textual.notifications import Notify
 from textual.widgets import DataTable, Log, Static
@@ -89,3 +90,61 @@ def test_the_log_file_gets_no_escape_sequences(tmp_path: Path) -> None:
         root.removeHandler(handler)
         handler.close()
     shutil.rmtree(tmp_path / "log")
+
+
+async def test_a_dialog_quoting_a_model_name_with_markup_shows_it_literally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: text from outside is shown literally in "dialogs" too: the reload question
+    quotes the model's name."""
+    from textual.widgets import Input
+
+    from llama_tui.ui.confirm_screen import ConfirmScreen
+    from llama_tui.ui.settings_screen import SettingsScreen
+
+    monkeypatch.setenv("LLAMA_TUI_HOME", str(tmp_path / "home"))
+    model = write_tiny_llama_gguf(tmp_path / "hostile.gguf", name=HOSTILE_NAME)
+    app = LlamaApp(tiny_options(model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        field = app.screen.query_one("#settings-n_ctx", Input)
+        field.value = "1024"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        shown = app.screen.query_one("#confirm-question", Static).render()
+        assert str(shown).startswith(f"Reload {SHOWN_NAME} now")
+        assert not getattr(shown, "spans", None)  # no style and no link from the name
+
+
+async def test_a_hub_file_name_with_markup_is_listed_literally(
+    tmp_path: Path, tiny_model: Path, hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: text from outside is shown literally in "tables": here a Hugging Face file name."""
+    from textual.widgets import Input, TabbedContent
+
+    monkeypatch.setenv("LLAMA_TUI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    hub.add_repo("acme/Odd-GGUF", {"[bold]odd[/bold] \x1b[31mname-Q8_0.gguf": b"GGUF" + bytes(10)})
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ModelPickerScreen")
+        app.screen.query_one("#picker-tabs", TabbedContent).active = "picker-hub"
+        search = app.screen.query_one("#hub-query", Input)
+        search.value = "odd"
+        search.focus()
+        await pilot.press("enter")
+        repos = app.screen.query_one("#hub-repos", DataTable)
+        await wait_for(pilot, lambda: repos.row_count > 0)
+        await pilot.press("enter")
+        files = app.screen.query_one("#hub-files", DataTable)
+        await wait_for(pilot, lambda: files.row_count > 0)
+        cell = files.get_row_at(0)[0]
+        assert str(cell) == "[bold]odd[/bold] name-Q8_0.gguf"
+        assert not getattr(cell, "spans", None)

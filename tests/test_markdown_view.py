@@ -191,3 +191,27 @@ async def test_code_dragged_over_with_the_mouse_copies_with_its_own_indentation(
         await pilot.mouse_up(view, offset=(12, first_code_line + 1))
         await pilot.pause()
         assert app.screen.get_selected_text() == "def f():\n    return 1"
+
+
+async def test_reference_style_links_are_not_applied() -> None:
+    """README: "(Reference-style link definitions, `[text][ref]` with `[ref]: url` elsewhere,
+    are not applied.)": the reference stays as written, not a link."""
+    app = ViewApp()
+    async with app.run_test(size=(80, 30)) as pilot:
+        view = app.query_one("#streamed", MarkdownView)
+        view.append("See [the docs][ref] and [inline](https://e.com).\n\n[ref]: https://example.com/docs\n")
+        await pilot.pause()
+        shown = "\n".join(view._lines.plain)
+        assert "See [the docs][ref] and inline (https://e.com)." in shown  # the inline link is applied
+
+
+@pytest.mark.xfail(strict=True, reason="markdown-it takes '[ref]: url' as a link definition and renders nothing "
+                                       "for it, and the reference is not applied either: the URL the model wrote "
+                                       "is on no line of the screen")
+async def test_a_reference_style_link_definition_keeps_its_url_on_screen() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(80, 30)) as pilot:
+        view = app.query_one("#streamed", MarkdownView)
+        view.append("See [the docs][ref].\n\n[ref]: https://example.com/docs\n")
+        await pilot.pause()
+        assert "https://example.com/docs" in "\n".join(view._lines.plain)

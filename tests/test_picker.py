@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from textual.message import Message
 from textual.notifications import Notify
-from textual.widgets import DataTable, Input, TabbedContent
+from textual.widgets import DataTable, Input, ProgressBar, TabbedContent
 
 from llama_tui import cli
 from llama_tui.engine.config import AppConfig
@@ -268,3 +268,141 @@ async def test_path_completion_suggests_folders_and_gguf_files(tmp_path: Path) -
     assert await suggest(f"{tmp_path}/models/ll") == f"{tmp_path}/models/llama-Q4.gguf"
     assert await suggest(f"{tmp_path}/models/no") is None  # not a folder, not a .gguf
     assert await suggest(f"{tmp_path}/missing/x") is None
+
+
+# -- README promises about the picker that had no test of their own (docs/promises.md) -----------
+
+
+def details_text(app: LlamaApp) -> str:
+    return str(app.screen.query_one("#model-details").render())
+
+
+async def test_the_picker_lists_the_hugging_face_cache_and_warns_when_a_model_may_not_fit(
+    home: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, Models: the list holds "the GGUF files in the Hugging Face cache"; "The
+    highlighted model shows how much memory it will take (weights plus the KV cache at your
+    context length) against the free memory, with a warning when it may not fit"."""
+    from tests.test_catalog import _add_to_hf_cache
+
+    _add_to_hf_cache(tmp_path / "hf" / "hub", "someone/cached-GGUF", "cached-Q8_0.gguf",
+                     write_tiny_llama_gguf(tmp_path / "cached.gguf", name="cached-llama", seed=9))
+    free = {"bytes": 64 * 1024**3}
+    monkeypatch.setattr("llama_tui.ui.picker_screen.available_ram_bytes", lambda: free["bytes"])
+    app = LlamaApp(tiny_options(tiny_model, load=LoadSettings(n_ctx=1024, n_threads=1, n_threads_batch=1)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await open_picker(pilot, app)
+        rows = {row[0].lstrip("● "): row for row in table_rows(app, "model-table")}
+        assert rows["cached-llama"][1:] == ["llama", "148K", "F32", "2k", "604 kB", "HF cache"]
+
+        # The first row is highlighted: the loaded tiny model, at this run's context length.
+        first = details_text(app)
+        assert first.startswith(str(tiny_model))
+        assert re.search(r"Needs about [\d.]+ [kMG]?B; 69 GB free\.", first), first
+        assert "KV cache" in first and "at 1024 tokens" in first
+        assert not app.screen.query_one("#model-details").has_class("warning")
+
+        # Another row highlighted (↓ from the filter moves into the list): its own figures.
+        await pilot.press("down", "down")
+        assert details_text(app) != first
+
+        # Too little memory free: a warning.
+        free["bytes"] = 1000
+        await pilot.press("up")
+        warned = details_text(app)
+        assert "⚠ Needs about" in warned and "only 1.0 kB free: it may not fit." in warned
+        assert app.screen.query_one("#model-details").has_class("warning")
+
+
+@pytest.mark.xfail(strict=True, reason="README: 'Below the table you can type any path (Tab completes it)'; "
+                                       "Tab moves the focus on and the path stays as typed (only → accepts)")
+async def test_tab_completes_a_path_typed_in_the_picker(home: Path, tiny_model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "my-models"
+    folder.mkdir()
+    write_tiny_llama_gguf(folder / "completed-by-tab.gguf")
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        picker = await open_picker(pilot, app)
+        path_input = picker.query_one("#model-path", Input)
+        path_input.focus()
+        await pilot.press(*f"{folder}/comp")
+        await wait_for(pilot, lambda: path_input._suggestion != "", timeout=10)  # the suggestion is shown
+        await pilot.press("tab")
+        assert path_input.value == f"{folder}/completed-by-tab.gguf"
+
+
+async def test_a_download_shows_bytes_speed_and_time_left_and_resumes_after_ctrl_x(
+    home: Path, tiny_model: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, Hugging Face tab: "downloads one with a progress bar (bytes, speed, time left)
+    ...; ctrl+x cancels, and the next attempt resumes where it stopped"."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    data = write_tiny_llama_gguf(tmp_path / "hub-model.gguf", name="resumed-from-the-hub").read_bytes()
+    hub.add_repo("acme/Slow-GGUF", {"slow-F32.gguf": data})
+    hub.throttle = 0.3  # 64 kB every 0.3 s: ~3 s for the file
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await search_and_download(pilot, app, "slow")
+        status = app.screen.query_one("#hub-status")
+        shown = re.compile(r"\d+ kB of 604 kB · [\d.]+ [kM]?B/s · \d+ s left · ctrl\+x cancels")
+        await wait_for(pilot, lambda: shown.fullmatch(str(status.render())) is not None, timeout=30)
+        assert app.screen.query_one("#hub-progress", ProgressBar).display
+        await pilot.press("ctrl+x")
+        await wait_for(pilot, lambda: "cancel" in str(status.render()).lower() and not app.screen.query_one(
+            "#hub-panel").downloading, timeout=20)
+        assert app.model.name == "tiny-test-llama"
+
+        hub.throttle = 0
+        await pilot.press("enter")  # the file is still highlighted: download it again
+        await wait_for(pilot, lambda: app.model is not None and app.model.name == "resumed-from-the-hub", timeout=60)
+        first, again = hub.ranges("/resolve/")[-2:]
+        assert first is None and again is not None
+        kept = int(re.fullmatch(r"bytes=(\d+)-", again).group(1))
+        assert 0 < kept < len(data)  # resumed where it stopped, not from the start
+        assert app.model.path.read_bytes() == data
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("offline", "Offline mode is on (HF_HUB_OFFLINE=1): search needs the Hub."),
+    ("gated", "is gated and needs a Hugging Face token: set HF_TOKEN (or run `hf auth login`)"),
+    ("missing", "Repository not found"),
+])
+async def test_hub_failures_get_a_plain_message_in_the_hub_tab(
+    home: Path, tiny_model: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch, case: str, expected: str
+) -> None:
+    """README, Hugging Face tab: "gated, missing and offline cases get a plain message"."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(home / "no-token"))
+    hub.add_repo("acme/Gated-GGUF", {"g-Q4_0.gguf": b"GGUF" + bytes(100)}, gated=True)
+    hub.add_repo("acme/Gone-GGUF", {"x-Q4_0.gguf": b"GGUF"})
+    if case == "offline":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        picker = await open_picker(pilot, app)
+        picker.query_one("#picker-tabs", TabbedContent).active = "picker-hub"
+        search = picker.query_one("#hub-query", Input)
+        search.value = {"offline": "anything", "gated": "gated", "missing": "gone"}[case]
+        search.focus()
+        await pilot.press("enter")
+        if case != "offline":
+            await wait_for(pilot, lambda: table_rows(app, "hub-repos"))
+            if case == "missing":
+                del hub.repos["acme/Gone-GGUF"]  # deleted between the search and the listing
+                await pilot.press("enter")
+            else:
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: table_rows(app, "hub-files"))
+                await pilot.press("enter")  # download without a token
+        status = picker.query_one("#hub-status")
+        await wait_for(pilot, lambda: status.has_class("error"), timeout=30)
+        message = str(status.render())
+        assert expected in message, message
+        assert "Traceback" not in message and not message.startswith("Unexpected error")
+        assert app.model is not None and app.model.name == "tiny-test-llama"

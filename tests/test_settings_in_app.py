@@ -146,3 +146,54 @@ async def test_a_failed_save_shows_one_error_and_not_settings_saved(home: Path, 
     failures = [note for note in notes if note.startswith("Could not save the settings:")]
     assert len(failures) == 1 and str(config_path()) in failures[0]
     assert not any("Settings saved" in note for note in notes)
+
+
+async def test_settings_that_need_a_reload_offer_one_and_the_others_apply_to_the_next_reply(
+    home: Path, tiny_model: Path
+) -> None:
+    """README, Settings: "Settings that need a reload (context, GPU layers, threads, chat
+    format, overrides) offer to reload the model; the others apply to the next reply"."""
+    from textual.widgets import Select, TextArea
+
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model, saved_config=AppConfig()))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        model = app.model
+        reloading = {"n_ctx": ("1024", "ctx"), "n_gpu_layers": ("2", "gpu layers"), "n_threads": ("2", "threads"),
+                     "n_threads_batch": ("2", "threads batch"), "chat_format": ("chatml", "chat format"),
+                     "overrides": ("general.name=renamed", "overrides")}
+        for name, (value, said) in reloading.items():
+            await pilot.press("f6")
+            await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+            if name == "chat_format":
+                app.screen.query_one("#settings-chat_format", Select).value = value
+            else:
+                await set_field(pilot, name, value)
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            question = str(app.screen.query_one("#confirm-question").render())
+            assert question == f"Reload tiny-test-llama now to apply the new {said}? The conversation stays.", name
+            await pilot.press("n")  # later
+            await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert app.model is model  # nothing reloaded without a yes
+        notes = [m.notification.message for m in seen if isinstance(m, Notify)]
+        assert notes.count("The new load settings apply the next time a model is opened.") == len(reloading)
+
+        for name, value in {"temperature": "0.3", "seed": "7", "top_p": "0.5", "system_prompt": "Be brief."}.items():
+            await pilot.press("f6")
+            await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+            if name == "system_prompt":
+                app.screen.query_one("#settings-system_prompt", TextArea).text = value
+            else:
+                await set_field(pilot, name, value)
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmScreen), name
+        notes = [m.notification.message for m in seen if isinstance(m, Notify)]
+        assert notes.count("Settings saved: they apply to the next reply.") == 4
+        assert app.model is model
+        await send_chat(pilot, "hi")
+        await wait_for(pilot, lambda: reply_ended(app))
+        assert "Be brief." in app.model.context_text()  # the new system prompt, in the next reply

@@ -176,16 +176,14 @@ def test_a_stray_module_in_the_current_folder_is_not_imported(tiny_model: Path, 
 
 
 def test_suspended_from_a_shell_and_brought_back(tiny_model: Path, tmp_path: Path) -> None:
-    """Job control in a real shell: the app suspended (SIGTSTP) stops the job, the shell gets
-    the terminal back, `fg` brings the app back."""
+    """Job control in a real shell: the job suspended (SIGTSTP to it, as ctrl+z sends) stops,
+    the shell gets the terminal back, `fg` brings the app back."""
     env = app_env(tmp_path, PS1="READY$ ")
     with Terminal(["bash", "--norc", "--noprofile", "-i"], env=env) as term:
         term.wait_for("READY$")
         term.type(f"{' '.join(LLAMA_TUI)} local {tiny_model}\r")
         term.wait_for(" idle ")
-        guardian = term.descendants()[0]
-        app = int(Path(f"/proc/{guardian}/task/{guardian}/children").read_text().split()[0])
-        os.kill(app, signal.SIGTSTP)
+        os.killpg(os.getpgid(term.descendants()[0]), signal.SIGTSTP)  # `kill -TSTP %1`, as ctrl+z would
         # (The screen emulator has no alternate screen: watch the bytes written.)
         term.wait_for(lambda: re.search(r"\x1b\[\?1049l.*Stopped.*READY\$ $", term.output_text(), re.S) is not None)
         term.type("fg\r")
@@ -197,3 +195,66 @@ def test_suspended_from_a_shell_and_brought_back(tiny_model: Path, tmp_path: Pat
         term.wait_for(lambda: "exit=0" in term.output_text())
         term.type("exit\r")
         term.wait()
+
+
+@pytest.mark.parametrize("signum, said", [
+    (signal.SIGKILL, "llama-tui stopped: it was killed (SIGKILL), perhaps by the system running out of memory."),
+    (signal.SIGABRT, "llama-tui stopped: llama.cpp aborted (SIGABRT), usually on a malformed model file."),
+])
+def test_an_app_killed_by_a_signal_it_cannot_handle_gives_the_terminal_back_with_one_line(
+    tiny_model: Path, tmp_path: Path, signum: int, said: str
+) -> None:
+    """README, Crashes: "If the app dies by a signal it could not handle (... llama.cpp
+    aborting, the out-of-memory killer), the watcher restores the terminal and prints one line
+    saying what happened" (the signals sent here as the kernel or abort() would send them)."""
+    with Terminal([*LLAMA_TUI, "--max-token", "16384", "local", str(tiny_model)], env=app_env(tmp_path)) as term:
+        modes = term.terminal_modes()
+        start_reply(term)
+        os.kill(term.descendants()[0], signum)
+        assert term.wait() == 128 + signum
+        assert_terminal_given_back(term, modes)
+        last_words = term.output_text().rsplit("\x1b[?1049l", 1)[-1]
+    lines = [line for line in re.sub(r"\x1b\[[0-9;?<]*[A-Za-z]", "", last_words).splitlines() if line.strip()]
+    assert lines == [f"{said} The log is in {tmp_path / 'llama-tui' / 'log' / 'llama-tui.log'}"]
+    if signum == signal.SIGABRT:  # where it happened, for a report (nothing can be written on SIGKILL)
+        assert "Fatal Python error: Aborted" in log_text(tmp_path)
+
+
+@pytest.mark.parametrize("data_folder_usable", [True, False])
+def test_what_was_written_is_saved_under_the_data_folder_or_printed(
+    tiny_model: Path, tmp_path: Path, data_folder_usable: bool
+) -> None:
+    """README, Unexpected errors: "what you had typed and the conversation are saved in a
+    Markdown file under the data folder (`~/.local/share/llama-tui/rescued/`; printed instead if
+    that fails)". The real layout here: HOME, no LLAMA_TUI_HOME."""
+    home = tmp_path / "home"
+    config = home / ".config" / "llama-tui"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text("[sampling]\nmax_reply_tokens = 8\n")
+    if not data_folder_usable:
+        (home / ".local" / "share").mkdir(parents=True)
+        (home / ".local" / "share" / "llama-tui").write_text("a file where the data folder should be\n")
+    env = app_env(home)
+    del env["LLAMA_TUI_HOME"]
+    argv = [sys.executable, "-c", CRASH_ON_NEW_CHAT, "local", str(tiny_model)]
+    with Terminal(argv, env=env) as term:
+        term.wait_for(" idle ")
+        term.type("my first question")
+        term.press("enter")
+        term.wait_for(re.compile(r" idle .* TTFT \d+ ms"))
+        term.type("a draft I have not sent")
+        term.press("ctrl+n")
+        assert term.wait() == 1
+        report = term.output_text().rsplit("\x1b[?1049l", 1)[-1].replace("\r\n", "\n")
+    assert "llama-tui stopped on an unexpected error: RuntimeError: an injected bug" in report
+    if data_folder_usable:
+        saved = re.search(r"What you had written is saved in (\S+\.md)", report)
+        assert saved, report
+        path = Path(saved.group(1))
+        assert path.parent == home / ".local" / "share" / "llama-tui" / "rescued"
+        rescued = path.read_text(encoding="utf-8")
+    else:
+        assert "What you had written could not be saved to a file; here it is:" in report
+        rescued = report
+    assert "## Not sent yet: the chat message box\n\na draft I have not sent" in rescued
+    assert "**user:**\n\nmy first question" in rescued

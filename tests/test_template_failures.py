@@ -16,6 +16,10 @@ RAISES = "{% if messages[0]['role'] == 'user' %}{{ raise_exception('Conversation
 ESCAPES = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
 RUNAWAY = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
 EXPLODES = "{{ 'x ' * 50000000 }}"
+# 2 GiB in one string at render time, refused by the worker's memory limit. It depends on the
+# messages: a constant ('x' * 2147483648) would be folded by Jinja's compiler when
+# llama-cpp-python compiles the template while loading (see test_readme_promises.py).
+GREEDY = "{{ 'x' * (1073741824 * (messages | length + 1)) }}"
 
 
 def model_with_template(tmp_path: Path, template: str) -> Path:
@@ -25,7 +29,11 @@ def model_with_template(tmp_path: Path, template: str) -> Path:
 @pytest.mark.parametrize("template, reason", [
     (RAISES, "raised an error: Conversations must start with a system turn"),
     (ESCAPES, "SecurityError"),
-    (EXPLODES, "produced more than"),
+    (EXPLODES, "produced more than 8,388,608 characters and was stopped"),
+    # README: "one that ... never ends (stopped after 5 s ...) ... or 1 GiB of memory gives a
+    # message naming it, and your message is put back". In the app, with the app's own limits.
+    (RUNAWAY, "was stopped after 5 s: it was still running, and may never end."),
+    (GREEDY, "ran out of memory: it tried to use more than 1 GiB and was stopped."),
 ])
 async def test_a_failing_template_gives_a_message_naming_it_and_keeps_the_text(
     tmp_path: Path, template: str, reason: str

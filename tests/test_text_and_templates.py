@@ -58,6 +58,12 @@ def test_decoder_joins_a_character_split_across_tokens() -> None:
     ({"general.architecture": "llama", "general.finetune": "Instruct", "tokenizer.ggml.pre": "llama-bpe"}, "llama-3"),
     ({"general.architecture": "qwen2", "general.name": "Qwen2.5 0.5B Instruct"}, "chatml"),
     ({"general.architecture": "llama", "general.finetune": "chat", "tokenizer.chat_template": "{{ x }}"}, "gguf"),
+    # README: "Instruction-tuned models (an it/instruct/chat fine-tune in the name) get their
+    # architecture's turn format (Gemma, Llama 3, Mistral, else ChatML)"; base models a transcript.
+    ({"general.architecture": "mistral3", "general.name": "Mistral Small 3.1 24B Instruct"}, "mistral"),
+    ({"general.architecture": "mistral", "general.finetune": "Instruct"}, "mistral"),
+    ({"general.architecture": "phi3", "general.name": "Some Model Chat"}, "chatml"),
+    ({"general.architecture": "llama", "general.name": "Llama 3.2 1B", "tokenizer.ggml.pre": "llama-bpe"}, "transcript"),
 ])
 def test_template_choice(metadata: dict[str, str], expected: str) -> None:
     assert choose_chat_template(metadata, "<s>", "</s>").name == expected
