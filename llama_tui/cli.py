@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -97,13 +98,26 @@ def _add_options(parser: argparse.ArgumentParser, *, override_dest: str = "overr
                              "base models get 'transcript')")
     parser.add_argument("--system-prompt", default=none, metavar="TEXT", help="system prompt for chats")
     parser.add_argument("-v", "--verbose", action="store_true", default=none,
-                        help="show tokens per second after each reply")
+                        help="show tokens, tokens per second, prompt speed and time to first token under each reply")
+
+
+class _PathsWholeFormatter(argparse.HelpFormatter):
+    """argparse wraps at hyphens and inside long words, which splits paths such as
+    /home/jean-luc/.local/state/llama-tui/log/llama-tui.log over two lines; keep them whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False, break_long_words=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llama-tui",
         description="Chat with a local GGUF model in a full-screen terminal app (llama.cpp inside).",
+        formatter_class=_PathsWholeFormatter,
     )
     _add_options(parser)
     parser.epilog = (

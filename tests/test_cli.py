@@ -150,9 +150,6 @@ def test_help_prints_the_log_file_path(tmp_path: Path) -> None:
     assert f"Logs go to {tmp_path / 'llama-tui' / 'log' / 'llama-tui.log'}." in done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="argparse wraps the epilog at hyphens: in an 80-column terminal the log "
-                                       "path of a home like /home/jean-luc.picard is printed as '.../llama-' and "
-                                       "'tui.log' on two lines, so it cannot be copied")
 def test_help_prints_the_log_file_path_whole_in_an_80_column_terminal() -> None:
     from tests.terminal import app_env
 

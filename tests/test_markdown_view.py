@@ -205,9 +205,6 @@ async def test_reference_style_links_are_not_applied() -> None:
         assert "See [the docs][ref] and inline (https://e.com)." in shown  # the inline link is applied
 
 
-@pytest.mark.xfail(strict=True, reason="markdown-it takes '[ref]: url' as a link definition and renders nothing "
-                                       "for it, and the reference is not applied either: the URL the model wrote "
-                                       "is on no line of the screen")
 async def test_a_reference_style_link_definition_keeps_its_url_on_screen() -> None:
     app = ViewApp()
     async with app.run_test(size=(80, 30)) as pilot:

@@ -315,8 +315,6 @@ async def test_the_picker_lists_the_hugging_face_cache_and_warns_when_a_model_ma
         assert app.screen.query_one("#model-details").has_class("warning")
 
 
-@pytest.mark.xfail(strict=True, reason="README: 'Below the table you can type any path (Tab completes it)'; "
-                                       "Tab moves the focus on and the path stays as typed (only → accepts)")
 async def test_tab_completes_a_path_typed_in_the_picker(home: Path, tiny_model: Path, tmp_path: Path) -> None:
     folder = tmp_path / "my-models"
     folder.mkdir()
@@ -331,6 +329,9 @@ async def test_tab_completes_a_path_typed_in_the_picker(home: Path, tiny_model: 
         await wait_for(pilot, lambda: path_input._suggestion != "", timeout=10)  # the suggestion is shown
         await pilot.press("tab")
         assert path_input.value == f"{folder}/completed-by-tab.gguf"
+        assert app.focused is path_input
+        await pilot.press("tab")  # nothing more to complete: on to the next field
+        assert app.focused is not path_input
 
 
 async def test_a_download_shows_bytes_speed_and_time_left_and_resumes_after_ctrl_x(

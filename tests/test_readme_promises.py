@@ -98,8 +98,6 @@ async def test_the_command_palette_offers_the_keys_actions(tiny_model: Path) -> 
         await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
 
 
-@pytest.mark.xfail(strict=True, reason="README: every action in the keys table is in the command palette; "
-                                       "ctrl+r (Completion: let the model continue) is not")
 async def test_the_command_palette_offers_continue_in_the_completion_tab(tiny_model: Path) -> None:
     app = LlamaApp(tiny_options(tiny_model, mode="completion"))
     async with app.run_test(size=SIZE) as pilot:
@@ -364,11 +362,6 @@ def peak_memory_after_load(model: Path, home: Path) -> int:
     return peak
 
 
-@pytest.mark.xfail(strict=True, reason="llama-cpp-python compiles every chat template in the file's metadata "
-                                       "while loading (Llama.__init__ -> Jinja2ChatFormatter), in the app's "
-                                       "process, and Jinja's compiler evaluates constant expressions: a 100 M "
-                                       "character constant costs the app ~300 MB and the time to build it, "
-                                       "outside the sandbox's limits")
 def test_a_file_template_is_not_evaluated_in_the_app_process(tmp_path: Path) -> None:
     """README, When things go wrong: "The file's own template runs in a separate process: one
     that ... produces more than 8 M characters or 1 GiB of memory gives a message naming it".

@@ -47,7 +47,11 @@ _CLEAN_FAILURE = 17  # the child's exit code when llama.cpp refused the file wit
 _TRIAL_LOAD = f"""
 import json, sys
 try:
-    import llama_cpp
+    import llama_cpp, llama_cpp.llama_chat_format
+    class NoChatFormatter:  # the file's chat templates are not compiled here (see model.py)
+        def __init__(self, **_): pass
+        def to_chat_handler(self): return None
+    llama_cpp.llama_chat_format.Jinja2ChatFormatter = NoChatFormatter
     llm = llama_cpp.Llama(
         model_path=sys.argv[1], n_ctx=256, n_batch=256, n_threads=1, n_gpu_layers=0, verbose=True,
         kv_overrides=json.loads(sys.argv[2]) or None,

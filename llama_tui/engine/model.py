@@ -24,6 +24,7 @@ from pathlib import Path
 
 import jinja2
 import llama_cpp
+import llama_cpp.llama_chat_format as llama_chat_format
 import numpy as np
 
 from llama_tui.engine.backend import ModelBusy, ModelClosed, PromptError
@@ -123,7 +124,7 @@ class LoadedModel:
         log.info("loading %s with %s", path, settings)
         take_native_errors()  # forget errors from earlier loads
         try:
-            with contextlib.redirect_stderr(_StderrToLog()):
+            with contextlib.redirect_stderr(_StderrToLog()), _without_the_bindings_chat_templates():
                 llm = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=settings.n_ctx,
@@ -456,6 +457,30 @@ class LoadedModel:
             buffer = self._piece_buffer = ctypes.create_string_buffer(-n)
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
         return buffer.raw[:n]
+
+
+class _NoChatFormatter:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads."""
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def to_chat_handler(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def _without_the_bindings_chat_templates() -> Iterator[None]:
+    """Llama() compiles every chat template in the file, in this process, for chat handlers
+    we never use; Jinja computes constant expressions while compiling, so a hostile template
+    would cost memory and time here, outside the template sandbox. Loads run one at a time
+    (the app's load lock), so swapping the class for the load is safe."""
+    real = llama_chat_format.Jinja2ChatFormatter
+    llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter  # type: ignore[misc,assignment]  # duck-typed stand-in
+    try:
+        yield
+    finally:
+        llama_chat_format.Jinja2ChatFormatter = real  # type: ignore[misc]
 
 
 def _return_freed_memory() -> None:

@@ -539,11 +539,17 @@ class LlamaApp(App[None]):
         yield SystemCommand("Completion", "Show the Completion tab (F3)", lambda: self.action_show_tab("completion"))
         yield SystemCommand("Log", "Show llama.cpp's log (F4)", lambda: self.action_show_tab("log"))
         yield SystemCommand("New chat", "Clear the conversation (ctrl+n)", self._new_chat)
+        yield SystemCommand("Continue the text", "Completion tab: let the model continue the text (ctrl+r)",
+                            self._continue_text)
         yield SystemCommand("Models", "Open, download or switch models (ctrl+o)", self.action_open_picker)
         yield SystemCommand("Previous model", "Switch to the model used before this one (F9)", self.action_previous_model)
         yield SystemCommand("Settings", "Load, sampling and chat settings (F6)", self.action_open_settings)
         if self._generating_in is not None:
             yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)", self.action_stop_generation)
+
+    def _continue_text(self) -> None:
+        self.action_show_tab("completion")
+        self.query_one(CompletionPane).action_run()
 
     async def _new_chat(self) -> None:
         self.action_show_tab("chat")

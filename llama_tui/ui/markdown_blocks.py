@@ -21,7 +21,10 @@ from rich.syntax import Syntax
 from rich.theme import Theme
 from textual.color import Color, ColorParseError
 
-_PARSER = MarkdownIt("commonmark").enable("strikethrough").enable("table")
+# No reference definitions: each block is rendered on its own, so `[text][ref]` could not be
+# applied anyway, and a "[ref]: url" line taken as a definition would show nothing at all.
+# As a paragraph, it shows as the model wrote it.
+_PARSER = MarkdownIt("commonmark").enable("strikethrough").enable("table").disable("reference")
 
 @dataclass(frozen=True)
 class Block:

@@ -25,7 +25,7 @@ from llama_tui.engine.gguf_header import available_ram_bytes, estimate_memory
 from llama_tui.formatting import human_bytes
 from llama_tui.ui.hub_panel import DownloadFinished, HubPanel
 from llama_tui.ui.literal import literal, literal_cell
-from llama_tui.ui.path_suggester import PathSuggester
+from llama_tui.ui.path_suggester import PathInput
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ class ModelPickerScreen(ModalScreen[Path | None]):
                     yield Input(placeholder="Filter by name, architecture, quantization… (↓ to the list)", id="model-filter")
                     yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
                     yield Static(id="model-details")
-                    yield Input(placeholder="Or type a path to a .gguf file (Tab completes), then Enter",
-                                id="model-path", suggester=PathSuggester())
+                    yield PathInput(placeholder="Or type a path to a .gguf file (Tab completes), then Enter",
+                                    id="model-path")
                 with TabPane("Hugging Face", id="picker-hub"):
                     yield HubPanel(id="hub-panel")
             yield Static(Content("Enter opens · Esc closes · Tab moves between fields"), id="picker-help")
