@@ -27,6 +27,7 @@ No llama_cpp import here: the worker process imports this module and must start 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -155,6 +156,13 @@ def compile_template(source: str) -> jinja2.Template:
     return _environment.from_string(source)
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled(source: str) -> jinja2.Template:
+    # render_chat renders a built-in template for every reply (and tests render dozens):
+    # compiling each time would cost more than the rendering.
+    return compile_template(source)
+
+
 def render_compiled(
     template: jinja2.Template,
     messages: Sequence[Mapping[str, Any]],
@@ -250,7 +258,7 @@ def render_chat(
     """Render a trusted template in this process (a template from a model file goes through
     template_sandbox.TemplateSandbox instead)."""
     return render_compiled(
-        compile_template(source),
+        _compiled(source),
         messages,
         bos_token=bos_token,
         eos_token=eos_token,
