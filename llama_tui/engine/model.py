@@ -18,7 +18,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -43,6 +43,7 @@ from llama_tui.engine.logs import route_native_log, take_native_errors
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
+from llama_tui.engine.thinking import VOCABULARY_CANDIDATES, ThinkingMarkers, thinking_markers
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,15 @@ class LoadedModel:
         self._busy = threading.Lock()
         self._cancel = threading.Event()
         self._closing = False
+        self.thinking_markers: ThinkingMarkers | None = thinking_markers(
+            self.metadata.get("tokenizer.chat_template") or template.source,
+            self._special_tokens(VOCABULARY_CANDIDATES),
+        )
+        """How this model marks its thinking (engine.thinking), from its template and vocabulary."""
+        # Control tokens are not text (llama.cpp decodes them to nothing), except the ones
+        # that make up thinking markers (gpt-oss's <|channel|>, Cohere's <|START_THINKING|>):
+        # without them the thinking could not be told from the answer.
+        self._shown_tokens = frozenset(self._special_tokens(_marker_pieces(self.thinking_markers)).values())
         # Installed only while a prompt is evaluated: llama.cpp calls it between graph nodes,
         # and a Python callback per node would slow down token generation.
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
@@ -466,12 +476,25 @@ class LoadedModel:
             context_used=llm.n_tokens,
         )
 
+    def _special_tokens(self, texts: Iterable[str]) -> dict[str, int]:
+        """Those of `texts` that are one control or user-defined token of the vocabulary,
+        and the special tokens the others are made of, to their ids."""
+        llm = self._require_llm()
+        wanted = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        found: dict[str, int] = {}
+        for text in texts:
+            for token in llm.tokenize(text.encode("utf-8"), add_bos=False, special=True):
+                if llama_cpp.llama_vocab_get_attr(self._vocab, token) & wanted:
+                    found[_token_text(llm, token)] = token
+        return found
+
     def _token_bytes(self, token: int) -> bytes:
         buffer = self._piece_buffer
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        special = token in self._shown_tokens
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, special)
         if n < 0:  # the piece is longer than the buffer: -n is the size it needs
             buffer = self._piece_buffer = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, special)
         return buffer.raw[:n]
 
 
@@ -483,6 +506,12 @@ def _return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
+
+
+def _marker_pieces(markers: ThinkingMarkers | None) -> list[str]:
+    if markers is None:
+        return []
+    return [text for text in (markers.open, markers.close, markers.answer_suffix, *markers.answer_prefixes) if text]
 
 
 def _token_text(llm: llama_cpp.Llama, token: int) -> str:

@@ -195,13 +195,22 @@ def _tag_pair(texts: Iterable[str], found_in: Literal["template", "vocabulary"])
                            found_in=found_in)
 
 
+# Token texts worth looking up in a model's vocabulary: every one thinking_markers can use.
+# (Looking up these few is much faster than listing a 262k-token vocabulary's specials.)
+VOCABULARY_CANDIDATES: frozenset[str] = frozenset(
+    [token for style in _STYLES for token in style.vocabulary_evidence]
+    + [f"<{slash}{name}>" for slash in ("", "/")
+       for name in ("think", "thinking", "seed:think", "mm:think", "think:opensource")]
+)
+
+
 def thinking_markers(template_source: str | None, special_tokens: Collection[str] = ()) -> ThinkingMarkers | None:
     """The markers a model uses for its thinking, or None if it shows no sign of thinking.
 
     The template is the stronger evidence (it shows how turns are written); the
-    vocabulary (the text of the model's special and user-defined tokens) is asked only when
-    the template names no markers, e.g. a file with a plain ChatML template but a thinking
-    model's tokens.
+    vocabulary (the text of the model's special and user-defined tokens, or just those of
+    VOCABULARY_CANDIDATES it has) is asked only when the template names no markers, e.g. a
+    file with a plain ChatML template but a thinking model's tokens.
     """
     source = template_source or ""
     for style in _STYLES:
