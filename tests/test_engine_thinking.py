@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llama_tui.engine.events import Finished, TextDelta
+from llama_tui.engine.events import Finished, TextDelta, ThinkingFormat
 from llama_tui.engine.model import ChatMessage, LoadedModel
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.thinking import split_text
@@ -61,5 +61,34 @@ def test_markers_are_found_in_the_vocabulary_when_the_template_names_none(tmp_pa
         finished = events[-1]
         assert isinstance(finished, Finished) and finished.text == "<think><think>"
         assert split_text(finished.text, markers) == ("<think>", "")  # a second open marker is thinking text
+    finally:
+        model.close()
+
+
+# Qwen3.5's way: the prompt opens the block, or closes an empty one when thinking is off.
+OPENING_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is false %}<think>\n\n</think>\n\n{% else %}<think>\n{% endif %}{% endif %}"
+)
+
+
+def test_a_chat_reply_says_how_it_marks_its_thinking(tmp_path: Path) -> None:
+    path = write_tiny_llama_gguf(tmp_path / "tiny-opens.gguf", chat_template=OPENING_TEMPLATE,
+                                 control_tokens=["<|im_start|>", "<|im_end|>", "<think>", "</think>"],
+                                 favoured_token="</think>")
+    model = LoadedModel.load(path, SETTINGS)
+    try:
+        for thinking in (True, False):
+            chat = model.chat([ChatMessage("user", "hi")], SamplingSettings(temperature=0.0, max_reply_tokens=2),
+                              enable_thinking=thinking)
+            events = list(chat)
+            formats = [e for e in events if isinstance(e, ThinkingFormat)]
+            assert len(formats) == 1 and formats[0].markers == model.thinking_markers
+            assert formats[0].opened_in_prompt is thinking
+            assert events.index(formats[0]) < min(i for i, e in enumerate(events) if isinstance(e, TextDelta))
+        # Raw completion has no chat template, so no format.
+        events = list(model.complete("hello", SamplingSettings(temperature=0.0, max_reply_tokens=2)))
+        assert not any(isinstance(e, ThinkingFormat) for e in events)
     finally:
         model.close()

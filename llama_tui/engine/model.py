@@ -36,6 +36,7 @@ from llama_tui.engine.events import (
     PromptProgress,
     StopReason,
     TextDelta,
+    ThinkingFormat,
     TurnsDropped,
 )
 from llama_tui.engine.jinja_chat import render_chat
@@ -43,7 +44,7 @@ from llama_tui.engine.logs import route_native_log, take_native_errors
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
-from llama_tui.engine.thinking import VOCABULARY_CANDIDATES, ThinkingMarkers, thinking_markers
+from llama_tui.engine.thinking import VOCABULARY_CANDIDATES, ThinkingMarkers, starts_thinking, thinking_markers
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class LoadedModel:
         # that make up thinking markers (gpt-oss's <|channel|>, Cohere's <|START_THINKING|>):
         # without them the thinking could not be told from the answer.
         self._shown_tokens = frozenset(self._special_tokens(_marker_pieces(self.thinking_markers)).values())
+        self._thinking_format: ThinkingFormat | None = None  # the current chat reply's, set while preparing it
         # Installed only while a prompt is evaluated: llama.cpp calls it between graph nodes,
         # and a Python callback per node would slow down token generation.
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
@@ -234,15 +236,22 @@ class LoadedModel:
     # -- public generation API -----------------------------------------------------------
 
     def chat(
-        self, messages: list[ChatMessage], sampling: SamplingSettings, *, seed: int | None = None
+        self,
+        messages: list[ChatMessage],
+        sampling: SamplingSettings,
+        *,
+        seed: int | None = None,
+        enable_thinking: bool = True,
     ) -> Iterator[GenerationEvent]:
         """Stream the assistant's reply to `messages`, reusing the cached prefix of the chat.
 
         When the chat is too long for the context the oldest turns are left out (never the
-        system prompt) and a TurnsDropped event says so first. Close the iterator (or run it
-        to the end) so the model is free again.
+        system prompt) and a TurnsDropped event says so first. A model with thinking markers
+        sends a ThinkingFormat event before the text. `enable_thinking` is passed to the
+        template (see thinking.has_thinking_switch). Close the iterator (or run it to the
+        end) so the model is free again.
         """
-        return self._run(lambda: self._fit_chat(messages, sampling), sampling, seed)
+        return self._run(lambda: self._fit_chat(messages, sampling, enable_thinking), sampling, seed)
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
         """Stream a continuation of `text`. `seed` (default: the load settings' seed) makes
@@ -265,15 +274,23 @@ class LoadedModel:
 
     # -- prompt building -------------------------------------------------------------------
 
-    def _fit_chat(self, messages: list[ChatMessage], sampling: SamplingSettings) -> tuple[list[int], list[str], int]:
+    def _fit_chat(
+        self, messages: list[ChatMessage], sampling: SamplingSettings, enable_thinking: bool = True
+    ) -> tuple[list[int], list[str], int]:
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system):])
         room = self._reply_room(sampling)
         dropped = 0
         while True:
-            prompt = self._render_prompt([{"role": m.role, "content": m.content} for m in system + turns])
+            prompt = self._render_prompt(
+                [{"role": m.role, "content": m.content} for m in system + turns], enable_thinking
+            )
             tokens = self._tokenize(prompt, add_bos=False, special=True)
             if len(tokens) + room <= self.context_size:
+                if self.thinking_markers is not None:
+                    self._thinking_format = ThinkingFormat(
+                        self.thinking_markers, starts_thinking(prompt, self.thinking_markers)
+                    )
                 return tokens, self.chat_template.stops, dropped
             if len(turns) <= 1:
                 raise PromptTooLong(
@@ -287,18 +304,19 @@ class LoadedModel:
             turns = turns[cut:]
             dropped += cut
 
-    def _render_prompt(self, messages: list[dict[str, str]]) -> str:
+    def _render_prompt(self, messages: list[dict[str, str]], enable_thinking: bool = True) -> str:
         """The chat template applied to `messages`. Raises TemplateError, or _Cancelled."""
         template = self.chat_template
         if self._sandbox is None:  # a built-in template: ours, rendered here
             try:
-                return render_chat(template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token)
+                return render_chat(template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token,
+                                   enable_thinking=enable_thinking)
             except (jinja2.TemplateError, ValueError) as error:
                 raise TemplateError(f"The built-in chat template {template.name} failed: {error}") from error
         try:
             return self._sandbox.render(
                 template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token,
-                cancelled=self._cancel.is_set, template_name=f"in {self.path.name}",
+                cancelled=self._cancel.is_set, template_name=f"in {self.path.name}", enable_thinking=enable_thinking,
             )
         except TemplateCancelled:
             raise _Cancelled from None
@@ -350,9 +368,12 @@ class LoadedModel:
                 raise ModelClosed("the model is being closed")
             stats = GenerationStats(context_size=self.context_size)
             try:
+                self._thinking_format = None
                 tokens, stops, dropped = prepare()
                 if dropped:
                     yield TurnsDropped(dropped)
+                if self._thinking_format is not None:  # set by a chat's prepare
+                    yield self._thinking_format
                 llama_cpp.llama_perf_context_reset(llm.ctx)
                 stats = replace(stats, prompt_tokens=len(tokens))
                 for progress in self._evaluate_prompt(llm, tokens, stats):
