@@ -18,7 +18,8 @@ The rule for recognising markers (ThinkingSplitter), chosen for what models real
 - Whitespace next to the markers is not shown: the `\\n` after `<think>`, before
   `</think>`, and the `\\n\\n` between `</think>` and the answer. So are "answer prefixes",
   channel headers some formats write before the answer (gpt-oss's
-  `<|start|>assistant<|channel|>final<|message|>`).
+  `<|start|>assistant<|channel|>final<|message|>`), and a format's answer suffix at the
+  very end of an answer that began with such a prefix (Granite's `</response>`).
 - A marker split across deltas is still recognised: text that could be the start of a
   marker is held back only while it still could be one, then released.
 - A reply that ends while thinking stays thinking (`ended_while_thinking`): the model was
