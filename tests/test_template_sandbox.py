@@ -47,8 +47,8 @@ GEMMA2_TEMPLATE = (
     "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
 )
 
-# Loop controls, a namespace, the generation tag, tojson, `tools is none`, and the block
-# whitespace rules (trim_blocks, lstrip_blocks) all at work.
+# Loop controls, a namespace, the generation tag, tojson, and the block whitespace rules
+# (trim_blocks, lstrip_blocks) all at work.
 LOOP_CONTROLS_TEMPLATE = textwrap.dedent("""\
     {%- set ns = namespace(system='', shown=0) -%}
     {% for message in messages %}
@@ -63,7 +63,6 @@ LOOP_CONTROLS_TEMPLATE = textwrap.dedent("""\
     {{ message['content'] }}
         {% if message['role'] == 'assistant' %}{% generation %}{{ eos_token }}{% endgeneration %}{% endif %}
     {% endfor %}
-    {% if tools is not none %}{{ tools | tojson }}{% endif %}
     {{ messages[-1] | tojson }} {{ messages[-1] | tojson(indent=2, sort_keys=True) }}
     {% if add_generation_prompt %}
     [ASSISTANT]
@@ -163,15 +162,53 @@ def test_renders_what_jinja2_chat_formatter_renders(box: TemplateSandbox, source
 
 
 def test_raise_exception_gives_the_templates_own_message(box: TemplateSandbox) -> None:
-    with pytest.raises(ValueError, match="^System role not supported$"):
-        formatter_prompt(GEMMA2_TEMPLATE)
-    with pytest.raises(TemplateRaised, match="^System role not supported$"):
-        render_chat(GEMMA2_TEMPLATE, CHAT, bos_token=BOS, eos_token=EOS)
+    source = "{{ raise_exception('Conversations must end with a tool call') }}"
+    with pytest.raises(ValueError, match="^Conversations must end with a tool call$"):
+        formatter_prompt(source)
+    with pytest.raises(TemplateRaised, match="^Conversations must end with a tool call$"):
+        render_chat(source, CHAT, bos_token=BOS, eos_token=EOS)
     with pytest.raises(TemplateFailed) as failed:
-        render(box, GEMMA2_TEMPLATE)
+        render(box, source)
     assert failed.value.kind == "raised"
     assert failed.value.template_name == "in tiny.gguf"
-    assert str(failed.value) == 'The chat template in tiny.gguf raised an error: System role not supported'
+    assert str(failed.value) == 'The chat template in tiny.gguf raised an error: Conversations must end with a tool call'
+
+
+def test_a_template_without_a_system_role_gets_the_system_prompt_in_the_first_user_turn(box: TemplateSandbox) -> None:
+    # Jinja2ChatFormatter fails on Gemma 2 with a system prompt; llama.cpp's server moves
+    # the system prompt into the first user message, and so do we.
+    with pytest.raises(ValueError, match="^System role not supported$"):
+        formatter_prompt(GEMMA2_TEMPLATE)
+    merged = [{"role": "user", "content": CHAT[0]["content"] + "\n\n" + CHAT[1]["content"]}, *CHAT[2:]]
+    expected = formatter_prompt(GEMMA2_TEMPLATE, merged)
+    assert render(box, GEMMA2_TEMPLATE) == expected
+    assert render_chat(GEMMA2_TEMPLATE, CHAT, bos_token=BOS, eos_token=EOS) == expected
+    # So does a template that silently leaves the system message out.
+    drops = "{% for m in messages if m.role != 'system' %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+    assert render(box, drops).startswith("[user] " + CHAT[0]["content"] + "\n\n" + CHAT[1]["content"])
+    # A template that fails either way reports its first error.
+    both = "{{ raise_exception('first: ' ~ messages[0].role) }}"
+    with pytest.raises(TemplateFailed, match="first: system$"):
+        render(box, both)
+
+
+def test_the_variables_llama_cpp_passes(box: TemplateSandbox) -> None:
+    """No tools: `tools` is undefined (a loop over it is empty, tojson of it is null), as
+    in llama.cpp's server; `enable_thinking`, `datetime` and `date_string` are given; an
+    undefined value adds nothing to a string."""
+    source = (
+        "{% for tool in tools %}{{ tool }}{% endfor %}{{ tools is defined }} {{ tools | tojson }} "
+        "{{ enable_thinking }} {{ 'x' + functions + 'y' }} {{ messages[0].nope.deeper }}|{{ date_string }}|{{ datetime }}"
+    )
+    for thinking in (True, False):
+        days = {datetime.now().strftime("%d %b %Y|%b %d %Y")}
+        text = box.render(source, CHAT, bos_token=BOS, eos_token=EOS, cancelled=never, template_name="t",
+                          enable_thinking=thinking)
+        days.add(datetime.now().strftime("%d %b %Y|%b %d %Y"))
+        head, day = text.split("|", 1)
+        assert head == f"False null {thinking} xy "
+        assert day in days
+        assert render_chat(source, CHAT, bos_token=BOS, eos_token=EOS, enable_thinking=thinking).split("|")[0] == head
 
 
 def test_strftime_now_and_no_generation_prompt(box: TemplateSandbox) -> None:
@@ -244,7 +281,7 @@ def test_a_huge_allocation_is_a_memory_error_and_the_worker_is_replaced() -> Non
 @pytest.mark.parametrize("source, kind, detail", [
     ("{{ ''.__class__.__mro__ }}", "error", "SecurityError: access to attribute '__class__' of 'str' object is unsafe."),
     ("{% for m in messages %}", "syntax", "line 1: Unexpected end of template."),
-    ("{{ messages[0].nope.deeper }}", "error", "UndefinedError: 'dict object' has no attribute 'nope'"),
+    ("{{ messages[0].nope.deeper + 1 }}", "error", "UndefinedError: 'dict object' has no attribute 'nope'"),
     ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "error", "RecursionError: maximum recursion depth exceeded"),
 ])
 def test_other_failures_name_the_template_and_the_cause(box: TemplateSandbox, source: str, kind: str,

@@ -12,6 +12,7 @@ This module is a pytest plugin (listed in tests/conftest.py), so its fixtures ar
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from pathlib import Path
 
 import gguf
@@ -29,8 +30,9 @@ _UNK, _BOS, _EOS = 0, 1, 2
 N_BANNED = 3 + 256  # special and byte tokens: never generated
 
 
-def _vocab(duplicate_token: bool) -> tuple[list[str], list[float], list[int]]:
-    """SPM vocab: <unk>, <s>, </s>, the 256 byte tokens, then unique word pieces."""
+def _vocab(duplicate_token: bool, control_tokens: Sequence[str] = ()) -> tuple[list[str], list[float], list[int]]:
+    """SPM vocab: <unk>, <s>, </s>, the 256 byte tokens, then unique word pieces, the last
+    of which are replaced by `control_tokens`."""
     tokens = ["<unk>", "<s>", "</s>"]
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
     tokens += [f"<0x{b:02X}>" for b in range(256)]
@@ -45,8 +47,10 @@ def _vocab(duplicate_token: bool) -> tuple[list[str], list[float], list[int]]:
     pieces = pieces[:n_words]
     if duplicate_token:  # crafted: the last piece repeats an earlier string
         pieces[-1] = pieces[1]
+    if control_tokens:
+        pieces[-len(control_tokens):] = control_tokens
     tokens += pieces
-    types += [gguf.TokenType.NORMAL] * n_words
+    types += [gguf.TokenType.NORMAL] * (n_words - len(control_tokens)) + [gguf.TokenType.CONTROL] * len(control_tokens)
 
     # SPM merges prefer higher scores; special and byte tokens score 0.
     scores = [0.0] * (N_VOCAB - n_words) + [-float(i) for i in range(n_words)]
@@ -61,8 +65,13 @@ def write_tiny_llama_gguf(
     duplicate_token: bool = False,
     name: str = "tiny-test-llama",
     seed: int = 0,
+    control_tokens: Sequence[str] = (),
+    favoured_token: str | None = None,
 ) -> Path:
     """Write a random-weight F32 llama GGUF (~0.6 MB) to `path`; deterministic per seed.
+
+    `control_tokens` are added to the vocabulary as control tokens (like "<|channel|>");
+    `favoured_token` is one the model then writes every time.
 
     block_count=0 and duplicate_token=True make crafted files that llama.cpp may
     reject or abort on: load those only in a subprocess.
@@ -87,7 +96,7 @@ def write_tiny_llama_gguf(
     w.add_rope_dimension_count(N_EMBD // N_HEAD)
     w.add_layer_norm_rms_eps(1e-5)
 
-    tokens, scores, types = _vocab(duplicate_token)
+    tokens, scores, types = _vocab(duplicate_token, control_tokens)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
     w.add_token_scores(scores)
@@ -123,6 +132,8 @@ def write_tiny_llama_gguf(
     out = weight(N_VOCAB, N_EMBD)
     out[:, 0] = 0.0
     out[:N_BANNED, 0] = -10.0
+    if favoured_token is not None:
+        out[tokens.index(favoured_token), 0] = 10.0
     w.add_tensor("output.weight", out)
 
     w.write_header_to_file()

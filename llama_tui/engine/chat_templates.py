@@ -112,19 +112,53 @@ def looks_instruction_tuned(metadata: dict[str, str]) -> bool:
 
 def template_for_architecture(metadata: dict[str, str]) -> tuple[str, str]:
     """A built-in template name for a model whose file has none, and why it was picked."""
-    architecture = metadata.get("general.architecture", "")
     if not looks_instruction_tuned(metadata):
         return "transcript", (
             "the file has no template and its metadata names no instruct or chat fine-tune, "
             "so it is treated as a base model and given a plain User/Assistant transcript"
         )
+    name, why = _chat_template_for_architecture(metadata)
+    return name, f"the file has no template; {why}"
+
+
+def _chat_template_for_architecture(metadata: dict[str, str]) -> tuple[str, str]:
+    architecture = metadata.get("general.architecture", "")
     if architecture.startswith("gemma"):
-        return "gemma", f"the file has no template; {architecture} models use Gemma turns"
+        return "gemma", f"{architecture} models use Gemma turns"
     if architecture == "llama" and metadata.get("tokenizer.ggml.pre") == "llama-bpe":
-        return "llama-3", "the file has no template; a llama-bpe vocabulary means Llama 3"
+        return "llama-3", "a llama-bpe vocabulary means Llama 3"
     if architecture in ("mistral", "mistral3"):
-        return "mistral", f"the file has no template; {architecture} uses [INST] turns"
-    return "chatml", f"the file has no template; ChatML is the common default for {architecture or 'unknown models'}"
+        return "mistral", f"{architecture} uses [INST] turns"
+    return "chatml", f"ChatML is the common default for {architecture or 'unknown models'}"
+
+
+# Turn markers that show which built-in format a file's template writes, as llama.cpp's
+# llama_chat_detect_template reads them. Checked in this order.
+_FORMAT_SIGNS: tuple[tuple[str, str], ...] = (
+    ("<|im_start|>", "chatml"),
+    ("<start_of_turn>", "gemma"),
+    ("<|start_header_id|>", "llama-3"),
+    ("[INST]", "mistral"),
+)
+
+
+def fallback_template_choice(metadata: dict[str, str]) -> tuple[str, str]:
+    """The built-in template to use when the file's own template fails, and why.
+
+    The failed template still shows the turn markers the model was trained on, so those
+    decide first; else the architecture does. A file with a chat template is a chat model,
+    so the base-model transcript is never the fallback.
+    """
+    source = metadata.get("tokenizer.chat_template", "")
+    for sign, name in _FORMAT_SIGNS:
+        if sign in source:
+            return name, f"the file's template writes {sign} turns"
+    return _chat_template_for_architecture(metadata)
+
+
+def fallback_template_name(metadata: dict[str, str]) -> str:
+    """The name of the built-in template to fall back to (see fallback_template_choice)."""
+    return fallback_template_choice(metadata)[0]
 
 
 def choose_chat_template(

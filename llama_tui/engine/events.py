@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from llama_tui.engine.thinking import ThinkingMarkers
+
 
 class StopReason(Enum):
     END = "end"
@@ -74,6 +76,16 @@ class TurnsDropped:
 
 
 @dataclass(frozen=True)
+class ThinkingFormat:
+    """How this chat reply marks its thinking, for a thinking.ThinkingSplitter: sent before
+    the first TextDelta of a chat reply from a model that has thinking markers."""
+
+    markers: ThinkingMarkers
+    opened_in_prompt: bool
+    """The prompt ended with the open marker: the reply starts inside the thinking."""
+
+
+@dataclass(frozen=True)
 class TextDelta:
     text: str
     stats: GenerationStats
@@ -87,4 +99,4 @@ class Finished:
     stats: GenerationStats
 
 
-GenerationEvent = PromptProgress | TurnsDropped | TextDelta | Finished
+GenerationEvent = PromptProgress | TurnsDropped | ThinkingFormat | TextDelta | Finished

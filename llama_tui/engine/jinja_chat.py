@@ -1,12 +1,26 @@
-"""Rendering a chat template with Jinja the way llama-cpp-python's Jinja2ChatFormatter does.
+"""Rendering a chat template with Jinja, as llama.cpp's own server renders it.
 
 One rule in one place: the template worker (for templates from model files) and trusted
 in-process rendering (built-in templates) both use these functions, so a prompt is the same
-text wherever it is made. The environment matches Jinja2ChatFormatter, which itself follows
-Transformers: sandboxed and immutable, trim_blocks and lstrip_blocks, loop controls, a
-`{% generation %}` tag that is ignored, Transformers' `tojson`, and the globals
-`raise_exception` and `strftime_now`. One difference that changes no output: no constant
-folding (see make_environment).
+text wherever it is made. The environment is llama-cpp-python's Jinja2ChatFormatter's,
+which itself follows Transformers: sandboxed and immutable, trim_blocks and lstrip_blocks,
+loop controls, a `{% generation %}` tag that is ignored, Transformers' `tojson`, and the
+globals `raise_exception` and `strftime_now`. One difference that changes no output: no
+constant folding (see make_environment).
+
+Where llama.cpp's server (common/chat.cpp and its Jinja engine) renders more templates
+than Jinja2ChatFormatter, we do as it does, because model makers test their templates
+against it:
+- The variables it passes: `enable_thinking` (true unless thinking is switched off; many
+  templates close the thinking block in the prompt when it is missing), `datetime` and
+  `date_string` (today), and no `tools` at all when there are none. Jinja2ChatFormatter
+  passes `tools=None`, on which the tool-use templates (Hermes, Command R+) fail in
+  `{% for tool in tools %}`.
+- Undefined values as its engine treats them: iterating one is an empty loop, an
+  attribute of one is undefined too, and adding one to a string adds nothing
+  (firefunction-v2 adds the undefined `functions` to its system prompt).
+- A template that refuses a system message (Gemma 2: "System role not supported"), or
+  silently drops it, gets the system prompt at the start of the first user message.
 
 No llama_cpp import here: the worker process imports this module and must start fast.
 """
@@ -24,6 +38,7 @@ import jinja2.ext
 import jinja2.parser
 from jinja2 import nodes
 from jinja2.nodes import EvalContext
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -56,8 +71,17 @@ def _tojson(
     separators: tuple[str, str] | None = None,
     sort_keys: bool = False,
 ) -> str:
-    # Transformers' tojson: no HTML escaping (Jinja's own escapes <, >, & and ').
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    # Transformers' tojson: no HTML escaping (Jinja's own escapes <, >, & and '). An
+    # undefined value is null, as in llama.cpp (`{% if tools is not none %}{{ tools | tojson }}`
+    # with no tools).
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys,
+                      default=_undefined_as_null)
+
+
+def _undefined_as_null(value: Any) -> None:
+    if isinstance(value, jinja2.Undefined):
+        return None
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _raise_exception(message: str) -> NoReturn:
@@ -66,6 +90,22 @@ def _raise_exception(message: str) -> NoReturn:
 
 def _strftime_now(format: str) -> str:
     return datetime.now().strftime(format)
+
+
+class _LenientUndefined(jinja2.ChainableUndefined):
+    """An undefined value as llama.cpp's Jinja engine treats one: empty in loops and
+    strings, undefined again for attributes and items (ChainableUndefined), and nothing
+    when added to a string."""
+
+    def __add__(self, other: Any) -> Any:
+        if isinstance(other, str):
+            return other
+        return super().__add__(other)
+
+    def __radd__(self, other: Any) -> Any:
+        if isinstance(other, str):
+            return other
+        return super().__radd__(other)
 
 
 @jinja2.pass_eval_context
@@ -79,13 +119,23 @@ def _finalize_at_render_time(eval_ctx: EvalContext, value: Any) -> Any:
     return value
 
 
+class _Environment(ImmutableSandboxedEnvironment):
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        # The sandbox's own answer is an undefined value that raises when used; with
+        # lenient undefined values it would quietly print nothing. A template reaching
+        # for an unsafe attribute is up to no good: fail at once, naming it.
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe.")
+
+
 def make_environment() -> ImmutableSandboxedEnvironment:
-    """A Jinja environment with Jinja2ChatFormatter's options, extensions and filters."""
-    environment = ImmutableSandboxedEnvironment(
+    """A Jinja environment with Jinja2ChatFormatter's options, extensions and filters,
+    and llama.cpp's lenient undefined values."""
+    environment = _Environment(
         loader=jinja2.BaseLoader(),
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=[_IgnoreGenerationTags, jinja2.ext.loopcontrols],
+        undefined=_LenientUndefined,
         # No constant folding (see _finalize_at_render_time).
         optimized=False,
         finalize=_finalize_at_render_time,
@@ -106,6 +156,13 @@ def compile_template(source: str) -> jinja2.Template:
     return _environment.from_string(source)
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled(source: str) -> jinja2.Template:
+    # render_chat renders a built-in template for every reply (and tests render dozens):
+    # compiling each time would cost more than the rendering.
+    return compile_template(source)
+
+
 def render_compiled(
     template: jinja2.Template,
     messages: Sequence[Mapping[str, Any]],
@@ -113,23 +170,53 @@ def render_compiled(
     bos_token: str,
     eos_token: str,
     add_generation_prompt: bool = True,
+    enable_thinking: bool = True,
     max_chars: int | None = None,
 ) -> str:
     """The prompt text. With `max_chars`, stops with OutputTooLarge as soon as the text
-    would be longer, rather than after building all of it."""
-    # The same variables Jinja2ChatFormatter passes; templates test `tools is none` etc.
-    pieces: Iterable[str] = template.generate(
-        messages=messages,
-        eos_token=eos_token,
-        bos_token=bos_token,
-        raise_exception=_raise_exception,
-        add_generation_prompt=add_generation_prompt,
-        functions=None,
-        function_call=None,
-        tools=None,
-        tool_choice=None,
-        strftime_now=_strftime_now,
-    )
+    would be longer, rather than after building all of it.
+
+    A template that fails, or leaves out, a leading system message is rendered once more
+    with the system prompt moved into the first user message (as llama.cpp does for a
+    template without a system role); if that fails too, the first error is raised.
+    """
+    now = datetime.now()
+    # llama.cpp's variables (common_chat_template_direct_apply and
+    # common_chat_extra_context); `tools` is left undefined, as there are none.
+    variables: dict[str, Any] = {
+        "bos_token": bos_token,
+        "eos_token": eos_token,
+        "add_generation_prompt": add_generation_prompt,
+        "enable_thinking": enable_thinking,
+        "datetime": now.strftime("%b %d %Y"),
+        "date_string": now.strftime("%d %b %Y"),
+        "raise_exception": _raise_exception,
+        "strftime_now": _strftime_now,
+    }
+    merged = _system_in_first_user_message(messages)
+    try:
+        text = _generate(template, messages, variables, max_chars)
+    except (OutputTooLarge, MemoryError, RecursionError):
+        raise
+    except Exception:
+        if merged is None:
+            raise
+        try:
+            return _generate(template, merged, variables, max_chars)
+        except Exception:
+            pass
+        raise  # the first error: it names what the template refused
+    if merged is not None and not _system_prompt_kept(text, messages):
+        again = _generate(template, merged, variables, max_chars)
+        if _system_prompt_kept(again, messages):
+            return again
+    return text
+
+
+def _generate(
+    template: jinja2.Template, messages: Sequence[Mapping[str, Any]], variables: dict[str, Any], max_chars: int | None
+) -> str:
+    pieces: Iterable[str] = template.generate(messages=messages, **variables)
     if max_chars is None:
         return "".join(pieces)
     kept: list[str] = []
@@ -148,6 +235,23 @@ def _compiled(source: str) -> jinja2.Template:
     return compile_template(source)
 
 
+def _system_in_first_user_message(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]] | None:
+    """The messages with a leading system message joined to the user message after it,
+    or None when there is no such pair. (llama.cpp joins them with one newline; two, as in
+    Google's own Gemma 3 template, keep the system prompt a paragraph of its own.)"""
+    if len(messages) < 2 or messages[0].get("role") != "system" or messages[1].get("role") != "user":
+        return None
+    system, first = messages[0].get("content"), messages[1].get("content")
+    if not isinstance(system, str) or not isinstance(first, str):
+        return None
+    return [{**messages[1], "content": f"{system}\n\n{first}" if system.strip() else first}, *messages[2:]]
+
+
+def _system_prompt_kept(text: str, messages: Sequence[Mapping[str, Any]]) -> bool:
+    system = str(messages[0].get("content", "")).strip()
+    return not system or system in text
+
+
 def render_chat(
     source: str,
     messages: Sequence[Mapping[str, Any]],
@@ -155,6 +259,7 @@ def render_chat(
     bos_token: str,
     eos_token: str,
     add_generation_prompt: bool = True,
+    enable_thinking: bool = True,
 ) -> str:
     """Render a trusted template in this process (a template from a model file goes through
     template_sandbox.TemplateSandbox instead)."""
@@ -164,4 +269,5 @@ def render_chat(
         bos_token=bos_token,
         eos_token=eos_token,
         add_generation_prompt=add_generation_prompt,
+        enable_thinking=enable_thinking,
     )

@@ -18,7 +18,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from llama_tui.engine.events import (
     PromptProgress,
     StopReason,
     TextDelta,
+    ThinkingFormat,
     TurnsDropped,
 )
 from llama_tui.engine.jinja_chat import render_chat
@@ -45,6 +46,7 @@ from llama_tui.engine.logs import route_native_log, take_native_errors
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
+from llama_tui.engine.thinking import VOCABULARY_CANDIDATES, ThinkingMarkers, starts_thinking, thinking_markers
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,16 @@ class LoadedModel:
         self._busy = threading.Lock()
         self._cancel = threading.Event()
         self._closing = False
+        self.thinking_markers: ThinkingMarkers | None = thinking_markers(
+            self.metadata.get("tokenizer.chat_template") or template.source,
+            self._special_tokens(VOCABULARY_CANDIDATES),
+        )
+        """How this model marks its thinking (engine.thinking), from its template and vocabulary."""
+        # Control tokens are not text (llama.cpp decodes them to nothing), except the ones
+        # that make up thinking markers (gpt-oss's <|channel|>, Cohere's <|START_THINKING|>):
+        # without them the thinking could not be told from the answer.
+        self._shown_tokens = frozenset(self._special_tokens(_marker_pieces(self.thinking_markers)).values())
+        self._thinking_format: ThinkingFormat | None = None  # the current chat reply's, set while preparing it
         # Installed only while a prompt is evaluated: llama.cpp calls it between graph nodes,
         # and a Python callback per node would slow down token generation.
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
@@ -208,15 +220,22 @@ class LoadedModel:
     # -- public generation API -----------------------------------------------------------
 
     def chat(
-        self, messages: list[ChatMessage], sampling: SamplingSettings, *, seed: int | None = None
+        self,
+        messages: list[ChatMessage],
+        sampling: SamplingSettings,
+        *,
+        seed: int | None = None,
+        enable_thinking: bool = True,
     ) -> Iterator[GenerationEvent]:
         """Stream the assistant's reply to `messages`, reusing the cached prefix of the chat.
 
         When the chat is too long for the context the oldest turns are left out (never the
-        system prompt) and a TurnsDropped event says so first. Close the iterator (or run it
-        to the end) so the model is free again.
+        system prompt) and a TurnsDropped event says so first. A model with thinking markers
+        sends a ThinkingFormat event before the text. `enable_thinking` is passed to the
+        template (see thinking.has_thinking_switch). Close the iterator (or run it to the
+        end) so the model is free again.
         """
-        return self._run(lambda: self._fit_chat(messages, sampling), sampling, seed)
+        return self._run(lambda: self._fit_chat(messages, sampling, enable_thinking), sampling, seed)
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
         """Stream a continuation of `text`. `seed` (default: the load settings' seed) makes
@@ -239,15 +258,23 @@ class LoadedModel:
 
     # -- prompt building -------------------------------------------------------------------
 
-    def _fit_chat(self, messages: list[ChatMessage], sampling: SamplingSettings) -> tuple[list[int], list[str], int]:
+    def _fit_chat(
+        self, messages: list[ChatMessage], sampling: SamplingSettings, enable_thinking: bool = True
+    ) -> tuple[list[int], list[str], int]:
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system):])
         room = self._reply_room(sampling)
         dropped = 0
         while True:
-            prompt = self._render_prompt([{"role": m.role, "content": m.content} for m in system + turns])
+            prompt = self._render_prompt(
+                [{"role": m.role, "content": m.content} for m in system + turns], enable_thinking
+            )
             tokens = self._tokenize(prompt, add_bos=False, special=True)
             if len(tokens) + room <= self.context_size:
+                if self.thinking_markers is not None:
+                    self._thinking_format = ThinkingFormat(
+                        self.thinking_markers, starts_thinking(prompt, self.thinking_markers)
+                    )
                 return tokens, self.chat_template.stops, dropped
             if len(turns) <= 1:
                 raise PromptTooLong(
@@ -261,18 +288,19 @@ class LoadedModel:
             turns = turns[cut:]
             dropped += cut
 
-    def _render_prompt(self, messages: list[dict[str, str]]) -> str:
+    def _render_prompt(self, messages: list[dict[str, str]], enable_thinking: bool = True) -> str:
         """The chat template applied to `messages`. Raises TemplateError, or _Cancelled."""
         template = self.chat_template
         if self._sandbox is None:  # a built-in template: ours, rendered here
             try:
-                return render_chat(template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token)
+                return render_chat(template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token,
+                                   enable_thinking=enable_thinking)
             except (jinja2.TemplateError, ValueError) as error:
                 raise TemplateError(f"The built-in chat template {template.name} failed: {error}") from error
         try:
             return self._sandbox.render(
                 template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token,
-                cancelled=self._cancel.is_set, template_name=f"in {self.path.name}",
+                cancelled=self._cancel.is_set, template_name=f"in {self.path.name}", enable_thinking=enable_thinking,
             )
         except TemplateCancelled:
             raise _Cancelled from None
@@ -324,9 +352,12 @@ class LoadedModel:
                 raise ModelClosed("the model is being closed")
             stats = GenerationStats(context_size=self.context_size)
             try:
+                self._thinking_format = None
                 tokens, stops, dropped = prepare()
                 if dropped:
                     yield TurnsDropped(dropped)
+                if self._thinking_format is not None:  # set by a chat's prepare
+                    yield self._thinking_format
                 llama_cpp.llama_perf_context_reset(llm.ctx)
                 stats = replace(stats, prompt_tokens=len(tokens))
                 for progress in self._evaluate_prompt(llm, tokens, stats):
@@ -450,12 +481,25 @@ class LoadedModel:
             context_used=llm.n_tokens,
         )
 
+    def _special_tokens(self, texts: Iterable[str]) -> dict[str, int]:
+        """Those of `texts` that are one control or user-defined token of the vocabulary,
+        and the special tokens the others are made of, to their ids."""
+        llm = self._require_llm()
+        wanted = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        found: dict[str, int] = {}
+        for text in texts:
+            for token in llm.tokenize(text.encode("utf-8"), add_bos=False, special=True):
+                if llama_cpp.llama_vocab_get_attr(self._vocab, token) & wanted:
+                    found[_token_text(llm, token)] = token
+        return found
+
     def _token_bytes(self, token: int) -> bytes:
         buffer = self._piece_buffer
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        special = token in self._shown_tokens
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, special)
         if n < 0:  # the piece is longer than the buffer: -n is the size it needs
             buffer = self._piece_buffer = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, special)
         return buffer.raw[:n]
 
 
@@ -491,6 +535,12 @@ def _return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
+
+
+def _marker_pieces(markers: ThinkingMarkers | None) -> list[str]:
+    if markers is None:
+        return []
+    return [text for text in (markers.open, markers.close, markers.answer_suffix, *markers.answer_prefixes) if text]
 
 
 def _token_text(llm: llama_cpp.Llama, token: int) -> str:

@@ -211,9 +211,11 @@ class TemplateSandbox:
         cancelled: Callable[[], bool],
         template_name: str,
         add_generation_prompt: bool = True,
+        enable_thinking: bool = True,
     ) -> str:
         """The prompt text from this template and conversation. `template_name` is how
-        messages name it after "The chat template", e.g. "in model.gguf".
+        messages name it after "The chat template", e.g. "in model.gguf". Rendered by
+        jinja_chat.render_compiled, which says what the template is given.
 
         Raises TemplateFailed (the template raised, took too long, produced too much, ran
         out of memory, or the worker died), TemplateCancelled when `cancelled()` turns true
@@ -224,7 +226,8 @@ class TemplateSandbox:
             self._check(cancelled)
         try:
             return self._render(
-                source, messages, bos_token, eos_token, cancelled, template_name, add_generation_prompt
+                source, messages, bos_token, eos_token, cancelled, template_name, add_generation_prompt,
+                enable_thinking,
             )
         finally:
             self._render_lock.release()
@@ -238,6 +241,7 @@ class TemplateSandbox:
         cancelled: Callable[[], bool],
         template_name: str,
         add_generation_prompt: bool,
+        enable_thinking: bool,
     ) -> str:
         key = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
         try:
@@ -256,6 +260,7 @@ class TemplateSandbox:
             "bos_token": bos_token,
             "eos_token": eos_token,
             "add_generation_prompt": add_generation_prompt,
+            "enable_thinking": enable_thinking,
             "max_chars": self.max_output_chars,
             "time_limit": self.time_limit,
         }

@@ -93,6 +93,7 @@ def handle(request: dict[str, Any], cache: OrderedDict[str, jinja2.Template]) ->
             bos_token=request["bos_token"],
             eos_token=request["eos_token"],
             add_generation_prompt=request["add_generation_prompt"],
+            enable_thinking=request.get("enable_thinking", True),
             max_chars=request["max_chars"],
         )
         return {"ok": True, "text": text}
