@@ -27,7 +27,8 @@ from llama_tui.engine.store import (
     StoreError,
     open_store,
 )
-from llama_tui.engine.store_schema import SCHEMA_V1, SCHEMA_VERSION
+from llama_tui.engine.store_schema import SCHEMA_V1, SCHEMA_VERSION, fts_query
+from llama_tui.engine.store_search import search_phrases
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -188,6 +189,13 @@ def test_the_title_follows_the_current_branch(store: ConversationStore) -> None:
     store.update_conversation(chat)
     store.flush()
     assert store.list()[0].title == "Original first message" == chat.display_title
+    first = chat.branch()[0]
+    store.update_message(chat.id, chat.update(first.id, text="Changed in place"))
+    store.flush()
+    assert store.list()[0].title == "Changed in place"
+    store.delete_messages(chat.id, [first.id])  # the current branch is gone: the other root's
+    store.flush()
+    assert store.list()[0].title == "Edited first message"
 
 
 def test_rename(store: ConversationStore, reopen: Callable[..., ConversationStore]) -> None:
@@ -200,7 +208,7 @@ def test_rename(store: ConversationStore, reopen: Callable[..., ConversationStor
 
 
 def test_search_finds_messages_with_a_snippet(store: ConversationStore) -> None:
-    long_text = "Intro words here. " * 20 + "The albatross glides over the Southern Ocean for hours. " + "Tail. " * 30
+    long_text = "Intro words here.\n\n" * 20 + "The albatross glides over\nthe Southern Ocean for hours. " + "Tail. " * 30
     birds = saved_chat(store, "Tell me about seabirds", long_text, at=2000.0)
     fish = saved_chat(store, "Tell me about fish", "Cod swim in the ocean.", at=3000.0)
     saved_chat(store, "Something else", "Nothing here.", at=1000.0)
@@ -211,12 +219,18 @@ def test_search_finds_messages_with_a_snippet(store: ConversationStore) -> None:
     hit = found[0]
     assert hit.title == "Tell me about seabirds" and hit.message_count == 2
     assert "albatross" in hit.snippet and len(hit.snippet) < 200  # a line, not the whole message
+    assert hit.snippet.startswith("…") and hit.snippet.endswith("…") and "\n" not in hit.snippet
+    assert "The albatross glides over the Southern Ocean" in hit.snippet
     assert [hit.snippet[a:b] for a, b in hit.highlights] == ["albatross"]
+    ocean = store.list("ocean")[1]
+    assert [ocean.snippet[a:b] for a, b in ocean.highlights] == ["Ocean"]
 
     assert [s.id for s in store.list("OCEAN")] == [fish.id, birds.id]  # any case, newest first
     assert [s.id for s in store.list("ocean cod")] == [fish.id]  # every word, in one message
     assert store.list("albatross cod") == []  # not in one message
-    assert [s.id for s in store.list("albat")] == [birds.id]  # the last word as a prefix, while typing
+    typing = store.list("albat")  # the last word as a prefix, while typing
+    assert [s.id for s in typing] == [birds.id]
+    assert [typing[0].snippet[a:b] for a, b in typing[0].highlights] == ["albatross"]  # the whole word
     assert [s.id for s in store.list("Tell about fish")] == [fish.id]
 
 
@@ -249,6 +263,13 @@ def test_search_operators_are_plain_words_and_punctuation_finds_nothing(store: C
     for punctuation in ("...", "?!", '"', "—", "()", "*"):
         assert store.list(punctuation) == [], punctuation
     assert len(store.list("   ")) == 1  # an empty search lists everything
+
+
+def test_a_search_becomes_quoted_phrases() -> None:
+    assert fts_query('cats AND "dogs" don\'t') == '"cats" "AND" """dogs""" "don\'t"*'
+    assert fts_query("NEAR(a b)") == '"NEAR(a" "b)"*'
+    assert fts_query(" ... -- ?! ") is None and fts_query("") is None
+    assert search_phrases('cats AND "dogs" don\'t Zürich') == [["cats"], ["and"], ["dogs"], ["don", "t"], ["zurich"]]
 
 
 # -- deleting ---------------------------------------------------------------------------------------
@@ -296,9 +317,13 @@ def test_deleting_messages_without_saving_the_current_branch_still_loads(
 
 
 def test_a_long_conversation_can_be_deleted(tmp_path: Path) -> None:
-    """Deleting the root of a 1500-message chain would cascade 1500 levels (SQLite stops at 1000)."""
+    """Deleting the root of a 1200-message chain would cascade 1200 levels (SQLite stops at 1000)."""
     store = SqliteStore(tmp_path / "history.sqlite3")
-    chats = [saved_chat(store, *[f"message {n}" for n in range(1500)]) for _ in range(2)]
+    chats = [Conversation(), Conversation()]
+    for chat in chats:
+        for n in range(1200):
+            chat.add("user" if n % 2 == 0 else "assistant", f"message {n}")
+        store.create(chat)
     store.delete_messages(chats[0].id, [chats[0].branch()[0].id])
     store.delete_conversation(chats[1].id)
     assert store.flush(timeout=120) and store.problems == []

@@ -15,10 +15,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TITLE_SOURCE_CHARS = 1000
-"""How much of the first user message the list reads to make a title (it needs TITLE_CHARS
-after collapsing white space; a pasted file can be megabytes)."""
-
 INSERT_CONVERSATION = """
 INSERT INTO conversations (id, title, created_at, updated_at, system_prompt, preset, current_id)
 VALUES (:id, :title, :created_at, :updated_at, :system_prompt, :preset, :current_id)
@@ -49,37 +45,36 @@ SELECT id, parent_id, role, text, created_at, updated_at, thinking, model_name, 
 FROM messages WHERE conversation_id = ? ORDER BY seq
 """
 
-# The list's columns for conversation c; the title source mirrors Conversation.display_title:
-# the first user message of the current branch, else the first user message saved.
-_SUMMARY_COLUMNS = f"""
+# The list's columns for conversation c (title_source: see store_schema.TITLE_SOURCE).
+_SUMMARY_COLUMNS = """
 c.id, c.title, c.updated_at,
 (SELECT count(*) FROM messages WHERE conversation_id = c.id),
 (SELECT model_name FROM messages WHERE conversation_id = c.id AND role = 'assistant' AND model_name != ''
     ORDER BY created_at DESC LIMIT 1),
-CASE WHEN c.title != '' THEN '' ELSE coalesce(
-    nullif((WITH RECURSIVE up (id, parent_id, role, depth) AS (
-                SELECT id, parent_id, role, 0 FROM messages WHERE id = c.current_id
-                UNION ALL SELECT m.id, m.parent_id, m.role, up.depth + 1 FROM messages m JOIN up ON m.id = up.parent_id)
-            SELECT substr(m.text, 1, {TITLE_SOURCE_CHARS}) FROM up JOIN messages m ON m.id = up.id
-            WHERE up.role = 'user' ORDER BY up.depth DESC LIMIT 1), ''),
-    (SELECT substr(text, 1, {TITLE_SOURCE_CHARS}) FROM messages WHERE conversation_id = c.id AND role = 'user'
-        ORDER BY seq LIMIT 1),
-    '') END
+c.title_source
 """
+# The page is chosen first: SQLite would otherwise compute the columns above for every row
+# it skips or sorts.
 LIST_ALL = f"""
-SELECT {_SUMMARY_COLUMNS} FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ? OFFSET ?
+WITH page AS MATERIALIZED (
+    SELECT id FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?)
+SELECT {_SUMMARY_COLUMNS}
+FROM page JOIN conversations c ON c.id = page.id ORDER BY c.updated_at DESC, c.id DESC
 """
-# Conversations with a matching message, newest first, each with its first matching message
-# (whose snippet the caller asks FTS5 for).
+# Conversations with a matching message, newest first, each with the text of its first
+# matching message (for the snippet). The (seq, conversation_id) index turns a hit into its
+# conversation without reading the message row: a common word has tens of thousands of hits.
 LIST_MATCHING = f"""
-WITH hits AS (
+WITH hits AS MATERIALIZED (
     SELECT m.conversation_id AS conversation_id, min(m.seq) AS seq
-    FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
+    FROM messages_fts JOIN messages AS m INDEXED BY messages_conversation_by_seq ON m.seq = messages_fts.rowid
     WHERE messages_fts MATCH ?
-    GROUP BY m.conversation_id)
-SELECT {_SUMMARY_COLUMNS}, hits.seq
-FROM hits JOIN conversations c ON c.id = hits.conversation_id
-ORDER BY c.updated_at DESC, c.id DESC LIMIT ? OFFSET ?
+    GROUP BY m.conversation_id),
+page AS MATERIALIZED (
+    SELECT c.id AS id, hits.seq AS seq FROM hits JOIN conversations c ON c.id = hits.conversation_id
+    ORDER BY c.updated_at DESC, c.id DESC LIMIT ? OFFSET ?)
+SELECT {_SUMMARY_COLUMNS}, (SELECT text FROM messages WHERE seq = page.seq)
+FROM page JOIN conversations c ON c.id = page.id ORDER BY c.updated_at DESC, c.id DESC
 """
 
 

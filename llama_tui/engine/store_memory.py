@@ -6,12 +6,10 @@ from __future__ import annotations
 import builtins
 import copy
 import logging
-import re
 import threading
-import unicodedata
 from collections.abc import Iterable
 
-from llama_tui.engine import store_codec
+from llama_tui.engine import store_codec, store_search
 from llama_tui.engine.conversation import Conversation, Message, short_title
 from llama_tui.engine.store_api import ConversationSummary, ProblemCallback
 
@@ -99,7 +97,7 @@ class MemoryStore:
 
     def list(self, search: str | None = None, limit: int = 500, offset: int = 0) -> builtins.list[ConversationSummary]:
         limit, offset = max(0, limit), max(0, offset)
-        phrases = None if search is None or not search.strip() else search_phrases(search)
+        phrases = None if search is None or not search.strip() else store_search.search_phrases(search)
         if phrases == []:
             return []
         with self._lock:
@@ -125,13 +123,11 @@ def summarize(conversation: Conversation, phrases: builtins.list[builtins.list[s
     snippet = ""
     highlights: tuple[tuple[int, int], ...] = ()
     if phrases is not None:
-        for message in conversation.messages.values():
-            hit = find_phrases(message.text, phrases)
-            if hit is not None:
-                snippet, highlights = hit
-                break
-        else:
+        matching = (m for m in conversation.messages.values() if store_search.contains_all(m.text, phrases))
+        first = next(matching, None)
+        if first is None:
             return None
+        snippet, highlights = store_search.snippet(first.text, phrases)
     replies = [m for m in conversation.messages.values() if m.role == "assistant" and m.model_name]
     latest = max(replies, key=lambda m: m.created_at, default=None)
     return ConversationSummary(
@@ -143,48 +139,3 @@ def summarize(conversation: Conversation, phrases: builtins.list[builtins.list[s
         snippet=snippet,
         highlights=highlights,
     )
-
-
-# What FTS5's unicode61 tokenizer (remove_diacritics 2) does, for MemoryStore's search:
-# tokens are runs of letters and digits, compared without case or accents.
-_TOKEN = re.compile(r"[^\W_]+")
-SNIPPET_TOKENS = 12
-
-
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
-def search_phrases(search: str) -> builtins.list[builtins.list[str]]:
-    """The phrases fts_query makes of a search, as lists of folded tokens; [] for none."""
-    return [tokens for chunk in search.split() if (tokens := _TOKEN.findall(_fold(chunk)))]
-
-
-def find_phrases(text: str, phrases: builtins.list[builtins.list[str]]) -> tuple[str, tuple[tuple[int, int], ...]] | None:
-    """If every phrase occurs in text (the last one's last token as a prefix), a snippet
-    around the first match, with the matches' spans."""
-    tokens = [(m.start(), m.end(), _fold(m.group())) for m in _TOKEN.finditer(text)]
-    words = [t[2] for t in tokens]
-    matched: set[int] = set()
-    for number, phrase in enumerate(phrases):
-        prefix = number == len(phrases) - 1
-        starts = [
-            i
-            for i in range(len(words) - len(phrase) + 1)
-            if words[i : i + len(phrase) - 1] == phrase[:-1]
-            and (words[i + len(phrase) - 1].startswith(phrase[-1]) if prefix else words[i + len(phrase) - 1] == phrase[-1])
-        ]
-        if not starts:
-            return None
-        for start in starts:
-            matched.update(range(start, start + len(phrase)))
-    first = min(matched)
-    low = max(0, min(first, len(tokens) - SNIPPET_TOKENS))
-    high = min(len(tokens), low + SNIPPET_TOKENS)
-    begin = 0 if low == 0 else tokens[low][0]
-    end = len(text) if high == len(tokens) else tokens[high - 1][1]
-    snippet = ("…" if low else "") + text[begin:end] + ("…" if high < len(tokens) else "")
-    shift = (1 if low else 0) - begin
-    spans = tuple((tokens[i][0] + shift, tokens[i][1] + shift) for i in sorted(matched) if low <= i < high)
-    return snippet, spans

@@ -6,7 +6,6 @@ from __future__ import annotations
 import atexit
 import builtins
 import logging
-import re
 import sqlite3
 import threading
 from collections import deque
@@ -15,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from llama_tui.engine import store_codec
+from llama_tui.engine import store_codec, store_search
 from llama_tui.engine.conversation import Conversation, Message
 from llama_tui.engine.store_api import (
     BUSY_TIMEOUT,
@@ -27,6 +26,7 @@ from llama_tui.engine.store_api import (
     is_corrupt,
 )
 from llama_tui.engine.store_schema import (
+    REFRESH_TITLE,
     SCHEMA_VERSION,
     NewerSchemaError,
     fts_query,
@@ -35,10 +35,6 @@ from llama_tui.engine.store_schema import (
 )
 
 log = logging.getLogger(__name__)
-
-MARK_START, MARK_END = "\ue000", "\ue001"
-"""Private-use characters FTS5 puts around matches in a snippet; taken out into `highlights`."""
-
 
 def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     # Autocommit mode: transactions are begun and committed explicitly below.
@@ -110,6 +106,7 @@ class SqliteStore:
         def write(db: sqlite3.Connection) -> None:
             db.execute(store_codec.INSERT_CONVERSATION, conversation_row)
             db.executemany(store_codec.INSERT_MESSAGE, message_rows)
+            db.execute(REFRESH_TITLE, (conversation.id,))
 
         self._writer.put("saving a new conversation", write)
 
@@ -126,17 +123,24 @@ class SqliteStore:
         def write(db: sqlite3.Connection) -> None:
             if db.execute(store_codec.UPDATE_MESSAGE, row).rowcount == 0:
                 insert_message(db, row)
-            else:
-                db.execute(
-                    "UPDATE conversations SET updated_at = max(updated_at, ?) WHERE id = ?",
-                    (row["updated_at"], conversation_id),
-                )
+                return
+            db.execute(
+                "UPDATE conversations SET updated_at = max(updated_at, ?) WHERE id = ?",
+                (row["updated_at"], conversation_id),
+            )
+            if row["role"] == "user":  # the title may be made of it (a reply never is)
+                db.execute(REFRESH_TITLE, (conversation_id,))
 
         self._writer.put("saving a reply", write)
 
     def update_conversation(self, conversation: Conversation) -> None:
         row = store_codec.conversation_row(conversation)
-        self._writer.put("saving a conversation", lambda db: db.execute(store_codec.UPDATE_CONVERSATION, row))
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(store_codec.UPDATE_CONVERSATION, row)
+            db.execute(REFRESH_TITLE, (row["id"],))  # the current branch may have moved
+
+        self._writer.put("saving a conversation", write)
 
     def delete_messages(self, conversation_id: str, ids: Iterable[str]) -> None:
         wanted = builtins.list(ids)
@@ -151,6 +155,7 @@ class SqliteStore:
                 (conversation_id, *wanted),
             ).fetchall()
             delete_leaves_first(db, doomed)
+            db.execute(REFRESH_TITLE, (conversation_id,))
 
         if wanted:
             self._writer.put("deleting messages", write)
@@ -254,50 +259,31 @@ class SqliteStore:
             return []
         with self._reading() as db:
             rows = db.execute(store_codec.LIST_MATCHING, (query, limit, offset)).fetchall()
-            seqs = [row[-1] for row in rows]
-            snippets = dict(
-                db.execute(
-                    f"""SELECT rowid, snippet(messages_fts, 0, '{MARK_START}', '{MARK_END}', '…', 12)
-                        FROM messages_fts WHERE messages_fts MATCH ? AND rowid IN ({",".join("?" * len(seqs))})""",
-                    (query, *seqs),
-                ).fetchall()
-            )
-        summaries = []
-        for row in rows:
-            snippet, highlights = take_marks(snippets.get(row[-1], ""))
-            summaries.append(store_codec.summary_from_row(row[:-1], snippet, highlights))
-        return summaries
+        phrases = store_search.search_phrases(search)
+        return [store_codec.summary_from_row(row[:-1], *store_search.snippet(row[-1], phrases)) for row in rows]
 
 
 def insert_message(db: sqlite3.Connection, row: dict[str, Any]) -> None:
+    conversation_id = row["conversation_id"]
+    extends = db.execute(
+        "SELECT current_id IS ? FROM conversations WHERE id = ?", (row["parent_id"], conversation_id)
+    ).fetchone()
     db.execute(store_codec.INSERT_MESSAGE, row)
     # As Conversation.add: the new message is current, the conversation updated.
     db.execute(
         "UPDATE conversations SET current_id = ?, updated_at = max(updated_at, ?) WHERE id = ?",
-        (row["id"], row["updated_at"], row["conversation_id"]),
+        (row["id"], row["updated_at"], conversation_id),
     )
+    # A reply that continues the current branch cannot change its first user message; the
+    # rest (a user message, a new branch) costs one walk up the branch.
+    if row["role"] == "user" or not (extends and extends[0]):
+        db.execute(REFRESH_TITLE, (conversation_id,))
 
 
 def delete_leaves_first(db: sqlite3.Connection, seqs: builtins.list[tuple[int]]) -> None:
     """Delete messages children first (seq descending: a child always has a larger seq).
     Deleting a parent first would cascade one level per message, and SQLite stops at 1000."""
     db.executemany("DELETE FROM messages WHERE seq = ?", seqs)
-
-
-def take_marks(marked: str) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """A snippet with MARK_START/MARK_END around matches as plain text and match spans."""
-    plain: builtins.list[str] = []
-    spans: builtins.list[tuple[int, int]] = []
-    length, start = 0, 0
-    for part in re.split(f"([{MARK_START}{MARK_END}])", marked):
-        if part == MARK_START:
-            start = length
-        elif part == MARK_END:
-            spans.append((start, length))
-        else:
-            plain.append(part)
-            length += len(part)
-    return "".join(plain), tuple(spans)
 
 
 class Writer:
