@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -527,6 +528,35 @@ def test_writes_wait_for_a_lock_on_the_writer_thread_and_failures_are_reported_o
     loaded = store.load(chat.id)  # ...and the reply lost with its first writes is back
     assert [m.text for m in loaded.branch()] == ["Before the lock", "Paris."] and loaded.title == ""
     assert len(problems) == 1
+    store.close()
+
+
+def test_worker_threads_read_while_the_writer_writes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "history.sqlite3")
+    chat = saved_chat(store, "Start")
+    store.flush()
+    counts: dict[int, list[int]] = {}
+    failures: list[BaseException] = []
+
+    def read(number: int) -> None:
+        try:
+            for _ in range(50):
+                counts.setdefault(number, []).append(store.list()[0].message_count)
+                assert len(store.load(chat.id)) >= counts[number][-1]
+        except BaseException as error:  # noqa: BLE001 -- the test thread reports it below
+            failures.append(error)
+
+    readers = [threading.Thread(target=read, args=(number,)) for number in range(3)]
+    for reader in readers:
+        reader.start()
+    for n in range(200):
+        store.add_message(chat.id, chat.add("user", f"message {n}"))
+    for reader in readers:
+        reader.join()
+    assert store.flush(timeout=60) and failures == [] and store.problems == []
+    for seen in counts.values():  # each reader sees the commits in order, never a torn state
+        assert seen == sorted(seen) and 1 <= seen[0] and seen[-1] <= 201
+    assert store.load(chat.id) == chat
     store.close()
 
 

@@ -44,6 +44,9 @@ class ConversationStore(Protocol):
     """What the app keeps conversations in. Writes never raise for a storage failure: they
     are reported through the store's problem callback instead (SqliteStore writes later)."""
 
+    problems: builtins.list[str]
+    """What went wrong while saving, each reason once, for a person (also sent to the callback)."""
+
     def create(self, conversation: Conversation) -> None: ...
     def add_message(self, conversation_id: str, message: Message) -> None: ...
     def update_message(self, conversation_id: str, message: Message) -> None: ...

@@ -36,6 +36,7 @@ from llama_tui.engine.store_schema import (
 
 log = logging.getLogger(__name__)
 
+
 def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     # Autocommit mode: transactions are begun and committed explicitly below.
     connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
@@ -222,6 +223,7 @@ class SqliteStore:
         try:
             if connection is None:
                 connection = connect(self.path, self.busy_timeout)
+                connection.execute("PRAGMA query_only = ON")  # all writes go through the writer
             connection.execute("BEGIN")
             try:
                 yield connection
