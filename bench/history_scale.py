@@ -36,7 +36,7 @@ import benchlib
 from llama_tui.engine import store_codec
 from llama_tui.engine.conversation import Conversation, Message, Role, new_id
 from llama_tui.engine.store import SqliteStore
-from llama_tui.engine.store_schema import REFRESH_TITLE
+from llama_tui.engine.store_schema import REFRESH_TITLE, fts_query
 
 COMMON = (
     "the of and to a in is it you that was for on are with as I his they be at one have this from or had by "
@@ -151,11 +151,21 @@ def main() -> None:
         "two words": f"{words[1]} {words[300]}",
         "prefix (3 letters)": words[300][:3],
     }
+    with sqlite3.connect(path) as db:  # how many messages each search matches, for context
+        share = {
+            text: db.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (fts_query(text),)).fetchone()[0]
+            / made["messages"]  # type: ignore[operator]
+            for text in searches.values()
+        }
+    db.close()
     actions: dict[str, Callable[[], object]] = {
         "open (quick_check, migrate)": lambda: SqliteStore(path).close(),
         "list newest 500": lambda: store.list(),
         "list 500 from 5000 on": lambda: store.list(offset=5000),
-        **{f"search {kind}: {text!r}": partial(store.list, text) for kind, text in searches.items()},
+        **{
+            f"search {kind}: {text!r} ({share[text]:.1%} of messages)": partial(store.list, text)
+            for kind, text in searches.items()
+        },
         "load a conversation": lambda: store.load(newest),
     }
     times: dict[str, list[float]] = {name: [] for name in actions}
