@@ -5,6 +5,7 @@
 | log file              | user log dir / llama-tui.log            | `engine.logs`         |
 | starter model         | user cache dir / models / *.gguf        | `engine.starter`      |
 | downloaded models     | the standard Hugging Face cache         | `huggingface_hub`     |
+| conversation history  | user data dir / history.sqlite3         | `engine.store`        |
 
 `LLAMA_TUI_HOME` moves all of them under one folder (tests and benchmarks use it to stay
 out of the real user directories).

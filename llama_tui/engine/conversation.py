@@ -20,6 +20,12 @@ TITLE_CHARS = 60
 """A conversation's title, until renamed, is the start of its first message."""
 
 
+def short_title(text: str) -> str:
+    """The start of a message as a one-line title (TITLE_CHARS at most, then "…"); "" for none."""
+    line = " ".join(text.split())
+    return line[:TITLE_CHARS] + ("…" if len(line) > TITLE_CHARS else "")
+
+
 def new_id() -> str:
     """Ids are made here, not by the database, so a conversation works the same in memory."""
     return uuid.uuid4().hex
@@ -112,8 +118,7 @@ class Conversation:
         first = next((m.text for m in self.branch() if m.role == "user"), "")
         if not first:
             first = next((m.text for m in self.messages.values() if m.role == "user"), "")
-        line = " ".join(first.split())
-        return line[:TITLE_CHARS] + ("…" if len(line) > TITLE_CHARS else "") if line else "New chat"
+        return short_title(first) or "New chat"
 
     def __len__(self) -> int:
         return len(self.messages)
