@@ -80,6 +80,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ThinkingDelta:
+    """A piece of a reasoning model's thinking, sent apart from the answer (a server's
+    `reasoning_content`): shown folded, kept out of Finished.text, never sent back."""
+
+    text: str
+    stats: GenerationStats
+
+
+@dataclass(frozen=True)
 class Finished:
     reason: StopReason
     text: str
@@ -87,4 +96,4 @@ class Finished:
     stats: GenerationStats
 
 
-GenerationEvent = PromptProgress | TurnsDropped | TextDelta | Finished
+GenerationEvent = PromptProgress | TurnsDropped | TextDelta | ThinkingDelta | Finished
