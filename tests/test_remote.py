@@ -313,6 +313,7 @@ def test_server_figures_are_used_when_sent(proxied: RemoteModel, proxy: FaultPro
     assert (stats.llama_eval_tokens, stats.llama_eval_seconds, stats.prompt_seconds) == (8, 0.02, 0.0045)
     assert stats.context_used == 19 == proxied.context_used
     assert proxied.capabilities.exact_figures is True
+    assert proxied.last_server_timings == timings
 
 
 def test_thinking_is_passed_through_apart(proxied: RemoteModel, proxy: FaultProxy) -> None:

@@ -213,6 +213,7 @@ class RemoteModel:
         """Whether the last reply came with the server's token counts."""
         self._send_stream_options = info.kind != "llama-cpp-python"  # it ignores them
         self._bos_offset: int | None = None
+        self._last_timings: dict[str, Any] | None = None
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -285,6 +286,12 @@ class RemoteModel:
         else:
             context = "context size unknown (the server does not say; set it in the settings)"
         return f"{self.name} at {self._host} ({self._info.kind} server; {context})"
+
+    @property
+    def last_server_timings(self) -> dict[str, Any] | None:
+        """llama-server's own `timings` for the last reply that ended (predicted_per_second,
+        prompt_ms...), as it sent them; None from other servers."""
+        return self._last_timings
 
     @property
     def capabilities(self) -> Capabilities:
@@ -442,8 +449,9 @@ class RemoteModel:
             call.cancel()  # a reader that stops early (closed iterator, error) shuts the connection
             self._busy.release()
 
-    def _finished(self, counted: bool, context_used: int | None) -> None:
+    def _finished(self, counted: bool, context_used: int | None, timings: dict[str, Any] | None) -> None:
         self._counted_usage = counted
+        self._last_timings = timings
         if context_used is not None:
             self._context_used = context_used
 
@@ -581,7 +589,7 @@ class _ReplyReader:
         context_used = prompt_tokens + stats.generated_tokens if prompt_tokens is not None else None
         stats = replace(stats, context_used=context_used or 0, context_size=self._model.context_size)
         if done:
-            self._model._finished(counted, context_used)
+            self._model._finished(counted, context_used, timings)
         return stats
 
     def _stop_reason(self, stats: GenerationStats) -> StopReason:

@@ -52,7 +52,8 @@ class ServerModel:
     id: str
     owned_by: str = ""
     context_size: int = 0
-    """From the listing when the server puts it there (vLLM's max_model_len), else 0."""
+    """From the listing when the server puts it there (vLLM's max_model_len, llama-server's
+    meta.n_ctx), else 0."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class ServerInfo:
     context_size: int = 0
     """Tokens the server's context holds, as the server says; 0 when it does not say."""
     context_source: str = ""
-    """Where context_size came from: "/props", "max_model_len", or "" (the server does not say)."""
+    """Where context_size came from: "/props", "model listing", or "" (the server does not say)."""
     model_alias: str = ""
     """llama-server's name for its model (/props model_alias), when it has one."""
 
@@ -137,7 +138,9 @@ def fetch_models(api: openai.OpenAI, endpoint: str) -> list[ServerModel]:
     models = []
     for item in items:
         extra: dict[str, Any] = item.model_extra or {}
-        context = extra.get("max_model_len")
+        # vLLM says max_model_len; llama-server says meta.n_ctx (its /props says it too)
+        meta = extra.get("meta")
+        context = extra.get("max_model_len") or (meta.get("n_ctx") if isinstance(meta, dict) else None)
         models.append(ServerModel(str(item.id), str(getattr(item, "owned_by", "") or ""),
                                   context if isinstance(context, int) and context > 0 else 0))
     return models
@@ -175,7 +178,7 @@ def _get_json(http: httpx2.Client, url: str, headers: dict[str, str]) -> dict[st
 def probe_server(http: httpx2.Client, endpoint: str, api_key: str | None, models: Sequence[ServerModel],
                  model: ServerModel) -> ServerInfo:
     """Which server this is and the context size it says, from GET /props (llama-server),
-    the listing's owned_by and max_model_len, and GET /api/version (Ollama)."""
+    the listing's owned_by, max_model_len and meta.n_ctx, and GET /api/version (Ollama)."""
     headers = {"Authorization": f"Bearer {api_key or NO_KEY}"}
     root = root_url(endpoint)
     props = _get_json(http, root + "/props", headers)
@@ -183,10 +186,11 @@ def probe_server(http: httpx2.Client, endpoint: str, api_key: str | None, models
         settings = props["default_generation_settings"]
         n_ctx = settings.get("n_ctx", props.get("n_ctx"))
         alias = props.get("model_alias")
-        return ServerInfo(endpoint, "llama.cpp", tuple(models),
-                          n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else 0,
-                          "/props" if isinstance(n_ctx, int) and n_ctx > 0 else "",
-                          alias if isinstance(alias, str) else "")
+        alias = alias if isinstance(alias, str) else ""
+        if isinstance(n_ctx, int) and n_ctx > 0:  # per slot: with --parallel N, the Nth of -c
+            return ServerInfo(endpoint, "llama.cpp", tuple(models), n_ctx, "/props", alias)
+        source = "model listing" if model.context_size else ""
+        return ServerInfo(endpoint, "llama.cpp", tuple(models), model.context_size, source, alias)
     kind: ServerKind = "openai-compatible"
     if model.owned_by == "vllm":
         kind = "vllm"
@@ -195,5 +199,5 @@ def probe_server(http: httpx2.Client, endpoint: str, api_key: str | None, models
     elif "version" in (_get_json(http, root + "/api/version", headers) or {}):
         kind = "ollama"
     if model.context_size:
-        return ServerInfo(endpoint, kind, tuple(models), model.context_size, "max_model_len")
+        return ServerInfo(endpoint, kind, tuple(models), model.context_size, "model listing")
     return ServerInfo(endpoint, kind, tuple(models))
