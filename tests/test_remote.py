@@ -43,6 +43,7 @@ from llama_tui.engine.remote_errors import (
     ServerRefused,
     ServerRejected,
     ServerUnreachable,
+    UnknownModel,
 )
 from llama_tui.engine.settings import SamplingSettings
 from tests.fault_proxy import Fault, FaultProxy
@@ -297,6 +298,7 @@ def test_busy_then_closed(remote: RemoteModel) -> None:
     with pytest.raises(ModelClosed):
         remote.chat(HELLO, sampling(4))
     assert remote.clear_context() is True
+    assert remote.count_tokens("hello") is None
 
 
 def test_server_figures_are_used_when_sent(proxied: RemoteModel, proxy: FaultProxy) -> None:
@@ -438,6 +440,28 @@ def test_malformed_stream_data(proxied: RemoteModel, proxy: FaultProxy) -> None:
     assert caught.value.partial_text == texts(events)
     assert "not the API's" in str(caught.value)
     assert proxy.faulted()[0].client_closed.wait(FAILSAFE)
+
+
+def test_error_event_inside_the_stream(proxied: RemoteModel, proxy: FaultProxy) -> None:
+    # llama-server reports a failure after the 200 as an event of its own.
+    error = {"error": {"code": 500, "message": "llama_decode failed", "type": "server_error"}}
+    proxy.reset(Fault(malformed_after=2, malformed=b"data: " + json.dumps(error).encode() + b"\n\n"))
+    events: list[GenerationEvent] = []
+    with pytest.raises(ServerFailed) as caught:
+        events.extend(proxied.chat(HELLO, sampling(16)))  # keeps what came before the error
+    assert [type(e) for e in events] == [TextDelta]
+    assert "llama_decode failed" in str(caught.value) and "text so far is kept" in str(caught.value)
+    assert caught.value.partial_text == texts(events)
+
+
+def test_unknown_model_when_chatting(proxied: RemoteModel, proxy: FaultProxy) -> None:
+    # e.g. the model was unloaded from the server since it was opened (vLLM and OpenAI say 404)
+    proxy.reset(Fault(status=404, body={"error": {"message": "The model `x` does not exist.",
+                                                  "code": "model_not_found"}}))
+    with pytest.raises(UnknownModel) as caught:
+        list(proxied.chat(HELLO, sampling(4)))
+    assert "does not exist" in str(caught.value)
+    assert isinstance(caught.value, PromptError)
 
 
 def test_server_without_completions(proxied: RemoteModel, proxy: FaultProxy) -> None:

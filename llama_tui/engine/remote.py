@@ -358,6 +358,8 @@ class RemoteModel:
         """Tokens in `text` by the server's own tokenizer (llama-server /tokenize,
         llama-cpp-python /extras/tokenize/count), or None when it has none or is busy."""
         kind = self._info.kind
+        if self._closed:
+            return None
         try:
             if kind == "llama.cpp":
                 data = self._post_root("/tokenize", {"content": text, "add_special": False})
