@@ -30,6 +30,7 @@ from llama_tui.engine.events import (
     StopReason,
     TextDelta,
     ThinkingDelta,
+    TurnsDropped,
 )
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.remote import RemoteModel, list_models
@@ -45,6 +46,7 @@ from llama_tui.engine.remote_errors import (
     ServerUnreachable,
     UnknownModel,
 )
+from llama_tui.engine.remote_fit import context_exceeded, drop_more
 from llama_tui.engine.settings import SamplingSettings
 from tests.fault_proxy import Fault, FaultProxy
 from tests.openai_server import RunningServer, free_port
@@ -505,6 +507,60 @@ def test_rejected_request_is_a_prompt_error(proxied: RemoteModel, proxy: FaultPr
         list(proxied.chat(HELLO, sampling(4)))
     assert message in str(caught.value)
     assert isinstance(caught.value, PromptError)
+
+
+def exceed_context(n_prompt: int, n_ctx: int) -> dict[str, Any]:
+    """llama-server's answer to a prompt longer than its context."""
+    return {"error": {"code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": n_prompt, "n_ctx": n_ctx,
+                      "message": "the request exceeds the available context size, try increasing it"}}
+
+
+LONG_CHAT = [
+    ChatMessage("system", "Be brief."),
+    ChatMessage("user", "one " * 50), ChatMessage("assistant", "first answer " * 20),
+    ChatMessage("user", "two " * 50), ChatMessage("assistant", "second answer " * 20),
+    ChatMessage("user", "three"),
+]
+
+
+def test_a_chat_too_long_for_the_context_drops_the_oldest_exchanges(proxied: RemoteModel, proxy: FaultProxy) -> None:
+    # The server says the prompt is 1000 tokens for a context of 800: about a fifth of the
+    # text, plus room for the reply, must go: the first exchange (about half the text) does.
+    proxy.reset(Fault(status=400, body=exceed_context(1000, 800), times=1))
+    events = list(proxied.chat(LONG_CHAT, sampling(4)))
+    assert isinstance(events[0], TurnsDropped) and events[0].messages == 2
+    assert isinstance(events[-1], Finished) and events[-1].reason == StopReason.LENGTH
+    rejected, sent = (s.json()["messages"] for s in proxy.faulted())
+    assert len(rejected) == 6
+    assert [m["content"] for m in sent] == [m.content for m in (LONG_CHAT[0], *LONG_CHAT[3:])]
+
+
+def test_a_message_too_long_for_the_context_alone(proxied: RemoteModel, proxy: FaultProxy) -> None:
+    proxy.reset(Fault(status=400, body=exceed_context(5000, 800)))  # however short it gets
+    events: list[GenerationEvent] = []
+    with pytest.raises(ServerRejected) as caught:
+        events.extend(proxied.chat(LONG_CHAT, sampling(4)))  # keeps what came before the error
+    assert sum(e.messages for e in events if isinstance(e, TurnsDropped)) == 4
+    assert "exceeds the available context size" in str(caught.value)
+    assert [len(s.json()["messages"]) for s in proxy.faulted()] == [6, 2]  # the system prompt and the last
+
+
+def test_context_exceeded_is_read_from_what_servers_say() -> None:
+    assert context_exceeded(exceed_context(900, 512), "") == (900, 512)
+    vllm = "This model's maximum context length is 2048 tokens. However, you requested 2300 tokens."
+    assert context_exceeded({"message": vllm, "type": "BadRequestError"}, vllm) is True
+    assert context_exceeded({"error": {"code": "context_length_exceeded"}}, "") is True
+    assert context_exceeded({"error": {"message": "temperature must be >= 0"}}, "temperature must be >= 0") is False
+
+
+def test_drop_more_keeps_exchanges_whole() -> None:
+    turns = LONG_CHAT[1:]
+    assert drop_more(turns, 0, 9, True, 256) == 2  # one exchange when the server does not say by how much
+    assert drop_more(turns, 2, 9, True, 256) == 4
+    assert drop_more(turns, 4, 9, True, 256) is None  # only the last message is left
+    assert drop_more(turns, 0, 9, (5000, 800), 256) == 4  # far too long: all but the last at once
+    lone = [ChatMessage("user", "a"), ChatMessage("user", "b")]
+    assert drop_more(lone, 0, 0, True, 256) == 1
 
 
 # -- API keys ------------------------------------------------------------------------------

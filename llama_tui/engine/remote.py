@@ -46,8 +46,9 @@ from llama_tui.engine.events import (
     StopReason,
     TextDelta,
     ThinkingDelta,
+    TurnsDropped,
 )
-from llama_tui.engine.model import EmptyPrompt
+from llama_tui.engine.model import DEFAULT_REPLY_ROOM, EmptyPrompt
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.remote_errors import (
     ConnectionDropped,
@@ -56,6 +57,7 @@ from llama_tui.engine.remote_errors import (
     ServerRejected,
     reply_error,
 )
+from llama_tui.engine.remote_fit import context_exceeded, drop_more
 from llama_tui.engine.remote_server import (
     DEFAULT_CONNECT_TIMEOUT,
     NO_KEY,
@@ -80,6 +82,11 @@ from llama_tui.engine.settings import SamplingSettings
 log = logging.getLogger(__name__)
 
 __all__ = ["RemoteModel", "RemoteOpenError", "list_models"]
+
+_OpenStream = Callable[[bool, int], "openai.Stream[Any]"]
+"""Sends the request (with stream_options or not, leaving out the first N turns)."""
+_Fit = Callable[[int, ServerRejected], "int | None"]
+"""How many turns to leave out after a rejection when N were; None: not a context problem."""
 
 _CANCELLED = object()
 _END = object()
@@ -322,19 +329,29 @@ class RemoteModel:
 
     def chat(self, messages: Sequence[ChatMessage], sampling: SamplingSettings, *,
              seed: int | None = None) -> Generator[GenerationEvent, None, None]:
-        """Stream the reply to `messages` from /v1/chat/completions."""
-        body = [_message(m) for m in messages]
+        """Stream the reply to `messages` from /v1/chat/completions. When the server says the
+        chat is longer than its context, the oldest exchanges are left out (TurnsDropped says
+        how many) and it is sent again; never the system prompt or the last message."""
+        system = list(messages[:1]) if messages and messages[0].role == "system" else []
+        turns = list(messages[len(system):])
         fields = self._fields(sampling, seed)
 
-        def open_stream(include_usage: bool) -> openai.Stream[Any]:
+        def open_stream(include_usage: bool, dropped: int) -> openai.Stream[Any]:
             return self._stream_api.chat.completions.create(
-                model=self._model.id, messages=body, stream=True,
+                model=self._model.id, messages=[_message(m) for m in system + turns[dropped:]], stream=True,
                 stream_options={"include_usage": True} if include_usage else openai.omit,
                 temperature=fields.temperature, top_p=fields.top_p, max_tokens=fields.max_tokens, seed=fields.seed,
                 extra_body=fields.extra_body,
             )
 
-        return self._start(open_stream, sampling, "chat")
+        def fit(dropped: int, rejection: ServerRejected) -> int | None:
+            excess = context_exceeded(rejection.body, str(rejection))
+            if not excess:
+                return None
+            room = sampling.max_reply_tokens or DEFAULT_REPLY_ROOM
+            return drop_more(turns, dropped, sum(len(m.content) for m in system), excess, room)
+
+        return self._start(open_stream, sampling, "chat", fit)
 
     def complete(self, text: str, sampling: SamplingSettings, *,
                  seed: int | None = None) -> Generator[GenerationEvent, None, None]:
@@ -345,7 +362,7 @@ class RemoteModel:
             raise EmptyPrompt("There is no text to continue: write the start of one first.")
         fields = self._fields(sampling, seed)
 
-        def open_stream(include_usage: bool) -> openai.Stream[Any]:
+        def open_stream(include_usage: bool, _dropped: int) -> openai.Stream[Any]:
             return self._stream_api.completions.create(
                 model=self._model.id, prompt=text, stream=True,
                 stream_options={"include_usage": True} if include_usage else openai.omit,
@@ -424,8 +441,8 @@ class RemoteModel:
         return (f"The server at {self._host} has no /v1/completions, so it cannot continue raw text: "
                 "use the Chat tab with this model.")
 
-    def _start(self, open_stream: Callable[[bool], openai.Stream[Any]], sampling: SamplingSettings,
-               what: Literal["chat", "completion"]) -> Generator[GenerationEvent, None, None]:
+    def _start(self, open_stream: _OpenStream, sampling: SamplingSettings, what: Literal["chat", "completion"],
+               fit: _Fit | None = None) -> Generator[GenerationEvent, None, None]:
         """Check and arm the request on the caller's thread; stream it wherever it is read.
         The call is made here so that a cancel() between now and the first read counts."""
         if self._closed:
@@ -434,10 +451,11 @@ class RemoteModel:
             raise ModelBusy("a reply is already being generated")
         call = _Call()
         self._call = call
-        return self._stream(call, open_stream, sampling, what, time.perf_counter())
+        return self._stream(call, open_stream, sampling, what, fit, time.perf_counter())
 
-    def _stream(self, call: _Call, open_stream: Callable[[bool], openai.Stream[Any]], sampling: SamplingSettings,
-                what: Literal["chat", "completion"], started: float) -> Generator[GenerationEvent, None, None]:
+    def _stream(self, call: _Call, open_stream: _OpenStream, sampling: SamplingSettings,
+                what: Literal["chat", "completion"], fit: _Fit | None,
+                started: float) -> Generator[GenerationEvent, None, None]:
         if not self._busy.acquire(blocking=False):
             raise ModelBusy("a reply is already being generated")
         try:
@@ -445,21 +463,31 @@ class RemoteModel:
                 raise ModelClosed("the connection to the server was closed")
             reader = _ReplyReader(self, sampling, what, started)
             include_usage = self._send_stream_options
+            dropped = 0
             while True:
-                thread = _ReplyThread(call, functools.partial(open_stream, include_usage))
+                thread = _ReplyThread(call, functools.partial(open_stream, include_usage, dropped))
                 thread.start()
                 try:
                     yield from reader.read(call)
                     return
                 except ServerRejected as error:
-                    # A server that refuses stream_options (nothing was generated): once
-                    # more without them, and never again on this model.
-                    if include_usage and "stream_options" in str(error) and not reader.text:
+                    # Nothing was generated: the request may be sent again, changed.
+                    if include_usage and "stream_options" in str(error):
+                        # A server that refuses stream_options: without them, from now on.
                         log.info("%s refuses stream_options; sending without them", self._host)
                         include_usage = self._send_stream_options = False
-                        call = self._call = _Call()
-                        continue
-                    raise
+                    else:
+                        more = fit(dropped, error) if fit is not None else None
+                        if more is None:
+                            raise
+                        log.info("%s: the chat is longer than its context; leaving out %d more messages",
+                                 self._host, more - dropped)
+                        yield TurnsDropped(more - dropped)
+                        dropped = more
+                    if call.cancelled.is_set():  # cancelled between the two requests
+                        yield Finished(StopReason.CANCELLED, "", reader.stats)
+                        return
+                    call = self._call = _Call()
         finally:
             call.cancel()  # a reader that stops early (closed iterator, error) shuts the connection
             self._busy.release()

@@ -74,6 +74,11 @@ class NoCompletion(PromptError):
 class ServerRejected(PromptError):
     """400/413/422: the server would not take this request (e.g. longer than its context)."""
 
+    def __init__(self, message: str, body: object = None) -> None:
+        super().__init__(message)
+        self.body = body
+        """The server's JSON error body, which may say why (llama-server: n_prompt_tokens, n_ctx)."""
+
 
 def server_message(error: openai.APIStatusError | openai.APIError) -> str:
     """The server's own words: error.message or detail of an OpenAI-style or FastAPI-style
@@ -188,7 +193,7 @@ def reply_error(
     ):
         assert isinstance(error, openai.APIStatusError)
         return ServerRejected(f"The server at {host} would not take this request ({error.status_code}: "
-                              f"{server_message(error)}).")
+                              f"{server_message(error)}).", error.body)
     if isinstance(error, openai.APIStatusError):
         return ServerFailed(f"The server at {host} failed ({error.status_code}: {server_message(error)}).",
                             partial_text, stats)
