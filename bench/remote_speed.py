@@ -32,8 +32,6 @@ import json
 import subprocess
 import sys
 import tarfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -89,34 +87,6 @@ def build_llama_server() -> Path | None:
     return binary
 
 
-@contextmanager
-def llama_server(binary: Path, model: Path, threads: int, log_path: Path) -> Iterator[str]:
-    """llama-server on `model` until the block ends; yields its API base URL."""
-    from tests.openai_server import free_port
-
-    port = free_port()
-    command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", str(N_CTX),
-               "-t", str(threads), "-tb", str(threads), "-np", "1", "-fa", "off", "--no-webui"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # /health answers 200 once the model is loaded
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"llama-server did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
 def messages(round_: int) -> list:
     from llama_tui.engine.conversation import ChatMessage
 
@@ -154,7 +124,7 @@ def main() -> None:
     from llama_tui.engine.model import LoadedModel
     from llama_tui.engine.remote import RemoteModel
     from llama_tui.engine.settings import LoadSettings, default_threads
-    from tests.openai_server import llama_cpp_python_server
+    from tests.openai_server import llama_cpp_python_server, llama_server
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -177,11 +147,11 @@ def main() -> None:
     try:
         with llama_cpp_python_server(path, logs / "llama-cpp-python.log", n_ctx=N_CTX,
                                      threads=args.threads) as lcp_server, \
-                (llama_server(binary, path, args.threads, logs / "llama-server.log") if binary
-                 else _nothing()) as server_endpoint:
+                (llama_server(binary, path, logs / "llama-server.log", n_ctx=N_CTX, threads=args.threads)
+                 if binary else _nothing()) as cpp_server:
             remotes = {"llama-cpp-python": RemoteModel.open(lcp_server.endpoint)}
-            if server_endpoint:
-                remotes["llama-server"] = RemoteModel.open(server_endpoint)
+            if cpp_server:
+                remotes["llama-server"] = RemoteModel.open(cpp_server.endpoint)
             for round_ in range(1, args.rounds + 1):
                 runs["local"].append(one_reply(local, round_, args.tokens))
                 for name, remote in remotes.items():

@@ -3,6 +3,10 @@
 127.0.0.1. It is started as a subprocess and stopped with it; its output goes to a log file
 that a failing start quotes.
 
+llama.cpp's own llama-server is not on PyPI; `llama_server` runs a binary built elsewhere
+(bench/remote_speed.py builds one from the llama-cpp-python sdist). The tests that need it
+run only when LLAMA_TUI_LLAMA_SERVER names one (the `llama_cpp_server` fixture skips otherwise).
+
 This module is a pytest plugin (listed in tests/conftest.py): the session-scoped
 `openai_server` fixture serves the tiny random-weight model with a 512-token context.
 """
@@ -86,6 +90,43 @@ def llama_cpp_python_server(model: Path, log_path: Path, *, n_ctx: int = TEST_CO
             process.wait()
 
 
+@contextmanager
+def llama_server(binary: Path, model: Path, log_path: Path, *, n_ctx: int = TEST_CONTEXT, threads: int = 1,
+                 extra_args: tuple[str, ...] = (), start_timeout: float = 120) -> Iterator[RunningServer]:
+    """Run llama.cpp's own llama-server (a binary built elsewhere, e.g. by
+    bench/remote_speed.py) on `model` until the block ends: one slot, so the context is
+    n_ctx, and flash attention off as in llama-cpp-python; wait until /health says ready."""
+    port = free_port()
+    command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", str(n_ctx),
+               "-t", str(threads), "-tb", str(threads), "-np", "1", "-fa", "off", "--no-webui", *extra_args]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = RunningServer(f"http://127.0.0.1:{port}/v1", port, model, n_ctx, log_path)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not _healthy(f"http://127.0.0.1:{port}/health"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"llama-server did not start:\n{server.log_text()[-3000:]}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
 @pytest.fixture(scope="session")
 def openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """llama-cpp-python's server on the tiny model (never emits EOS: always set max_tokens)."""
@@ -94,4 +135,18 @@ def openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     folder = tmp_path_factory.mktemp("openai-server")
     model = write_tiny_llama_gguf(folder / "tiny-remote.gguf")
     with llama_cpp_python_server(model, folder / "server.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """llama-server on the tiny model, if LLAMA_TUI_LLAMA_SERVER names its binary; else skip."""
+    from tests.tiny_gguf import write_tiny_llama_gguf
+
+    binary = os.environ.get("LLAMA_TUI_LLAMA_SERVER", "")
+    if not binary or not Path(binary).is_file():
+        pytest.skip("set LLAMA_TUI_LLAMA_SERVER to a llama-server binary (bench/remote_speed.py builds one)")
+    folder = tmp_path_factory.mktemp("llama-server")
+    model = write_tiny_llama_gguf(folder / "tiny-remote.gguf")
+    with llama_server(Path(binary), model, folder / "server.log") as server:
         yield server

@@ -563,6 +563,50 @@ def test_drop_more_keeps_exchanges_whole() -> None:
     assert drop_more(lone, 0, 0, True, 256) == 1
 
 
+# -- llama.cpp's own llama-server (only when LLAMA_TUI_LLAMA_SERVER names its binary) ----------
+
+def test_llama_server_figures_context_and_tokens(llama_cpp_server: RunningServer) -> None:
+    model = RemoteModel.open(llama_cpp_server.endpoint)
+    try:
+        assert model.server_kind == "llama.cpp"
+        assert model.name == "tiny-remote.gguf"
+        assert model.context_size == llama_cpp_server.n_ctx and "from the server's /props" in model.description
+        assert model.capabilities.exact_figures is True
+        events = list(model.chat([ChatMessage("system", "Be brief."), *HELLO], sampling(12), seed=5))
+        assert isinstance(events[0], PromptProgress)  # return_progress is sent to llama-server
+        last = events[-1]
+        assert isinstance(last, Finished) and last.reason == StopReason.LENGTH
+        stats = last.stats
+        assert stats.generated_tokens == stats.llama_eval_tokens == 12  # its own counts
+        assert stats.prompt_tokens > 0 and stats.prompt_seconds > 0
+        assert stats.context_used == stats.prompt_tokens + 12 == model.context_used
+        timings = model.last_server_timings
+        assert timings is not None and timings["predicted_n"] == 12
+        again = list(model.chat([ChatMessage("system", "Be brief."), *HELLO], sampling(12), seed=5))[-1]
+        assert isinstance(again, Finished) and again.text == last.text
+        completion = list(model.complete("Once upon a time", sampling(6)))[-1]
+        assert isinstance(completion, Finished) and completion.stats.generated_tokens == 6
+        assert model.count_tokens("hello world") == 10  # the same tokenizer as llama-cpp-python's
+    finally:
+        model.close()
+
+
+def test_llama_server_fits_a_long_chat(llama_cpp_server: RunningServer) -> None:
+    model = RemoteModel.open(llama_cpp_server.endpoint)
+    try:
+        chat = [ChatMessage("system", "Be brief.")]
+        for _ in range(6):  # ~100 tokens an exchange, 6 of them in a context of 512
+            chat += [ChatMessage("user", "a " * 50), ChatMessage("assistant", "b " * 50)]
+        events = list(model.chat([*chat, ChatMessage("user", "last")], sampling(4)))
+        dropped = sum(e.messages for e in events if isinstance(e, TurnsDropped))
+        assert 0 < dropped < 12 and dropped % 2 == 0
+        assert isinstance(events[-1], Finished)
+        with pytest.raises(ServerRejected):
+            list(model.chat([ChatMessage("user", "word " * 600)], sampling(4)))
+    finally:
+        model.close()
+
+
 # -- API keys ------------------------------------------------------------------------------
 
 def test_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -199,11 +199,10 @@ def _message(message: ChatMessage) -> ChatCompletionMessageParam:
 
 
 def _display_name(model_id: str, alias: str) -> str:
-    if alias:
-        return alias
-    if model_id.endswith(".gguf"):  # llama-cpp-python and llama-server list a path by default
-        return PurePosixPath(model_id).name
-    return model_id
+    name = alias or model_id
+    if name.endswith(".gguf"):  # llama-cpp-python and llama-server name a model by its path by default
+        return PurePosixPath(name).name
+    return name
 
 
 class RemoteModel:
