@@ -10,9 +10,13 @@ What, round after round (interleaved, so each round's variants see the same mach
                     server's own timings.predicted_per_second for the same reply; their ratio
                     is taken within each reply (target >= 0.97)
   llama-cpp-python  RemoteModel.chat() against llama-cpp-python's server (which reports no
-                    speed of its own: client figures only)
+                    speed of its own: client figures only), with its defaults, and once more
+                    with --logits_all false: its default (true) computes the logits of every
+                    prompt token, which costs prompt time with a large vocabulary
 
-TTFT is from chat() to the first TextDelta, by the same clock for all three. The system prompt
+TTFT is from chat() to the first TextDelta, by the same clock for all; for llama-server, the
+part of it beyond the server's own prompt time (timings.prompt_ms) is the cost of going
+through HTTP, the server's queue and the client. The system prompt
 starts with the round's number, so neither a server's prompt cache nor the local engine's KV
 cache reuses an earlier prompt: every TTFT includes evaluating the whole prompt. The servers
 get the app's threads (cores - 1, leaving a core for the client as the app leaves one for its
@@ -114,6 +118,8 @@ def one_reply(model: object, round_: int, tokens: int) -> dict:
     timings = getattr(model, "last_server_timings", None)
     if timings:
         record["server_tok_s"] = timings.get("predicted_per_second")
+        if first_delta_ttft is not None:
+            record["ttft_beyond_server_prompt_ms"] = first_delta_ttft * 1000 - timings.get("prompt_ms", 0.0)
         record["server_timings"] = timings
         if record["tok_s"] and record["server_tok_s"]:
             record["ratio"] = record["tok_s"] / record["server_tok_s"]
@@ -142,14 +148,18 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     print(f"{path.name}, {args.threads} threads, {args.tokens} tokens, {args.rounds} interleaved rounds", flush=True)
 
-    runs: dict[str, list[dict]] = {"local": [], "llama-server": [], "llama-cpp-python": []}
+    lcp_fast = "llama-cpp-python --logits_all false"
+    runs: dict[str, list[dict]] = {"local": [], "llama-server": [], "llama-cpp-python": [], lcp_fast: []}
     local = LoadedModel.load(path, LoadSettings(n_ctx=N_CTX, n_threads=args.threads, n_threads_batch=args.threads))
     try:
         with llama_cpp_python_server(path, logs / "llama-cpp-python.log", n_ctx=N_CTX,
                                      threads=args.threads) as lcp_server, \
+                llama_cpp_python_server(path, logs / "llama-cpp-python-fast.log", n_ctx=N_CTX, threads=args.threads,
+                                        extra_args=("--logits_all", "false")) as lcp_fast_server, \
                 (llama_server(binary, path, logs / "llama-server.log", n_ctx=N_CTX, threads=args.threads)
                  if binary else _nothing()) as cpp_server:
-            remotes = {"llama-cpp-python": RemoteModel.open(lcp_server.endpoint)}
+            remotes = {"llama-cpp-python": RemoteModel.open(lcp_server.endpoint),
+                       lcp_fast: RemoteModel.open(lcp_fast_server.endpoint)}
             if cpp_server:
                 remotes["llama-server"] = RemoteModel.open(cpp_server.endpoint)
             for round_ in range(1, args.rounds + 1):
@@ -175,15 +185,17 @@ def main() -> None:
             "ttft_ms": benchlib.median([(r["ttft_seconds"] or 0) * 1000 for r in records]),
             "server_tok_s": benchlib.median([r.get("server_tok_s") for r in records]),
             "client_over_server": benchlib.median([r.get("ratio") for r in records]),
+            "ttft_beyond_server_prompt_ms": benchlib.median([r.get("ttft_beyond_server_prompt_ms") for r in records]),
             "tokens": benchlib.median([r["tokens"] for r in records]),
             "prompt_tokens": benchlib.median([r["prompt_tokens"] for r in records]),
         }
         summary[name] = entry
         rows.append([name, benchlib.fmt(entry["tok_s"]), benchlib.fmt(entry["server_tok_s"]),
                      benchlib.fmt(entry["client_over_server"], 3), benchlib.fmt(entry["ttft_ms"], 0),
+                     benchlib.fmt(entry["ttft_beyond_server_prompt_ms"], 0), benchlib.fmt(entry["prompt_tokens"], 0),
                      benchlib.fmt(entry["tokens"], 0)])
-    benchlib.print_table(["variant", "tok/s (client)", "tok/s (server's own)", "client/server", "TTFT ms", "tokens"],
-                         rows)
+    benchlib.print_table(["variant", "tok/s (client)", "tok/s (server's own)", "client/server", "TTFT ms",
+                          "TTFT beyond the server's prompt ms", "prompt tokens", "tokens"], rows)
     out = benchlib.write_results("remote_speed", {
         "model": path.name, "threads": args.threads, "tokens": args.tokens, "rounds": args.rounds,
         "llama_server": str(binary) if binary else None, "summary": summary, "runs": runs,
