@@ -13,6 +13,7 @@ import json
 import socket
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +48,7 @@ from llama_tui.engine.remote_errors import (
     UnknownModel,
 )
 from llama_tui.engine.remote_fit import context_exceeded, drop_more
+from llama_tui.engine.remote_server import ServerInfo, ServerModel
 from llama_tui.engine.settings import SamplingSettings
 from tests.fault_proxy import Fault, FaultProxy
 from tests.openai_server import RunningServer, free_port
@@ -167,23 +169,27 @@ def test_refused_port_is_reported_unreachable() -> None:
     assert "refused" in str(caught.value)
 
 
-def test_blackholed_address_is_reported_unreachable() -> None:
-    # A listener with a backlog of 0 that never accepts: once one connection waits in its
-    # queue, the kernel drops further SYNs, as a firewall that blackholes a port does.
+@pytest.fixture
+def blackholed_port() -> Iterator[int]:
+    """A listener with a backlog of 0 that never accepts: once one connection waits in its
+    queue, the kernel drops further SYNs, as a firewall that blackholes a port does."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(0)
     port = listener.getsockname()[1]
     filler = socket.create_connection(("127.0.0.1", port))
-    try:
-        thread, out = in_thread(lambda: RemoteModel.open(f"http://127.0.0.1:{port}/v1", timeout_connect=1))
-        with pytest.raises(RemoteOpenError) as caught:
-            finish(thread, out)
-        assert "Cannot reach the server" in str(caught.value)
-        assert "no answer to the connection request" in str(caught.value)
-    finally:
-        filler.close()
-        listener.close()
+    yield port
+    filler.close()
+    listener.close()
+
+
+def test_blackholed_address_is_reported_unreachable(blackholed_port: int) -> None:
+    url = f"http://127.0.0.1:{blackholed_port}/v1"
+    thread, out = in_thread(lambda: RemoteModel.open(url, timeout_connect=1))
+    with pytest.raises(RemoteOpenError) as caught:
+        finish(thread, out)
+    assert "Cannot reach the server" in str(caught.value)
+    assert "no answer to the connection request" in str(caught.value)
 
 
 def test_server_that_never_answers_is_reported() -> None:
@@ -374,6 +380,22 @@ def test_cancel_while_waiting_for_the_first_byte(proxied: RemoteModel, proxy: Fa
     # The model is free again at once.
     proxy.reset()
     assert isinstance(list(proxied.chat(HELLO, sampling(4)))[-1], Finished)
+
+
+def test_cancel_while_connecting(blackholed_port: int) -> None:
+    # The connect to a blackholed port would wait out its timeout (120 s here, longer than the
+    # failsafe): the iterator ends only because a cancel does not wait for the connection.
+    info = ServerInfo(f"http://127.0.0.1:{blackholed_port}/v1", "openai-compatible", ())
+    model = RemoteModel(info, ServerModel("m"), None, 0, timeout_connect=120)
+    try:
+        thread, out = in_thread(lambda: list(model.chat(HELLO, sampling(8))))
+        time.sleep(0.5)  # not a threshold: a cancel that comes sooner must end it as well
+        model.cancel()
+        events = finish(thread, out)
+        assert [type(e) for e in events] == [Finished]
+        assert events[0].reason == StopReason.CANCELLED
+    finally:
+        model.close()
 
 
 def test_cancel_before_the_first_read_sends_nothing(proxied: RemoteModel, proxy: FaultProxy) -> None:
