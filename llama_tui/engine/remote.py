@@ -16,6 +16,8 @@ authenticates. Around it, three things the app needs that it does not give:
   otherwise each streamed chunk counts as one token and Capabilities.exact_figures is False.
   Times to the first token and between tokens are the client's clock, as a user sees them.
 - Errors in words (engine.remote_errors), the text already streamed kept.
+- A chat longer than the server's context loses its oldest exchanges, as LoadedModel's
+  does (engine.remote_fit).
 """
 
 from __future__ import annotations
@@ -483,10 +485,11 @@ class RemoteModel:
                                  self._host, more - dropped)
                         yield TurnsDropped(more - dropped)
                         dropped = more
-                    if call.cancelled.is_set():  # cancelled between the two requests
+                    previous, call = call, _Call()
+                    self._call = call  # before the check: a cancel() now reaches one or the other
+                    if previous.cancelled.is_set():  # cancelled between the two requests
                         yield Finished(StopReason.CANCELLED, "", reader.stats)
                         return
-                    call = self._call = _Call()
         finally:
             call.cancel()  # a reader that stops early (closed iterator, error) shuts the connection
             self._busy.release()
