@@ -10,7 +10,7 @@ import pytest
 # Keep logs, caches and the starter model out of the real user directories.
 os.environ.setdefault("LLAMA_TUI_HOME", str(Path(__file__).resolve().parent.parent / ".test-home"))
 
-pytest_plugins = ["tests.tiny_gguf", "tests.hub_server"]
+pytest_plugins = ["tests.tiny_gguf", "tests.hub_server", "tests.openai_server"]
 
 
 @pytest.fixture(scope="session")

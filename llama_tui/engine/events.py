@@ -92,6 +92,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ThinkingDelta:
+    """A piece of a reasoning model's thinking, sent apart from the answer (a server's
+    `reasoning_content`): shown folded, kept out of Finished.text, never sent back."""
+
+    text: str
+    stats: GenerationStats
+
+
+@dataclass(frozen=True)
 class Finished:
     reason: StopReason
     text: str
@@ -99,4 +108,4 @@ class Finished:
     stats: GenerationStats
 
 
-GenerationEvent = PromptProgress | TurnsDropped | ThinkingFormat | TextDelta | Finished
+GenerationEvent = PromptProgress | TurnsDropped | ThinkingFormat | TextDelta | ThinkingDelta | Finished
