@@ -199,7 +199,7 @@ async def run_app(path, threads: int, tokens: int, app_class=None) -> dict:
     from llama_tui.ui.messages import ReplyReady
 
     load, sampling = settings(threads, tokens)
-    app = (app_class or LlamaApp)(LaunchOptions(model_path=path, load=load, sampling=sampling, system_prompt=SYSTEM_PROMPT))
+    app = (app_class or LlamaApp)(LaunchOptions.opening(path, load=load, sampling=sampling, system_prompt=SYSTEM_PROMPT))
     drains = 0
 
     def count_drains(message) -> None:

@@ -110,8 +110,8 @@ async def one_reply(path, tokens: int, threads: int) -> dict:
             drain_cpu.append(time.thread_time())
         probe.message(message)
 
-    options = LaunchOptions(
-        model_path=path,
+    options = LaunchOptions.opening(
+        path,
         load=LoadSettings(n_ctx=2 * tokens + 256, n_threads=threads, n_threads_batch=threads),
         sampling=SamplingSettings(max_reply_tokens=tokens),
     )

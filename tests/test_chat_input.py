@@ -32,7 +32,7 @@ async def test_a_multi_line_paste_is_sent_whole_as_one_message(tiny_model: Path)
         await pilot.press("enter")
         await wait_for(pilot, lambda: reply_ended(app))
         pane = app.query_one(ChatPane)
-        assert [(m.role, m.content) for m in pane.conversation][:1] == [("user", POEM)]
+        assert [(m.role, m.text) for m in pane.conversation.branch()][:1] == [("user", POEM)]
         assert [str(m.render()) for m in app.query(UserMessage)] == [POEM]
         assert box.text == ""
 
@@ -46,7 +46,7 @@ async def test_ctrl_j_and_shift_enter_type_a_newline_and_enter_sends(tiny_model:
         assert app.query_one("#chat-input", ChatInput).text == "a\nb\nc"
         await pilot.press("enter")
         await wait_for(pilot, lambda: reply_ended(app))
-        assert app.query_one(ChatPane).conversation[0].content == "a\nb\nc"
+        assert app.query_one(ChatPane).conversation.branch()[0].text == "a\nb\nc"
 
 
 async def test_a_paste_with_control_characters_shows_them_as_symbols(tiny_model: Path) -> None:
@@ -79,7 +79,7 @@ async def test_a_message_too_long_for_the_context_is_refused_and_put_back(tiny_m
         assert "tokens" in notice and "the context holds 256" in notice
         assert box.text == long_text  # exactly as it was, trailing space and all
         assert not app.query(UserMessage) and not app.query(AssistantMessage)
-        assert app.query_one(ChatPane).conversation == []
+        assert not app.query_one(ChatPane).conversation.messages
         # The app goes on: a short message gets a reply.
         box.load_text("short one")
         await pilot.press("enter")

@@ -100,7 +100,7 @@ async def test_swapping_during_generation_stops_it_and_the_new_model_answers(hom
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await send_chat(pilot, "write forever")
-        await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).raw_text)
+        await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).text)
         assert app.generating
         picker = await open_picker(pilot, app)
         path_input = picker.query_one("#model-path", Input)
@@ -115,10 +115,10 @@ async def test_swapping_during_generation_stops_it_and_the_new_model_answers(hom
         await send_chat(pilot, "and now?")
         await wait_for(pilot, lambda: len(app.query(AssistantMessage)) == 2 and reply_ended(app))
         assert [str(m.render()) for m in app.query(UserMessage)] == ["write forever", "and now?"]
-        assert app.query(AssistantMessage).last().raw_text.strip()
+        assert app.query(AssistantMessage).last().text.strip()
         assert app.last_stats is not None and app.last_stats.generated_tokens == 10
         pane = app.query_one(ChatPane)
-        assert [m.role for m in pane.conversation] == ["user", "assistant", "user", "assistant"]
+        assert [m.role for m in pane.conversation.branch()] == ["user", "assistant", "user", "assistant"]
         await pilot.press("f9")  # quick switch back to the model used before
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "tiny-test-llama", timeout=30)
 
@@ -162,7 +162,7 @@ async def test_download_from_the_hub_tab_shows_progress_then_opens_the_model(
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "from-the-hub", timeout=60)
         progress = [m.progress for m in seen if isinstance(m, DownloadProgressed)]
         assert progress and progress[-1].downloaded == progress[-1].total == len(data)
-        assert re.search(r"hub/models--acme--Tiny-GGUF/snapshots/\w+/tiny-F32.gguf$", str(app.model.path))
+        assert re.search(r"hub/models--acme--Tiny-GGUF/snapshots/\w+/tiny-F32.gguf$", str(app.model.ref.path))
 
 
 async def test_a_download_can_be_cancelled(
@@ -363,7 +363,7 @@ async def test_a_download_shows_bytes_speed_and_time_left_and_resumes_after_ctrl
         assert first is None and again is not None
         kept = int(re.fullmatch(r"bytes=(\d+)-", again).group(1))
         assert 0 < kept < len(data)  # resumed where it stopped, not from the start
-        assert app.model.path.read_bytes() == data
+        assert app.model.ref.path.read_bytes() == data
 
 
 @pytest.mark.parametrize("case, expected", [

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.widgets import Input, ProgressBar, TabbedContent, TextArea
 
+from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.launch import LaunchOptions
 from llama_tui.ui.app import LlamaApp
@@ -67,7 +68,7 @@ async def test_the_command_palette_offers_the_keys_actions(tiny_model: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await send_chat(pilot, "keep going")
-        await wait_for(pilot, lambda: app.generating and app.query(AssistantMessage).last().raw_text)
+        await wait_for(pilot, lambda: app.generating and app.query(AssistantMessage).last().text)
         # While a reply is written: "Stop generation" (Esc) is there, and does what Esc does.
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
@@ -151,12 +152,12 @@ async def test_ctrl_n_clears_the_conversation_from_the_screen(tiny_model: Path) 
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert not app.query(UserMessage) and not app.query(AssistantMessage)
-        assert app.query_one(ChatPane).conversation == []
+        assert not app.query_one(ChatPane).conversation.messages
         assert app.query("#chat-empty")  # the hint for an empty chat is back
         await send_chat(pilot, "second question")
         await wait_for(pilot, lambda: reply_ended(app))
         assert [str(m.render()) for m in app.query(UserMessage)] == ["second question"]
-        assert [m.content for m in app.query_one(ChatPane).conversation if m.role == "user"] == ["second question"]
+        assert [m.text for m in app.query_one(ChatPane).conversation.branch() if m.role == "user"] == ["second question"]
 
 
 # -- the status bar ------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ async def test_the_state_reads_loading_prompt_generating_idle(
     """README, status bar: state (`loading`, `prompt n/N` while the prompt is evaluated,
     `generating`, `idle`). A long prompt on Gemma takes seconds: `prompt n/N` shows in between."""
     states = record_states(monkeypatch)
-    app = LlamaApp(LaunchOptions(load=LoadSettings(n_ctx=4096), sampling=SamplingSettings(max_reply_tokens=8)))
+    app = LlamaApp(LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096), sampling=SamplingSettings(max_reply_tokens=8)))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None, timeout=120)
         await pilot.pause()
@@ -207,7 +208,7 @@ async def test_esc_stops_in_the_middle_of_a_long_prompt(starter_model: Path, mon
     evaluation". Esc while the status bar still counts the prompt: the reply is stopped with
     the prompt only part evaluated, nothing written."""
     states = record_states(monkeypatch)
-    app = LlamaApp(LaunchOptions(load=LoadSettings(n_ctx=4096)))
+    app = LlamaApp(LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096)))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None, timeout=120)
         await send_chat(pilot, "The quick brown fox jumps over the lazy dog. " * 300)
@@ -215,7 +216,7 @@ async def test_esc_stops_in_the_middle_of_a_long_prompt(starter_model: Path, mon
         await pilot.press("escape")
         await wait_for(pilot, lambda: reply_ended(app), timeout=60)
         reply = app.query(AssistantMessage).last()
-        assert "stopped" in reply.footer_text and reply.raw_text == ""
+        assert "stopped" in reply.footer_text and reply.text == ""
         stats = app.last_stats
         assert stats is not None and stats.generated_tokens == 0
         assert 0 < stats.prompt_evaluated < stats.prompt_tokens  # it did not finish the prompt first
@@ -329,7 +330,7 @@ async def test_a_new_model_evaluates_the_next_turn_afresh_with_its_own_template(
         await wait_for(pilot, lambda: reply_ended(app))
         assert app.model.chat_template.name == "transcript"
         states.clear()
-        app.swap_model(tiny_model_chatml)
+        app.swap_model(ModelRef.file(tiny_model_chatml))
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "tiny-test-llama-chatml")
         await pilot.pause()
         assert "loading" in states and states[-1] == "idle"
@@ -496,25 +497,16 @@ async def test_a_reply_can_be_selected_with_the_mouse_and_copied(tiny_model: Pat
     """README: "Text in replies can be selected with the mouse and copied". The reply's text is
     scripted (a random-weight model writes no sentence on demand); the path from the decode
     thread to the chat's reply widget is the real one."""
-    from llama_tui.engine.events import Finished, GenerationStats, StopReason, TextDelta
+    from tests.scripted_model import ScriptedModel
 
     written = ["Paris is the capital ", "of France.\n\nIt lies on the **Seine**."]
-
-    def scripted(_model):
-        stats = GenerationStats(generated_tokens=2, context_size=1)
-        for part in written:
-            yield TextDelta(part, stats)
-        yield Finished(StopReason.END, "".join(written), stats)
-
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        pane = app.query_one(ChatPane)
-        reply = AssistantMessage()
-        await pane.query_one("#transcript").mount(reply)
-        pane._reply = reply
-        app.start_generation(pane, scripted)
-        await wait_for(pilot, lambda: not app.generating and reply.has_class("ended"))
+        app.model = ScriptedModel(written)
+        await send_chat(pilot, "Where is Paris?")
+        await wait_for(pilot, lambda: reply_ended(app))
+        reply = app.query(AssistantMessage).last()
         await pilot.pause()
         lines = reply._lines.plain
         first, last = lines.index("Paris is the capital of France."), lines.index("It lies on the Seine.")

@@ -53,7 +53,7 @@ async def test_settings_are_validated_saved_reread_and_a_reload_applies_them(hom
         await wait_for(pilot, lambda: app.model is not None and app.model.context_size == 1024, timeout=30)
 
         # Sampling applies to the next reply.
-        assert app.options.sampling.temperature == 0.2
+        assert app.settings.sampling.temperature == 0.2
         await send_chat(pilot, "hi")
         await wait_for(pilot, lambda: reply_ended(app))
         assert app.last_stats is not None and app.last_stats.generated_tokens == 7
@@ -76,7 +76,7 @@ async def test_sampling_changes_need_no_reload(home: Path, tiny_model: Path) -> 
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert not isinstance(app.screen, (SettingsScreen, ConfirmScreen))
-        assert app.options.sampling.top_k == 5 and app.model is model  # not reloaded
+        assert app.settings.sampling.top_k == 5 and app.model is model  # not reloaded
     # This run's context (2048, as a command-line flag would set it) stays out of the file.
     reread, _ = load_config()
     assert reread.sampling.top_k == 5 and reread.load.n_ctx == AppConfig().load.n_ctx != 2048
@@ -141,7 +141,7 @@ async def test_a_failed_save_shows_one_error_and_not_settings_saved(home: Path, 
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
         await pilot.pause()
-        assert app.options.sampling.top_k == 5  # it still applies to this run
+        assert app.settings.sampling.top_k == 5  # it still applies to this run
     notes = [m.notification.message for m in seen if isinstance(m, Notify)]
     failures = [note for note in notes if note.startswith("Could not save the settings:")]
     assert len(failures) == 1 and str(config_path()) in failures[0]

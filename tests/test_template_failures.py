@@ -46,7 +46,7 @@ async def test_a_failing_template_gives_a_message_naming_it_and_keeps_the_text(
         notice = str(app.query_one(Notice).render())
         assert notice.startswith("The chat template in strange-template.gguf") and reason in notice
         assert app.query_one("#chat-input", ChatInput).text == "hello there"
-        assert not app.query(UserMessage) and app.query_one(ChatPane).conversation == []
+        assert not app.query(UserMessage) and not app.query_one(ChatPane).conversation.messages
 
 
 async def test_escape_stops_a_template_that_never_ends(tmp_path: Path) -> None:

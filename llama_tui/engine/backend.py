@@ -77,9 +77,12 @@ class ModelBackend(Protocol):
     def description(self) -> str:
         """A line about how it runs, for the status bar's info (e.g. the chat template and why)."""
 
-    def chat(self, messages: Sequence[ChatMessage], sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
-        """Stream the assistant's reply. Raises ModelBusy/ModelClosed at once; errors while
-        streaming are raised from the iterator (PromptError and subclasses carry a message
+    def chat(
+        self, messages: Sequence[ChatMessage], sampling: SamplingSettings, *, seed: int | None = None, prefill: str = ""
+    ) -> Iterator[GenerationEvent]:
+        """Stream the assistant's reply (`prefill`: the start of a reply to continue). The seed
+        is sampling.seed unless `seed` is given. Raises ModelBusy/ModelClosed at once; errors
+        while streaming are raised from the iterator (PromptError, GenerationError: a message
         for the user). Close the iterator, or run it to the end, to free the model."""
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:

@@ -76,6 +76,14 @@ class TurnsDropped:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """Something the user should know about this reply, said in the transcript (e.g. the
+    model's chat template failed and a built-in one was used instead)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class ThinkingFormat:
     """How this chat reply marks its thinking, for a thinking.ThinkingSplitter: sent before
     the first TextDelta of a chat reply from a model that has thinking markers."""
@@ -108,4 +116,4 @@ class Finished:
     stats: GenerationStats
 
 
-GenerationEvent = PromptProgress | TurnsDropped | ThinkingFormat | TextDelta | ThinkingDelta | Finished
+GenerationEvent = PromptProgress | TurnsDropped | Notice | ThinkingFormat | TextDelta | ThinkingDelta | Finished

@@ -18,7 +18,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,14 +27,20 @@ import llama_cpp
 import llama_cpp.llama_chat_format as llama_chat_format
 import numpy as np
 
-from llama_tui.engine.backend import ModelBusy, ModelClosed, PromptError
-from llama_tui.engine.chat_templates import ChatTemplate, choose_chat_template
+from llama_tui.engine.backend import Capabilities, ModelBusy, ModelClosed, PromptError
+from llama_tui.engine.chat_templates import (
+    BUILT_IN_TEMPLATES,
+    ChatTemplate,
+    choose_chat_template,
+    fallback_template_choice,
+)
 from llama_tui.engine.conversation import ChatMessage
 from llama_tui.engine.config import load_settings_problems
 from llama_tui.engine.events import (
     Finished,
     GenerationEvent,
     GenerationStats,
+    Notice,
     PromptProgress,
     StopReason,
     TextDelta,
@@ -42,6 +48,7 @@ from llama_tui.engine.events import (
     TurnsDropped,
 )
 from llama_tui.engine.jinja_chat import render_chat
+from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.logs import route_native_log, take_native_errors
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
@@ -89,9 +96,13 @@ class _Cancelled(Exception):
 class LoadedModel:
     """A model in memory, ready to chat or complete text. Create it with `LoadedModel.load`."""
 
-    def __init__(self, llm: llama_cpp.Llama, path: Path, settings: LoadSettings, template: ChatTemplate) -> None:
+    def __init__(
+        self, llm: llama_cpp.Llama, path: Path, settings: LoadSettings, template: ChatTemplate, ref: ModelRef | None = None
+    ) -> None:
         self._llm: llama_cpp.Llama | None = llm
         self.path = path
+        self.ref = ref or ModelRef.file(path)
+        """Which model this is, as recent models and history record it."""
         self.settings = settings
         self.chat_template = template
         self._sandbox = TemplateSandbox() if template.from_file else None
@@ -118,6 +129,7 @@ class LoadedModel:
         # without them the thinking could not be told from the answer.
         self._shown_tokens = frozenset(self._special_tokens(_marker_pieces(self.thinking_markers)).values())
         self._thinking_format: ThinkingFormat | None = None  # the current chat reply's, set while preparing it
+        self._notices: list[str] = []  # said before the current reply's text (a template fallback)
         # Installed only while a prompt is evaluated: llama.cpp calls it between graph nodes,
         # and a Python callback per node would slow down token generation.
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
@@ -125,8 +137,9 @@ class LoadedModel:
     # -- loading and closing -------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path | str, settings: LoadSettings) -> LoadedModel:
-        """Load a GGUF file. Raises ModelLoadError with a message meant for the user."""
+    def load(cls, path: Path | str, settings: LoadSettings, *, ref: ModelRef | None = None) -> LoadedModel:
+        """Load a GGUF file (`ref`: which model it is, when not just this file: the starter).
+        Raises ModelLoadError with a message meant for the user."""
         path = Path(path).expanduser()
         problems = load_settings_problems(settings)
         if problems:
@@ -143,7 +156,6 @@ class LoadedModel:
                     n_gpu_layers=settings.n_gpu_layers,
                     n_threads=settings.n_threads,
                     n_threads_batch=settings.n_threads_batch,
-                    seed=settings.seed,
                     kv_overrides=dict(settings.overrides) or None,
                     # verbose=False would redirect fds 1 and 2 while loading, blanking the
                     # TUI; the native log is routed to Python logging instead.
@@ -162,10 +174,22 @@ class LoadedModel:
             llm.close()
             raise ModelLoadError(str(error)) from error
         log.info("loaded %s; chat template %s (%s)", path.name, template.name, template.reason)
-        model = cls(llm, path, settings, template)
+        model = cls(llm, path, settings, template, ref)
         if model._sandbox is not None:
             model._sandbox.start()  # so the first reply does not wait for it
         return model
+
+    # -- what the UI asks of any backend (engine.backend.ModelBackend) -----------------------
+
+    capabilities = Capabilities(
+        completion=True, seed=True, gpu_offload=False, exact_figures=True,
+        sampling=frozenset({"seed", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_reply_tokens"}),
+    )
+
+    @property
+    def description(self) -> str:
+        template = self.chat_template
+        return f"{self.path.name} in llama.cpp · chat template {template.name}: {template.reason}"
 
     def cancel(self) -> None:
         """Stop the reply being generated, between two tokens or mid-prompt."""
@@ -221,25 +245,27 @@ class LoadedModel:
 
     def chat(
         self,
-        messages: list[ChatMessage],
+        messages: Sequence[ChatMessage],
         sampling: SamplingSettings,
         *,
         seed: int | None = None,
         enable_thinking: bool = True,
+        prefill: str = "",
     ) -> Iterator[GenerationEvent]:
         """Stream the assistant's reply to `messages`, reusing the cached prefix of the chat.
 
         When the chat is too long for the context the oldest turns are left out (never the
         system prompt) and a TurnsDropped event says so first. A model with thinking markers
         sends a ThinkingFormat event before the text. `enable_thinking` is passed to the
-        template (see thinking.has_thinking_switch). Close the iterator (or run it to the
-        end) so the model is free again.
+        template (see thinking.has_thinking_switch). `prefill`: the start of the reply,
+        already written (a reply to continue); the model writes what follows it. Close the
+        iterator (or run it to the end) so the model is free again.
         """
-        return self._run(lambda: self._fit_chat(messages, sampling, enable_thinking), sampling, seed)
+        return self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed)
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
-        """Stream a continuation of `text`. `seed` (default: the load settings' seed) makes
-        sampling reproducible."""
+        """Stream a continuation of `text`. The seed (sampling.seed unless `seed` is given)
+        makes sampling reproducible."""
 
         def prepare() -> tuple[list[int], list[str], int]:
             if not text.strip():
@@ -259,7 +285,7 @@ class LoadedModel:
     # -- prompt building -------------------------------------------------------------------
 
     def _fit_chat(
-        self, messages: list[ChatMessage], sampling: SamplingSettings, enable_thinking: bool = True
+        self, messages: Sequence[ChatMessage], sampling: SamplingSettings, enable_thinking: bool = True, prefill: str = ""
     ) -> tuple[list[int], list[str], int]:
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system):])
@@ -268,7 +294,7 @@ class LoadedModel:
         while True:
             prompt = self._render_prompt(
                 [{"role": m.role, "content": m.content} for m in system + turns], enable_thinking
-            )
+            ) + prefill  # a reply's generation prompt is its start: what it already says follows
             tokens = self._tokenize(prompt, add_bos=False, special=True)
             if len(tokens) + room <= self.context_size:
                 if self.thinking_markers is not None:
@@ -289,7 +315,27 @@ class LoadedModel:
             dropped += cut
 
     def _render_prompt(self, messages: list[dict[str, str]], enable_thinking: bool = True) -> str:
-        """The chat template applied to `messages`. Raises TemplateError, or _Cancelled."""
+        """The chat template applied to `messages`. The file's own template failing (raising,
+        never ending, exploding) is said in a Notice, and the architecture's built-in format
+        is used from then on. Raises TemplateError (a built-in failing), or _Cancelled."""
+        try:
+            return self._render_with_template(messages, enable_thinking)
+        except TemplateError as error:
+            if not self.chat_template.from_file:
+                raise
+            name, reason = fallback_template_choice(self.metadata)
+            old = self.chat_template
+            self.chat_template = ChatTemplate(name, f"{reason} (the file's own failed)", BUILT_IN_TEMPLATES[name],
+                                              old.bos_token, old.eos_token)
+            if self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
+            self._notices.append(f"{error} The built-in {name} format is used instead "
+                                 "(the chat format setting, F6, can pick another).")
+            log.warning("chat template of %s failed (%s); falling back to %s", self.path.name, error, name)
+            return self._render_with_template(messages, enable_thinking)
+
+    def _render_with_template(self, messages: list[dict[str, str]], enable_thinking: bool) -> str:
         template = self.chat_template
         if self._sandbox is None:  # a built-in template: ours, rendered here
             try:
@@ -305,7 +351,7 @@ class LoadedModel:
         except TemplateCancelled:
             raise _Cancelled from None
         except TemplateFailed as error:
-            raise TemplateError(f"{error} Choose another chat format in the settings (F6).") from error
+            raise TemplateError(str(error)) from error
 
     def _reply_room(self, sampling: SamplingSettings) -> int:
         wanted = sampling.max_reply_tokens or DEFAULT_REPLY_ROOM
@@ -354,6 +400,8 @@ class LoadedModel:
             try:
                 self._thinking_format = None
                 tokens, stops, dropped = prepare()
+                while self._notices:
+                    yield Notice(self._notices.pop(0))
                 if dropped:
                     yield TurnsDropped(dropped)
                 if self._thinking_format is not None:  # set by a chat's prepare
@@ -423,7 +471,7 @@ class LoadedModel:
         reply: list[str] = []
         first_token_at = 0.0
         reason = StopReason.END
-        llm.set_seed(self.settings.seed if seed is None else seed)
+        llm.set_seed(sampling.seed if seed is None else seed)
         for token in llm.generate(
             tokens,
             temp=sampling.temperature,

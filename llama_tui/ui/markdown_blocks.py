@@ -169,3 +169,8 @@ def render_block(console: Console, source: str, width: int, theme: Theme, *, dar
     while rendered and _is_blank(rendered[-1]):
         rendered.pop()
     return rendered
+
+
+def code_blocks(source: str) -> list[str]:
+    """The code of every fenced or indented code block in `source`, in order."""
+    return [token.content for token in _PARSER.parse(source) if token.type in ("fence", "code_block")]

@@ -21,6 +21,7 @@ from llama_tui.engine.events import (
     Finished,
     GenerationEvent,
     GenerationStats,
+    Notice,
     PromptProgress,
     TextDelta,
     TurnsDropped,
@@ -35,6 +36,8 @@ class ReplyBatch:
     stats: GenerationStats | None = None
     prompt_progress: PromptProgress | None = None
     dropped_messages: int = 0
+    notices: list[str] = field(default_factory=list)
+    """Things to say in the transcript before the reply (engine.events.Notice)."""
     finished: Finished | None = None
     error: str | None = None
 
@@ -81,6 +84,8 @@ class ReplyBuffer:
                     batch.stats = stats
                 case TurnsDropped(messages=count):
                     batch.dropped_messages += count
+                case Notice(text=text):
+                    batch.notices.append(text)
                 case Finished(stats=stats):
                     batch.finished = event
                     batch.stats = stats

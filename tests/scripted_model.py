@@ -1,0 +1,54 @@
+"""A model whose replies are written by the test: for what a real model cannot be made to do
+on demand (write markup, escape sequences, a given Markdown layout). Everything after it (the
+app's request handling, the decode-thread worker, the reply buffer, the widgets, the store)
+is the real path. It stands in for the model behind a real, loaded app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from llama_tui.engine.backend import Capabilities
+from llama_tui.engine.conversation import ChatMessage
+from llama_tui.engine.events import Finished, GenerationEvent, GenerationStats, StopReason, TextDelta
+from llama_tui.engine.model_ref import ModelRef
+from llama_tui.engine.settings import SamplingSettings
+
+
+class ScriptedModel:
+    """Replies with `parts`, one TextDelta each, then Finished."""
+
+    def __init__(self, parts: Sequence[str], *, name: str = "scripted") -> None:
+        self.parts = list(parts)
+        self.name = name
+        self.ref = ModelRef.server("http://scripted.invalid/v1", name)
+        self.context_size = 4096
+        self.context_used = 0
+        self.capabilities = Capabilities()
+        self.description = "a scripted model (tests)"
+        self.asked: list[Sequence[ChatMessage]] = []
+
+    def chat(self, messages: Sequence[ChatMessage], sampling: SamplingSettings, *, seed: int | None = None,
+             prefill: str = "") -> Iterator[GenerationEvent]:
+        self.asked.append(list(messages))
+        return self._reply()
+
+    def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
+        return self._reply()
+
+    def _reply(self) -> Iterator[GenerationEvent]:
+        stats = GenerationStats(generated_tokens=1, context_size=self.context_size)
+        for part in self.parts:
+            yield TextDelta(part, stats)
+        yield Finished(StopReason.END, "".join(self.parts), stats)
+
+    def cancel(self) -> None:
+        pass
+
+    def count_tokens(self, text: str) -> int | None:
+        return None
+
+    def clear_context(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
