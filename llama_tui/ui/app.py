@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.events import Print
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from llama_tui.engine.config import (
     RELOAD_FIELDS,
@@ -39,6 +39,7 @@ from llama_tui.engine.starter import StarterModelMissing, starter_model_path
 from llama_tui.launch import LaunchOptions
 from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
+from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
 from llama_tui.ui.messages import LogLinesReady, ModelLoaded, ModelLoadFailed, ReplyReady
 from llama_tui.ui.confirm_screen import ConfirmScreen
@@ -92,7 +93,7 @@ class LlamaApp(App[None]):
             with TabPane("Log F4", id="log"):
                 yield LogPane(id="log-view")
         yield StatusBar(id="status-bar")
-        yield Footer()
+        yield AppFooter()
 
     @property
     def generating(self) -> bool:

@@ -19,11 +19,12 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
 
 from llama_tui.engine.catalog import ModelEntry, list_models
 from llama_tui.engine.gguf_header import available_ram_bytes, estimate_memory
 from llama_tui.formatting import human_bytes
+from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.hub_panel import DownloadFinished, HubPanel
 from llama_tui.ui.path_suggester import PathSuggester
 
@@ -95,7 +96,7 @@ class ModelPickerScreen(ModalScreen[Path | None]):
                 with TabPane("Hugging Face", id="picker-hub"):
                     yield HubPanel(id="hub-panel")
             yield Static(Content("Enter opens · Esc closes · Tab moves between fields"), id="picker-help")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#model-table", DataTable)

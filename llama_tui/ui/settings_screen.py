@@ -17,7 +17,7 @@ from textual.content import Content
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Footer, Input, Label, Select, TextArea
+from textual.widgets import Button, Input, Label, Select, TextArea
 
 from llama_tui.engine.chat_templates import chat_format_names
 from llama_tui.engine.config import (
@@ -29,6 +29,7 @@ from llama_tui.engine.config import (
     validate_field,
 )
 from llama_tui.engine.settings import available_cores, default_batch_threads, default_threads
+from llama_tui.ui.footer import AppFooter
 
 AUTO = ""
 """The chat-format choice that lets the engine pick (the file's own template, else by architecture)."""
@@ -133,7 +134,7 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
                 yield Button("Save", id="settings-save", variant="primary", compact=True)
                 yield Button("Cancel", id="settings-cancel", compact=True)
                 yield Label(Content("ctrl+s save · esc cancel · tab next field"), id="settings-keys")
-        yield Footer()
+        yield AppFooter()
 
     def _group_title(self, title: str, effect: str) -> Horizontal:
         return Horizontal(
