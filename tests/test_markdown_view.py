@@ -174,6 +174,14 @@ def test_theme_colours_that_rich_cannot_read_fall_back() -> None:
     assert str(theme.styles["markdown.h1"].color.name).lower() == "#0178d4"
 
 
+def test_replies_in_the_same_colours_share_one_theme() -> None:
+    """Each reply asks for the theme; one Theme per set of colours, not one per reply."""
+    colours = {"primary": "#0178D4", "accent": "#FFA62B", "surface": "#1E1E1E"}
+    first = markdown_blocks.markdown_theme(dict(colours))
+    assert markdown_blocks.markdown_theme(dict(colours)) is first
+    assert markdown_blocks.markdown_theme({**colours, "primary": "#FF0000"}) is not first
+
+
 class ReplyApp(App[None]):
     def compose(self) -> ComposeResult:
         yield MarkdownView("Here is the code:\n\n```python\ndef f():\n    return 1\n```\n\nDone.\n")
