@@ -7,6 +7,7 @@ Counts of live objects, not sizes or times, so they hold on any machine
 from __future__ import annotations
 
 import gc
+import weakref
 from pathlib import Path
 
 from textual.widgets._footer import FooterKey
@@ -35,3 +36,21 @@ async def test_footer_keys_of_past_turns_are_freed(tiny_model: Path) -> None:
         # Each turn rebuilt the footer twice, dropping ~9 keys each time; before the fix
         # they were all still alive here.
         await wait_for(pilot, lambda: detached_footer_keys() == 0, timeout=10)
+
+
+async def test_a_new_chat_frees_the_old_replies(tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model, sampling=SamplingSettings(max_reply_tokens=5)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await send_chat(pilot, "first chat")
+        await wait_for(pilot, lambda: reply_ended(app))
+        # (Not query_one: the screen's query_one cache would hold the reply itself.)
+        old_reply = weakref.ref(app.query(AssistantMessage).last())
+        await pilot.press("ctrl+n")
+        # Textual's own layout caches let go of removed widgets after a few more layouts.
+        for turn in range(1, 4):
+            await send_chat(pilot, f"second chat {turn}")
+            await wait_for(pilot, lambda: len(app.query(AssistantMessage)) == turn and reply_ended(app))
+        await pilot.pause()
+        gc.collect()
+        assert old_reply() is None

@@ -92,6 +92,11 @@ class MarkdownView(Widget):
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._render_all())
 
+    def on_unmount(self) -> None:
+        # The signal holds the view (its callback refers to it) until the theme next
+        # changes: a new chat would otherwise keep every reply of the old one in memory.
+        self.app.theme_changed_signal.unsubscribe(self)
+
     # -- the text ------------------------------------------------------------------------
 
     def append(self, fragment: str) -> None:
