@@ -211,7 +211,7 @@ def run_app(args: argparse.Namespace) -> None:
                 probe.turn_done(turn, widgets)
             views = list(app.query(MarkdownView))
             probe.extra["line_cache_entries"] = sum(len(v._line_cache) for v in views)
-            probe.extra["rendered_lines"] = sum(len(v._lines.strips) for v in views)
+            probe.extra["rendered_lines"] = sum(len(v._lines.plain) for v in views)
             probe.extra["reply_chars"] = sum(len(v.text) for v in views)
             probe.extra["conversation_chars"] = sum(len(m.content) for m in app.query_one(ChatPane).conversation)
             probe.extra["notifications"] = len(app._notifications)

@@ -77,6 +77,7 @@ class AssistantMessage(MarkdownView):
         if not self._shown_any and reason is not StopReason.CANCELLED:
             parts.insert(0, "(the model replied with nothing)")
         self.set_footer(" · ".join(parts))
+        self.finish()
         self.add_class("ended")
 
 
