@@ -7,6 +7,7 @@ would silently fall back to the llama-2 format, which makes Gemma answer nothing
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -78,6 +79,13 @@ _EXTRA_STOPS: dict[str, list[str]] = {
 }
 
 
+@functools.lru_cache(maxsize=8)
+def _formatter(source: str, eos_token: str, bos_token: str) -> Jinja2ChatFormatter:
+    """A template compiled once (rendering is stateless): compiling it took a few ms before
+    every prompt, and more when old turns had to be dropped to fit the context."""
+    return Jinja2ChatFormatter(source, eos_token, bos_token)
+
+
 def chat_format_names() -> list[str]:
     return [FILE_TEMPLATE, *BUILT_IN_TEMPLATES]
 
@@ -94,8 +102,7 @@ class ChatTemplate:
 
     def render(self, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
         """The prompt text for these messages, and the stop strings to use."""
-        formatter = Jinja2ChatFormatter(self.source, self.eos_token, self.bos_token)
-        response = formatter(messages=messages)
+        response = _formatter(self.source, self.eos_token, self.bos_token)(messages=messages)
         stops = [self.eos_token, *_EXTRA_STOPS.get(self.name, [])]
         return response.prompt, [stop for stop in stops if stop]
 
