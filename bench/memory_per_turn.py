@@ -18,8 +18,8 @@ Modes (each in a fresh process):
            no UI: splits engine growth from UI growth
 Options:
   --tracemalloc   also trace Python allocations (slower) and print the top tracebacks that
-                  grew between turn --from (default 10) and the last turn, and the object
-                  types whose counts grew
+                  grew between turn --start (default 10) and the last turn
+  (always)        the object types whose counts grew between turn --start and the last
   --trim          call malloc_trim(0) at every checkpoint (shows what is only freed heap)
   MALLOC_ARENA_MAX=2 in the environment is passed to the child as it is.
 
@@ -102,6 +102,19 @@ def checkpoint(turn: int, widgets: int | None, trim: bool) -> dict[str, object]:
     return row
 
 
+def lru_caches(least: int = 200) -> list[tuple[str, int, int | None]]:
+    """functools caches holding at least `least` entries: (name, entries, maxsize)."""
+    import functools
+
+    found = []
+    for o in gc.get_objects():
+        if isinstance(o, functools._lru_cache_wrapper):
+            info = o.cache_info()
+            if info.currsize >= least:
+                found.append((f"{o.__module__}.{o.__qualname__}", info.currsize, info.maxsize))
+    return sorted(found, key=lambda row: -row[1])
+
+
 def type_counts() -> collections.Counter[str]:
     return collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
 
@@ -119,12 +132,13 @@ class Probe:
     def turn_done(self, turn: int, widgets: int | None) -> None:
         if turn % self.args.every == 0 or turn == 1 or turn == self.args.turns:
             self.rows.append(checkpoint(turn, widgets, self.args.trim))
-        if self.args.tracemalloc and turn == self.args.start:
-            import tracemalloc
-
+        if turn == self.args.start:
             gc.collect()
-            self.snapshot = tracemalloc.take_snapshot()
             self.types = type_counts()
+            if self.args.tracemalloc:
+                import tracemalloc
+
+                self.snapshot = tracemalloc.take_snapshot()
 
     def finish(self) -> None:
         args = self.args
@@ -146,8 +160,11 @@ class Probe:
                  "file": s.traceback[0].filename.split("site-packages/")[-1]}
                 for s in by_file[:args.top]
             ]
-            growth = type_counts() - (self.types or collections.Counter())
+        if self.types is not None:
+            gc.collect()
+            growth = type_counts() - self.types
             self.extra["type_growth"] = growth.most_common(args.top)
+        self.extra["lru_caches"] = lru_caches()
         self.extra["rss_end"] = benchlib.vm_rss_mib()
         gc.collect()
         self.extra["rss_after_gc"] = benchlib.vm_rss_mib()
@@ -215,6 +232,7 @@ def run_app(args: argparse.Namespace) -> None:
             probe.extra["reply_chars"] = sum(len(v.text) for v in views)
             probe.extra["conversation_chars"] = sum(len(m.content) for m in app.query_one(ChatPane).conversation)
             probe.extra["notifications"] = len(app._notifications)
+            probe.extra["screen_query_one_cache"] = len(app.screen._query_one_cache)
             probe.extra["tasks"] = len(asyncio.all_tasks())
             probe.extra["context_used"] = app.model.context_used if app.model else None
             probe.finish()
@@ -281,9 +299,11 @@ def report(mode: str, result: dict, args: argparse.Namespace) -> None:
     print(f"end: rss {result['rss_end']:.1f} MiB, after gc.collect() {result['rss_after_gc']:.1f}, "
           f"after malloc_trim(0) {result['rss_after_trim']:.1f}; live samplers after gc: {result['samplers_after_gc']}")
     for key in ("line_cache_entries", "rendered_lines", "reply_chars", "conversation_chars", "notifications", "tasks",
-                "context_used"):
+                "screen_query_one_cache", "context_used"):
         if key in result:
             print(f"{key}: {result[key]}")
+    print("functools caches with 200+ entries (name, entries, max): "
+          + "; ".join(f"{name} {size}/{limit}" for name, size, limit in result.get("lru_caches", [])))
     if "tracemalloc_top" in result:
         print(f"\ntracemalloc, turn {args.start} → {args.turns}, top by file:")
         for s in result["tracemalloc_by_file"]:
@@ -293,9 +313,11 @@ def report(mode: str, result: dict, args: argparse.Namespace) -> None:
             print(f"  {s['size_diff_kib']:+9.1f} KiB {s['count_diff']:+7d}")
             for frame in s["traceback"][-args.frames:]:
                 print(f"        {frame}")
-        print("\nobject types that grew (gc-tracked):")
+    if "type_growth" in result:
+        print(f"\nobjects (gc-tracked) that grew from turn {args.start} to {args.turns}, per turn:")
+        span = max(args.turns - args.start, 1)
         for name, count in result["type_growth"]:
-            print(f"  {count:+7d}  {name}")
+            print(f"  {count / span:+8.1f}  {name}")
 
 
 def main() -> None:
