@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from llama_tui.engine import chat_templates
 from llama_tui.engine.chat_templates import choose_chat_template, looks_instruction_tuned
 from llama_tui.engine.jinja_chat import render_chat
 from llama_tui.engine.settings import parse_override
@@ -88,6 +89,23 @@ def test_templates_keep_the_system_prompt_and_end_with_the_reply_cue() -> None:
     gemma = render_chat(choose_chat_template({}, "<bos>", "<eos>", "gemma").source, messages,
                         bos_token="<bos>", eos_token="<eos>")
     assert gemma.endswith("<start_of_turn>model\n") and "Be brief.\n\nHi" in gemma
+
+
+def test_a_template_is_compiled_once_not_for_every_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[str] = []
+    original = chat_templates.Jinja2ChatFormatter
+
+    def counting(source: str, *args: object) -> object:
+        compiled.append(source)
+        return original(source, *args)
+
+    monkeypatch.setattr(chat_templates, "Jinja2ChatFormatter", counting)
+    chat_templates._formatter.cache_clear()
+    template = choose_chat_template({"general.architecture": "x"}, "<s>", "</s>", "chatml")
+    prompts = [template.render([{"role": "user", "content": f"message {n}"}])[0] for n in range(5)]
+    assert len(compiled) == 1
+    assert all(f"message {n}" in prompt for n, prompt in enumerate(prompts))
+    chat_templates._formatter.cache_clear()  # nothing compiled by the stand-in stays cached
 
 
 def test_instruction_tuned_detection_reads_whole_words() -> None:

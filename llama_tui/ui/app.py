@@ -24,7 +24,7 @@ from textual.events import Print
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, TabbedContent, TabPane, TextArea
+from textual.widgets import TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
 from llama_tui.engine.backend import GenerationError, ModelBackend, ModelBusy, ModelClosed, PromptError
@@ -52,6 +52,7 @@ from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.history_screen import HistoryResult, HistoryScreen
+from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
 from llama_tui.ui.messages import (
     ChatCleared,
@@ -154,7 +155,7 @@ class LlamaApp(App[None]):
             with TabPane("Log F4", id="log"):
                 yield LogPane(id="log-view")
         yield StatusBar(id="status-bar")
-        yield Footer()
+        yield AppFooter()
 
     @property
     def generating(self) -> bool:

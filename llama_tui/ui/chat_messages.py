@@ -150,6 +150,7 @@ class AssistantMessage(_Focusable, MarkdownView):
         if not self._shown_any and reason is not StopReason.CANCELLED:
             parts.insert(0, "(the model replied with nothing)")
         self._set_footer(" · ".join(parts))
+        self.finish()
         self.add_class("ended")
 
     def continuing(self) -> None:

@@ -18,10 +18,11 @@ from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from llama_tui.engine.store import ConversationStore, ConversationSummary, StoreError
 from llama_tui.ui.confirm_screen import ConfirmScreen
+from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.literal import literal, literal_cell
 
 SEARCH_AFTER = 0.15
@@ -99,7 +100,7 @@ class HistoryScreen(ModalScreen[HistoryResult]):
             yield Input(placeholder="Search every message (↓ to the list)", id="history-search")
             yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="history-status")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -117,7 +117,8 @@ class _ReplyMarkdown(Markdown):
 
 
 def markdown_theme(variables: dict[str, str]) -> Theme:
-    """Rich's Markdown styles in the colours of the app's Textual theme."""
+    """Rich's Markdown styles in the colours of the app's Textual theme. One Theme per set
+    of colours, shared by every reply (Rich only reads it)."""
 
     def colour(name: str, fallback: str) -> str:
         # Theme variables may be "transparent" or "ansi_default 50%", which Rich cannot take.
@@ -127,9 +128,14 @@ def markdown_theme(variables: dict[str, str]) -> Theme:
             return fallback
         return parsed.hex6 if parsed.a > 0 else fallback
 
-    primary, accent = colour("primary", "cyan"), colour("accent", "magenta")
-    secondary, muted = colour("secondary", "blue"), colour("foreground-muted", "grey50")
-    code_background = colour("surface", "black")
+    return _markdown_theme(
+        colour("primary", "cyan"), colour("accent", "magenta"), colour("secondary", "blue"),
+        colour("foreground-muted", "grey50"), colour("surface", "black"),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _markdown_theme(primary: str, accent: str, secondary: str, muted: str, code_background: str) -> Theme:
     return Theme({
         "markdown.h1": Style.parse(f"bold underline {primary}"),
         "markdown.h2": Style.parse(f"bold {primary}"),

@@ -17,13 +17,14 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
 
 from llama_tui.engine.catalog import ModelEntry, list_models
 from llama_tui.engine.gguf_header import available_ram_bytes, estimate_memory
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import Settings
 from llama_tui.formatting import human_bytes
+from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.hub_panel import DownloadFinished, HubPanel
 from llama_tui.ui.literal import literal, literal_cell
 from llama_tui.ui.path_suggester import PathInput
@@ -100,7 +101,7 @@ class ModelPickerScreen(ModalScreen[ModelRef | None]):
                     yield ServersPanel([ref for ref in self.recent if ref.kind == "server"],
                                        api_key_env=self.settings.server.api_key_env, id="servers-panel")
             yield Static(Content("Enter opens · Esc closes · Tab moves between fields"), id="picker-help")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#model-table", DataTable)

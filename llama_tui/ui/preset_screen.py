@@ -9,10 +9,11 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from llama_tui.engine.presets import NO_PRESET, Preset
+from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.literal import literal
 
 
@@ -42,7 +43,7 @@ class PresetScreen(ModalScreen[str | None]):
             yield OptionList(*options, id="preset-list")
             yield Static(Content("Enter chooses · Esc closes · presets are [presets.NAME] tables in the settings file"),
                          id="preset-help")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

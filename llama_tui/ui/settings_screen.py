@@ -18,10 +18,11 @@ from textual.content import Content
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Footer, Input, Label, Select, Switch, TextArea
+from textual.widgets import Button, Input, Label, Select, Switch, TextArea
 
 from llama_tui.engine.config import GPU_INSTALL_HINT, format_overrides, gpu_offload_supported, validate_field
 from llama_tui.engine.settings import SECTIONS, SETTINGS, Setting, Settings, available_cores
+from llama_tui.ui.footer import AppFooter
 
 AUTO = ""
 """A choice left to the engine (the chat format's "auto")."""
@@ -91,7 +92,7 @@ class SettingsScreen(ModalScreen[Settings | None]):
                 yield Button("Save", id="settings-save", variant="primary", compact=True)
                 yield Button("Cancel", id="settings-cancel", compact=True)
                 yield Label(Content("ctrl+s save · esc cancel · tab next field"), id="settings-keys")
-        yield Footer()
+        yield AppFooter()
 
     def _group_title(self, title: str, effect: str) -> Horizontal:
         return Horizontal(
