@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.widgets import Input, ProgressBar, TabbedContent, TextArea
 
+from llama_tui.engine.events import GenerationEvent, PromptProgress, TextDelta
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.launch import LaunchOptions
@@ -42,6 +47,22 @@ def record_states(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(StatusBar, "show_state", show_state)
     return shown
+
+
+def held(events: Iterator[GenerationEvent], holds: list[tuple[type, Callable[[], bool]]]) -> Iterator[GenerationEvent]:
+    """The engine's events, with the decode thread held after the first event of each kind
+    in `holds` until its condition is true (the screen shows it, or Esc reached the model).
+    So what the screen shows in between is the same on a fast machine and a loaded one."""
+    holds = list(holds)
+    with closing(events):
+        for event in events:
+            yield event
+            if holds and isinstance(event, holds[0][0]):
+                until = holds.pop(0)[1]
+                for _ in range(6000):  # a bound, so that a failing test does not hang
+                    if until():
+                        break
+                    time.sleep(0.01)
 
 
 # -- the keys table ------------------------------------------------------------------------------
@@ -191,6 +212,12 @@ async def test_the_state_reads_loading_prompt_generating_idle(
         await pilot.pause()
         assert states[-2:] == ["loading", "idle"]
         states.clear()
+        # However fast the machine, the engine goes on only once the screen has shown the
+        # first prompt batch, and the first text.
+        chat = app.model.chat
+        holds = [(PromptProgress, lambda: any(s.startswith("prompt ") for s in states)),
+                 (TextDelta, lambda: "generating" in states)]
+        monkeypatch.setattr(app.model, "chat", lambda *args, **kwargs: held(chat(*args, **kwargs), holds))
         await send_chat(pilot, "The quick brown fox jumps over the lazy dog. " * 160)
         await wait_for(pilot, lambda: reply_ended(app), timeout=120)
         progress = [tuple(map(int, m.groups())) for s in states if (m := re.fullmatch(r"prompt (\d+)/(\d+)", s))]
@@ -206,11 +233,24 @@ async def test_the_state_reads_loading_prompt_generating_idle(
 async def test_esc_stops_in_the_middle_of_a_long_prompt(starter_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """README: "Stopping is immediate between tokens, and also in the middle of a long prompt
     evaluation". Esc while the status bar still counts the prompt: the reply is stopped with
-    the prompt only part evaluated, nothing written."""
+    the prompt only part evaluated, nothing written. The engine waits after its first batch
+    until Esc has reached it, so the prompt cannot be done first on a fast machine (the stop
+    inside a batch is test_engine.py::test_stop_during_a_long_prompt_evaluation)."""
     states = record_states(monkeypatch)
     app = LlamaApp(LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096)))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None, timeout=120)
+        model = app.model
+        stopped = threading.Event()
+        cancel, chat = model.cancel, model.chat
+
+        def cancel_and_note() -> None:
+            cancel()
+            stopped.set()
+
+        monkeypatch.setattr(model, "cancel", cancel_and_note)
+        monkeypatch.setattr(model, "chat", lambda *args, **kwargs: held(chat(*args, **kwargs),
+                                                                          [(PromptProgress, stopped.is_set)]))
         await send_chat(pilot, "The quick brown fox jumps over the lazy dog. " * 300)
         await wait_for(pilot, lambda: any(re.fullmatch(r"prompt \d+/\d+", s) for s in states), timeout=60)
         await pilot.press("escape")

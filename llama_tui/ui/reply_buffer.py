@@ -63,6 +63,10 @@ MAX_FRAME_SECONDS = 0.5
 class ReplyBuffer:
     wake: Callable[[], object]
     """Called (from the decode thread) when the buffer stops being empty; must not block."""
+    clock: Callable[[], float] = time.monotonic
+    """Spaces the drains (tests pass their own)."""
+    ui_cpu_clock: Callable[[], float] = time.thread_time
+    """The UI thread's CPU time, read on the UI thread (tests pass their own)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _parts: list[str] = field(default_factory=list)
     _pending: ReplyBatch | None = None
@@ -112,16 +116,20 @@ class ReplyBuffer:
             except RuntimeError:  # the loop closed: the app is gone
                 pass
 
-    async def drain_next_frame(self) -> ReplyBatch | None:
-        """Wait for the next frame, then drain (UI side).
+    def seconds_to_next_frame(self) -> float:
+        """How long the UI still waits before its next drain (0 or less: none).
 
         A frame is FRAME_SECONDS, stretched when the UI thread spent more than its budget
-        of CPU since the last drain (rendering a long Markdown reply gets costlier). The end
-        of a reply is shown at once.
+        of CPU since the last drain (rendering a long Markdown reply gets costlier), but
+        never beyond MAX_FRAME_SECONDS.
         """
-        ui_cpu = time.thread_time() - self._ui_cpu_at_last_drain
+        ui_cpu = self.ui_cpu_clock() - self._ui_cpu_at_last_drain
         frame = min(max(FRAME_SECONDS, ui_cpu / UI_CPU_BUDGET), MAX_FRAME_SECONDS)
-        wait = self._last_drain + frame - time.monotonic()
+        return self._last_drain + frame - self.clock()
+
+    async def drain_next_frame(self) -> ReplyBatch | None:
+        """Wait for the next frame, then drain (UI side). The end of a reply is shown at once."""
+        wait = self.seconds_to_next_frame()
         if wait > 0:
             hurry = asyncio.Event()
             with self._lock:
@@ -136,8 +144,8 @@ class ReplyBuffer:
                 finally:
                     with self._lock:
                         self._waiting = None
-        self._last_drain = time.monotonic()
-        self._ui_cpu_at_last_drain = time.thread_time()
+        self._last_drain = self.clock()
+        self._ui_cpu_at_last_drain = self.ui_cpu_clock()
         return self.drain()
 
     def drain(self) -> ReplyBatch | None:
