@@ -11,7 +11,7 @@ import pytest
 # Keep logs, caches and the starter model out of the real user directories.
 SHARED_HOME = Path(os.environ.setdefault("LLAMA_TUI_HOME", str(Path(__file__).resolve().parent.parent / ".test-home")))
 
-pytest_plugins = ["tests.tiny_gguf", "tests.hub_server"]
+pytest_plugins = ["tests.tiny_gguf", "tests.hub_server", "tests.openai_server"]
 
 
 @pytest.fixture(autouse=True)

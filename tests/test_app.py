@@ -20,7 +20,7 @@ from textual.notifications import Notify
 from textual.pilot import Pilot
 from textual.widgets import Label, Log, TabbedContent, TextArea
 
-from llama_tui.engine.events import Finished, GenerationEvent, GenerationStats, StopReason, TextDelta
+from llama_tui.engine.events import GenerationEvent, TextDelta
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.launch import LaunchOptions
@@ -108,8 +108,8 @@ async def test_chat_reply_streams_and_status_bar_matches_the_engine(
         try:
             await send_chat(pilot, "hello there")
             # The reply streams: its first text is on the screen while it is being written.
-            await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).raw_text)
-            shown_first = app.query_one(AssistantMessage).raw_text
+            await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).text)
+            shown_first = app.query_one(AssistantMessage).text
             assert app.generating and label_text(app, "status-state") == "generating"
         finally:
             release.set()

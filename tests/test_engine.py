@@ -49,7 +49,7 @@ def gemma(starter_model: Path):
 
 
 def test_load_settings_take_effect(tiny_model: Path) -> None:
-    settings = LoadSettings(n_ctx=768, n_threads=1, n_threads_batch=2, n_gpu_layers=0, seed=7)
+    settings = LoadSettings(n_ctx=768, n_threads=1, n_threads_batch=2, n_gpu_layers=0)
     model = LoadedModel.load(tiny_model, settings)
     try:
         llm = model._llm
@@ -64,17 +64,20 @@ def test_load_settings_take_effect(tiny_model: Path) -> None:
 
 
 def test_seed_makes_sampling_reproducible(tiny_model: Path) -> None:
-    sampling = SamplingSettings(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, max_reply_tokens=24)
+    """The seed is a sampling setting: the same model, no reload, gives the same reply for the
+    same seed, another for another seed."""
+    model = LoadedModel.load(tiny_model, LoadSettings(n_ctx=256, n_threads=1, n_threads_batch=1))
 
     def reply(seed: int) -> str:
-        model = LoadedModel.load(tiny_model, LoadSettings(n_ctx=256, seed=seed, n_threads=1, n_threads_batch=1))
-        try:
-            return run(model.complete("once upon a time", sampling))[1].text
-        finally:
-            model.close()
+        sampling = SamplingSettings(seed=seed, temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, max_reply_tokens=24)
+        return run(model.complete("once upon a time", sampling))[1].text
 
-    assert reply(561371) == reply(561371)
-    assert reply(561371) != reply(42)
+    try:
+        assert reply(561371) == reply(561371)
+        assert reply(561371) != reply(42)
+        assert reply(42) == reply(42)
+    finally:
+        model.close()
 
 
 def test_metadata_override_is_applied(tiny_model: Path) -> None:

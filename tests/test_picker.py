@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from textual.widgets import DataTable, Input, ProgressBar, TabbedContent
 from llama_tui import cli
 from llama_tui.engine.config import AppConfig
 from llama_tui.engine.model import LoadedModel
+from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.ui.app import LlamaApp
 from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, UserMessage
@@ -72,7 +72,7 @@ async def test_picker_lists_models_with_header_fields_and_filters_by_keyboard(ho
     folder = home / "data" / "models"
     folder.mkdir(parents=True)
     write_tiny_llama_gguf(folder / "dropped-in.gguf", name="dropped-in-llama")
-    app = LlamaApp(tiny_options(tiny_model, saved_config=AppConfig(recent_models=(tiny_model,))))
+    app = LlamaApp(tiny_options(tiny_model, saved_config=AppConfig(recent_models=(ModelRef.file(tiny_model),))))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await open_picker(pilot, app)
@@ -91,7 +91,7 @@ async def test_picker_lists_models_with_header_fields_and_filters_by_keyboard(ho
         await pilot.press("enter")  # opens the one match
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "Gemma 3 270m", timeout=60)
         assert not isinstance(app.screen, ModelPickerScreen)
-        assert app.recent_models[0].name == "gemma-3-270m-q4_k_m.gguf"
+        assert app.recent_models[0] == ModelRef.starter()  # the starter, however it is unpacked
 
 
 async def test_swapping_during_generation_stops_it_and_the_new_model_answers(home: Path, tiny_model: Path, tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ async def test_swapping_during_generation_stops_it_and_the_new_model_answers(hom
         await wait_for(pilot, lambda: reply_ended(app))
         assert "stopped" in app.query(AssistantMessage).first().footer_text
         # The conversation stayed on screen, and the new model answers the next turn.
-        app.options = replace(app.options, sampling=SamplingSettings(max_reply_tokens=10))
+        app.settings = app.settings.with_values({"max_reply_tokens": 10})
         await send_chat(pilot, "and now?")
         await wait_for(pilot, lambda: len(app.query(AssistantMessage)) == 2 and reply_ended(app))
         assert [str(m.render()) for m in app.query(UserMessage)] == ["write forever", "and now?"]

@@ -375,7 +375,8 @@ async def test_a_new_model_evaluates_the_next_turn_afresh_with_its_own_template(
         await pilot.pause()
         assert "loading" in states and states[-1] == "idle"
         notes = [m.notification.message for m in seen if isinstance(m, Notify)]
-        assert any(n.startswith("tiny-test-llama-chatml loaded in") and n.endswith("chat template: gguf") for n in notes)
+        assert any(n.startswith("tiny-test-llama-chatml ready in") and "chat template gguf: the model file's own" in n
+                   for n in notes)
         await send_chat(pilot, "second with ChatML")
         await wait_for(pilot, lambda: reply_ended(app))
         stats = app.last_stats
@@ -462,8 +463,9 @@ def test_files_are_where_the_readme_says_and_the_status_bar_reads_left_to_right(
                             status()), status()
 
         term.press("f6")
+        term.wait_for("Model loading")
+        term.press(*["tab"] * 9)  # from the context length to top-k (the form scrolls to it)
         term.wait_for("Top k")
-        term.press(*["tab"] * 9)  # from the context length to top-k
         top_k = lambda: next(row for row in term.text().splitlines() if "Top k" in row)
         term.wait_for(lambda: re.search(r"Top k +40 ", top_k()) is not None)
         term.write(b"\x1b[F")  # End
@@ -485,9 +487,9 @@ def test_files_are_where_the_readme_says_and_the_status_bar_reads_left_to_right(
 
     saved = home / ".config" / "llama-tui" / "config.toml"
     config, warnings = load_config(saved)
-    assert not warnings and config.sampling.top_k == 5
-    assert config.load.n_ctx == 4096  # --max-token 300 was for that run only
-    assert config.last_model == tiny_model
+    assert not warnings and config.settings.sampling.top_k == 5
+    assert config.settings.load.n_ctx == 4096  # --max-token 300 was for that run only
+    assert config.last_model == ModelRef.file(tiny_model)
     assert "llama_model_loader" in log_file.read_text(encoding="utf-8")
 
 

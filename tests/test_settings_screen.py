@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, Select, TextArea
 
-from llama_tui.engine.config import GPU_INSTALL_HINT, AppConfig
-from llama_tui.engine.settings import LoadSettings, SamplingSettings
+from llama_tui.engine.config import GPU_INSTALL_HINT
+from llama_tui.engine.settings import SETTINGS, ChatSettings, LoadSettings, SamplingSettings, Settings
 from llama_tui.ui.settings_screen import SettingsScreen
 
 SIZE = (120, 50)
@@ -20,7 +17,7 @@ _UNSET = object()
 class SettingsApp(App[None]):
     """Opens the settings panel at once and keeps what it dismissed with."""
 
-    def __init__(self, config: AppConfig, *, gpu_offload: bool = False) -> None:
+    def __init__(self, config: Settings, *, gpu_offload: bool = False) -> None:
         super().__init__()
         self.config = config
         self.gpu_offload = gpu_offload
@@ -29,17 +26,15 @@ class SettingsApp(App[None]):
     def on_mount(self) -> None:
         self.push_screen(SettingsScreen(self.config, gpu_offload=self.gpu_offload), self._dismissed)
 
-    def _dismissed(self, result: AppConfig | None) -> None:
+    def _dismissed(self, result: Settings | None) -> None:
         self.result = result
 
 
-def start_config() -> AppConfig:
-    return AppConfig(
+def start_config() -> Settings:
+    return Settings(
         load=LoadSettings(n_ctx=2048, n_threads=1, n_threads_batch=1, overrides={"a.b": 1}),
         sampling=SamplingSettings(max_reply_tokens=100),
-        system_prompt="Be brief.",
-        last_model=Path("/models/x.gguf"),
-        recent_models=(Path("/models/x.gguf"),),
+        chat=ChatSettings(system_prompt="Be brief."),
     )
 
 
@@ -92,14 +87,11 @@ async def test_invalid_value_is_marked_and_save_refused_until_fixed() -> None:
         await pilot.press("ctrl+s")
         await pilot.pause()
 
-    start = start_config()
-    expected = replace(
-        start,
-        load=replace(start.load, n_ctx=4096, chat_format="chatml", overrides={"a.b": 2, "flag": True},
-                     n_threads_batch=LoadSettings().n_threads_batch),
-        sampling=replace(start.sampling, temperature=1.5, max_reply_tokens=None),
-        system_prompt="Answer in [bold] French.",
-    )
+    expected = start_config().with_values({
+        "n_ctx": 4096, "chat_format": "chatml", "overrides": {"a.b": 2, "flag": True},
+        "n_threads_batch": LoadSettings().n_threads_batch, "temperature": 1.5, "max_reply_tokens": None,
+        "system_prompt": "Answer in [bold] French.",
+    })
     assert app.result == expected
 
 
@@ -128,15 +120,11 @@ async def test_tab_moves_through_the_fields_in_order() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         order = []
-        for _ in range(16):
+        for _ in range(len(SETTINGS) + 2):
             order.append(app.focused.id if app.focused else None)
             await pilot.press("tab")
-        assert order == [
-            "settings-n_ctx", "settings-n_gpu_layers", "settings-n_threads", "settings-n_threads_batch",
-            "settings-chat_format", "settings-overrides", "settings-seed", "settings-temperature",
-            "settings-top_p", "settings-top_k", "settings-min_p", "settings-repeat_penalty",
-            "settings-max_reply_tokens", "settings-system_prompt", "settings-save", "settings-cancel",
-        ]
+        # Every setting of the table, in the table's order, then the buttons.
+        assert order == [*(f"settings-{name}" for name in SETTINGS), "settings-save", "settings-cancel"]
         # Tab leaves the system prompt rather than typing a tab into it.
         assert "\t" not in app.screen.query_one("#settings-system_prompt", TextArea).text
 

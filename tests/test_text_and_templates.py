@@ -91,21 +91,24 @@ def test_templates_keep_the_system_prompt_and_end_with_the_reply_cue() -> None:
     assert gemma.endswith("<start_of_turn>model\n") and "Be brief.\n\nHi" in gemma
 
 
-def test_a_template_is_compiled_once_not_for_every_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_built_in_template_is_compiled_once_not_for_every_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llama_tui.engine import jinja_chat
+
     compiled: list[str] = []
-    original = chat_templates.Jinja2ChatFormatter
+    original = jinja_chat.compile_template
 
-    def counting(source: str, *args: object) -> object:
+    def counting(source: str) -> object:
         compiled.append(source)
-        return original(source, *args)
+        return original(source)
 
-    monkeypatch.setattr(chat_templates, "Jinja2ChatFormatter", counting)
-    chat_templates._formatter.cache_clear()
+    monkeypatch.setattr(jinja_chat, "compile_template", counting)
+    jinja_chat._compiled.cache_clear()
     template = choose_chat_template({"general.architecture": "x"}, "<s>", "</s>", "chatml")
-    prompts = [template.render([{"role": "user", "content": f"message {n}"}])[0] for n in range(5)]
+    prompts = [render_chat(template.source, [{"role": "user", "content": f"message {n}"}], bos_token="<s>",
+                           eos_token="</s>") for n in range(5)]
     assert len(compiled) == 1
     assert all(f"message {n}" in prompt for n, prompt in enumerate(prompts))
-    chat_templates._formatter.cache_clear()  # nothing compiled by the stand-in stays cached
+    jinja_chat._compiled.cache_clear()  # nothing compiled by the stand-in stays cached
 
 
 def test_instruction_tuned_detection_reads_whole_words() -> None:

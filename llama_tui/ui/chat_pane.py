@@ -23,6 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -52,6 +53,8 @@ SAVE_EVERY = 0.5
 WINDOW = 60
 """Messages mounted at first; scrolling to the top mounts this many more."""
 DRAFT = "chat"
+DRAFT_SAVE_AFTER = 1.0
+"""Seconds after the last change to the message box before its text is saved as a draft."""
 
 
 def describe_speed(stats: GenerationStats) -> str:
@@ -102,6 +105,8 @@ class _Writing:
     widget: AssistantMessage
     prefix: str
     """For a continued reply: the text it had before."""
+    typed: str = ""
+    """The message it answers as it was in the box, to put back if the reply cannot start."""
     saved_at: float = 0.0
 
 
@@ -139,6 +144,9 @@ class ChatPane(Vertical):
         """While a message is being edited: its id (the new version becomes its sibling)."""
         self._window = WINDOW
         self._code_copied: tuple[str, int] | None = None
+        self._draft = ""
+        """The message box's text as of its last change."""
+        self._draft_timer: Timer | None = None
         self._in_store: str | None = None
         """The id of the shown conversation once the store holds it (its first reply, or loaded
         from it): until then there is nothing to update there."""
@@ -165,9 +173,22 @@ class ChatPane(Vertical):
             self.chat_input.move_cursor(self.chat_input.document.end)
         self._show_header()
 
-    def on_unmount(self) -> None:
+    @on(ChatInput.Changed, "#chat-input")
+    def _box_changed(self, event: ChatInput.Changed) -> None:
+        """What is in the box is saved a moment after it changes, and when the app ends."""
+        self._draft = event.text_area.text
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
         if self.persist:
-            save_draft(DRAFT, self.chat_input.text)
+            self._draft_timer = self.set_timer(DRAFT_SAVE_AFTER, self._save_draft)
+
+    def _save_draft(self) -> None:
+        self._draft_timer = None
+        if self.persist:
+            save_draft(DRAFT, self._draft)
+
+    def on_unmount(self) -> None:
+        self._save_draft()  # the box is gone by now: its last text was kept in _draft
 
     @property
     def chat_input(self) -> ChatInput:
@@ -360,7 +381,7 @@ class ChatPane(Vertical):
             await self._render_branch(scroll_to_end=True)
             widget = self._reply_widget(reply.id)
             assert widget is not None
-        self._writing = _Writing(reply.id, widget, prefix, saved_at=time.monotonic())
+        self._writing = _Writing(reply.id, widget, prefix, typed=asked.typed, saved_at=time.monotonic())
         if self._in_store != conversation.id:
             self.store.create(conversation)
             self._in_store = conversation.id
@@ -444,7 +465,7 @@ class ChatPane(Vertical):
         removed = self.conversation.delete(reply.id)
         typed = None
         if user is not None and user.role == "user" and not self.conversation.children(user.id):
-            typed = user.text  # the message got no reply at all: it goes back in the box
+            typed = writing.typed or user.text  # the message got no reply at all: back in the box, as typed
             removed += self.conversation.delete(user.id)
         if self._stored():
             self.store.delete_messages(self.conversation.id, removed)

@@ -45,10 +45,11 @@ class CompletionPane(Vertical):
         self._asked = False
         self._shown_any = False
         self._save_timer: Timer | None = None
+        self._text = load_draft(DRAFT) if persist else ""
+        """The text as of its last change."""
 
     def compose(self) -> ComposeResult:
-        yield TextArea(load_draft(DRAFT) if self.persist else "", id="completion-text", soft_wrap=True,
-                       tab_behavior="indent")
+        yield TextArea(self._text, id="completion-text", soft_wrap=True, tab_behavior="indent")
         yield Static(Content("Write the start of a text; ctrl+r lets the model continue it, from this text alone each time."),
                      id="completion-hint")
 
@@ -56,7 +57,8 @@ class CompletionPane(Vertical):
     def text_area(self) -> TextArea:
         return self.query_one("#completion-text", TextArea)
 
-    def on_text_area_changed(self, _event: TextArea.Changed) -> None:
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self._text = event.text_area.text
         if not self.persist:
             return
         if self._save_timer is not None:
@@ -66,7 +68,7 @@ class CompletionPane(Vertical):
     def _save(self) -> None:
         self._save_timer = None
         if self.persist:
-            save_draft(DRAFT, self.text_area.text)
+            save_draft(DRAFT, self._text)  # not from the widget: at unmount it is gone
 
     def on_unmount(self) -> None:
         self._save()
