@@ -9,15 +9,16 @@ from collections.abc import Iterator, Sequence
 
 from llama_tui.engine.backend import Capabilities
 from llama_tui.engine.conversation import ChatMessage
-from llama_tui.engine.events import Finished, GenerationEvent, GenerationStats, StopReason, TextDelta
+from llama_tui.engine.events import Finished, GenerationEvent, GenerationStats, StopReason, TextDelta, ThinkingDelta
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import SamplingSettings
 
 
 class ScriptedModel:
-    """Replies with `parts`, one TextDelta each, then Finished."""
+    """Replies with `parts`, one TextDelta each (a ("thinking", text) part: a ThinkingDelta,
+    as a server that sends reasoning_content gives), then Finished."""
 
-    def __init__(self, parts: Sequence[str], *, name: str = "scripted") -> None:
+    def __init__(self, parts: Sequence[str | tuple[str, str]], *, name: str = "scripted") -> None:
         self.parts = list(parts)
         self.name = name
         self.ref = ModelRef.server("http://scripted.invalid/v1", name)
@@ -28,7 +29,8 @@ class ScriptedModel:
         self.asked: list[Sequence[ChatMessage]] = []
 
     def chat(self, messages: Sequence[ChatMessage], sampling: SamplingSettings, *, seed: int | None = None,
-             prefill: str = "") -> Iterator[GenerationEvent]:
+             prefill: str = "", enable_thinking: bool = True, thinking_budget: int | None = None
+             ) -> Iterator[GenerationEvent]:
         self.asked.append(list(messages))
         return self._reply()
 
@@ -36,10 +38,17 @@ class ScriptedModel:
         return self._reply()
 
     def _reply(self) -> Iterator[GenerationEvent]:
-        stats = GenerationStats(generated_tokens=1, context_size=self.context_size)
-        for part in self.parts:
-            yield TextDelta(part, stats)
-        yield Finished(StopReason.END, "".join(self.parts), stats)
+        answer, thinking = [], []
+        for number, part in enumerate(self.parts, start=1):
+            stats = GenerationStats(generated_tokens=number, decode_seconds=float(number), context_size=self.context_size)
+            if isinstance(part, tuple):
+                thinking.append(part[1])
+                yield ThinkingDelta(part[1], stats)
+            else:
+                answer.append(part)
+                yield TextDelta(part, stats)
+        yield Finished(StopReason.END, "".join(answer), GenerationStats(generated_tokens=len(self.parts)),
+                       thinking="".join(thinking))
 
     def cancel(self) -> None:
         pass

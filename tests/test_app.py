@@ -110,7 +110,8 @@ async def test_chat_reply_streams_and_status_bar_matches_the_engine(
             # The reply streams: its first text is on the screen while it is being written.
             await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).text)
             shown_first = app.query_one(AssistantMessage).text
-            assert app.generating and label_text(app, "status-state") == "generating"
+            await wait_for(pilot, lambda: label_text(app, "status-state") == "generating")  # the status bar follows
+            assert app.generating
         finally:
             release.set()
         await wait_for(pilot, lambda: reply_ended(app))

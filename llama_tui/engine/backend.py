@@ -48,6 +48,8 @@ class Capabilities:
     """Layers can be offloaded to a GPU by this app (a server decides for itself)."""
     exact_figures: bool = True
     """Token counts and times come from the engine itself, not estimated by the client."""
+    thinking_switch: bool = False
+    """Thinking can be turned off for a reply (the template takes enable_thinking)."""
 
 
 class ModelBackend(Protocol):
@@ -78,7 +80,14 @@ class ModelBackend(Protocol):
         """A line about how it runs, for the status bar's info (e.g. the chat template and why)."""
 
     def chat(
-        self, messages: Sequence[ChatMessage], sampling: SamplingSettings, *, seed: int | None = None, prefill: str = ""
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: SamplingSettings,
+        *,
+        seed: int | None = None,
+        prefill: str = "",
+        enable_thinking: bool = True,
+        thinking_budget: int | None = None,
     ) -> Iterator[GenerationEvent]:
         """Stream the assistant's reply (`prefill`: the start of a reply to continue). The seed
         is sampling.seed unless `seed` is given. Raises ModelBusy/ModelClosed at once; errors

@@ -112,8 +112,10 @@ class ThinkingDelta:
 class Finished:
     reason: StopReason
     text: str
-    """The whole reply."""
+    """The whole reply (its answer, when its thinking is told apart)."""
     stats: GenerationStats
+    thinking: str = ""
+    """A reasoning model's thinking, when told apart from the answer."""
 
 
 GenerationEvent = PromptProgress | TurnsDropped | Notice | ThinkingFormat | TextDelta | ThinkingDelta | Finished

@@ -52,8 +52,15 @@ from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.logs import route_native_log, take_native_errors
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
+from llama_tui.engine.thinking_events import split_events
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
-from llama_tui.engine.thinking import VOCABULARY_CANDIDATES, ThinkingMarkers, starts_thinking, thinking_markers
+from llama_tui.engine.thinking import (
+    VOCABULARY_CANDIDATES,
+    ThinkingMarkers,
+    has_thinking_switch,
+    starts_thinking,
+    thinking_markers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +188,13 @@ class LoadedModel:
 
     # -- what the UI asks of any backend (engine.backend.ModelBackend) -----------------------
 
-    capabilities = Capabilities(
-        completion=True, seed=True, gpu_offload=False, exact_figures=True,
-        sampling=frozenset({"seed", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_reply_tokens"}),
-    )
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            completion=True, seed=True, gpu_offload=False, exact_figures=True,
+            sampling=frozenset({"seed", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_reply_tokens"}),
+            thinking_switch=self.chat_template.from_file and has_thinking_switch(self.chat_template.source),
+        )
 
     @property
     def description(self) -> str:
@@ -251,6 +261,7 @@ class LoadedModel:
         seed: int | None = None,
         enable_thinking: bool = True,
         prefill: str = "",
+        thinking_budget: int | None = None,
     ) -> Iterator[GenerationEvent]:
         """Stream the assistant's reply to `messages`, reusing the cached prefix of the chat.
 
@@ -261,7 +272,7 @@ class LoadedModel:
         already written (a reply to continue); the model writes what follows it. Close the
         iterator (or run it to the end) so the model is free again.
         """
-        return self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed)
+        return split_events(self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed))
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
         """Stream a continuation of `text`. The seed (sampling.seed unless `seed` is given)

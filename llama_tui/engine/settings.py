@@ -189,6 +189,16 @@ class ChatSettings:
         "", label="System prompt", kind="text", multiline=True, hint="what the model is told before the chat",
         flags=("--system-prompt",), metavar="TEXT",
     )
+    thinking: bool = setting(
+        True, label="Thinking", kind="bool",
+        hint="let a reasoning model think before it answers, where its template can switch that (ctrl+t)",
+        flags=("--thinking",),
+    )
+    thinking_budget: int | None = setting(
+        None, label="Thinking budget", kind="int", low=1, high=MAX_CONTEXT, empty="no limit",
+        hint="the most tokens a reasoning model may think; then it is made to answer",
+        flags=("--thinking-budget",), metavar="N",
+    )
     resume_last: bool = setting(
         False, label="Resume last chat", kind="bool",
         hint="on: start where the last conversation left off; off: start a new chat",

@@ -444,3 +444,4 @@ def strip_thinking(text: str, markers: ThinkingMarkers | None, *, opened_in_prom
     if markers is None:
         return text
     return split_text(text, markers, opened_in_prompt=opened_in_prompt)[1]
+

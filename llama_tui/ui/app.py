@@ -91,6 +91,8 @@ class LlamaApp(App[None]):
         Binding("f4", "show_tab('log')", "Log", id="app.tab.log", tooltip="Show llama.cpp's log", show=False),
         Binding("ctrl+o", "open_picker", "Models", id="app.models", tooltip="Open, download or switch models"),
         Binding("f7", "history", "History", id="app.history", tooltip="Saved conversations: search, open, rename, delete"),
+        Binding("ctrl+t", "toggle_thinking", "Thinking on/off", id="app.thinking", show=False,
+                tooltip="Let a reasoning model think before it answers, or not (from the next reply)"),
         Binding("f9", "previous_model", "Previous", id="app.previous_model",
                 tooltip="Switch to the model used before this one"),
         # priority: the Completion tab's TextArea binds F6 to "select line".
@@ -540,6 +542,16 @@ class LlamaApp(App[None]):
         elif not reload:
             self.notify("The new load settings apply the next time a model is opened.")
 
+    def action_toggle_thinking(self) -> None:
+        """Thinking on or off from the next reply, for this run (F6 keeps it)."""
+        self.settings = self.settings.with_values({"thinking": not self.settings.chat.thinking})
+        state = "on" if self.settings.chat.thinking else "off"
+        if self.model is not None and not self.model.capabilities.thinking_switch:
+            self.notify(f"Thinking {state} for the next replies, but {self.model.name}'s chat template has no "
+                        "thinking switch: it thinks (or not) as it always does.", timeout=6)
+        else:
+            self.notify(f"Thinking {state} for the next replies.", timeout=3)
+
     # -- presets -----------------------------------------------------------------------------
 
     def on_preset_chosen(self, message: PresetChosen) -> None:
@@ -571,7 +583,9 @@ class LlamaApp(App[None]):
         try:
             if request.chat is not None:
                 messages = [ChatMessage("system", system_prompt)] if system_prompt else []
-                events = model.chat([*messages, *request.chat], sampling, prefill=request.prefill)
+                chat = self.settings.chat
+                events = model.chat([*messages, *request.chat], sampling, prefill=request.prefill,
+                                    enable_thinking=chat.thinking, thinking_budget=chat.thinking_budget)
             else:
                 events = model.complete(request.text or "", sampling)
         except (ModelBusy, ModelClosed, PromptError) as error:
@@ -634,6 +648,8 @@ class LlamaApp(App[None]):
         yield SystemCommand("History", "Saved conversations: search, open, rename, delete (F7)", self.action_history)
         yield SystemCommand("Preset", "Choose the conversation's system prompt and sampling preset (F8)",
                             self._choose_preset)
+        yield SystemCommand("Thinking on/off", "Let a reasoning model think before it answers, or not (ctrl+t)",
+                            self.action_toggle_thinking)
         yield SystemCommand("Continue the text", "Completion tab: let the model continue the text (ctrl+r)",
                             self._continue_text)
         yield SystemCommand("Models", "Open, download or switch models (ctrl+o)", self.action_open_picker)

@@ -100,7 +100,11 @@ class AssistantMessage(_Focusable, MarkdownView):
                 tooltip="Let the model go on from where this reply stopped"),
         Binding("b", "act('copy_code')", "Copy code", id="message.copy_code",
                 tooltip="Copy a code block of this reply (again: the one before)"),
+        Binding("t", "toggle_thinking", "Thinking", id="message.thinking",
+                tooltip="Show or hide what the model thought before answering"),
     ]
+    LIVE_LINES = 8
+    """While the model thinks, its last lines show; once it answers, one folded line."""
 
     def __init__(self, message: Message | None = None, versions: tuple[int, int] = (1, 1), *, speed: str = "") -> None:
         super().__init__(classes="turn assistant-turn")
@@ -109,13 +113,62 @@ class AssistantMessage(_Focusable, MarkdownView):
         self.reason: StopReason | None = None
         self._speed = speed
         self._shown_any = False
+        self.thinking = ""
+        self.thinking_tokens = 0
+        self.thinking_seconds = 0.0
+        self.thought = False
+        """The thinking has ended (the answer began): it shows folded."""
+        self.unfolded = False
         if message is not None:
+            if message.thinking:
+                figures = message.figures or {}
+                self.thinking = neutralise_controls(message.thinking)
+                self.thinking_tokens = int(figures.get("thinking_tokens") or 0)
+                self.thinking_seconds = float(figures.get("thinking_seconds") or 0.0)
+                self.thought = True
+                self._show_thinking()
             self.append(self.visible_part(message.text))
             if message.stop_reason is not None:
                 self.end(StopReason(message.stop_reason), speed)
             else:  # written before the app stopped: what was saved of it
                 self._set_footer("cut short: llama-tui stopped while writing it (c continues)")
                 self.add_class("ended")
+
+    def think(self, text: str, tokens: int, seconds: float) -> None:
+        """More thinking: shown live, dimmed, with its running count of tokens and seconds."""
+        self.thinking += neutralise_controls(text)
+        self.thinking_tokens, self.thinking_seconds = tokens, seconds
+        self._show_thinking()
+
+    def thinking_done(self) -> None:
+        """The answer begins: the thinking folds to one line (t or a click unfolds it)."""
+        if self.thinking and not self.thought:
+            self.thought = True
+            self._show_thinking()
+
+    def action_toggle_thinking(self) -> None:
+        if self.thought:
+            self.unfolded = not self.unfolded
+            self._show_thinking()
+
+    def on_click(self, event: Any) -> None:
+        header_lines = len(self.header_text.splitlines()) if self.header_text else 0
+        if self.thought and event.y < header_lines:
+            self.action_toggle_thinking()
+
+    def _show_thinking(self) -> None:
+        if not self.thinking:
+            self.set_header("")
+            return
+        figures = f"{self.thinking_tokens} tokens · {self.thinking_seconds:.0f} s"
+        if not self.thought:
+            lines = self.thinking.strip().splitlines()[-self.LIVE_LINES:]
+            self.set_header("\n".join([f"💭 Thinking · {figures}", *lines]))
+        elif self.unfolded:
+            self.set_header(f"▾ Thought for {self.thinking_seconds:.0f} s · {self.thinking_tokens} tokens (t hides it)\n"
+                            + self.thinking.strip())
+        else:
+            self.set_header(f"▸ Thought for {self.thinking_seconds:.0f} s · {self.thinking_tokens} tokens (t shows it)")
 
     def visible_part(self, text: str) -> str:
         """Drop the leading whitespace models put before a reply, and control bytes."""
@@ -159,6 +212,8 @@ class AssistantMessage(_Focusable, MarkdownView):
         self._set_footer("")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_thinking":
+            return self.thought
         if action == "act" and parameters and parameters[0] == "continue":
             return self.has_class("ended") and self.reason in (StopReason.CANCELLED, StopReason.LENGTH, None)
         return _check(action, parameters, self.versions)

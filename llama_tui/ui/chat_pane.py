@@ -419,7 +419,13 @@ class ChatPane(Vertical):
                 f"The {batch.dropped_messages} oldest messages no longer fit the context and were left out of this reply.",
                 before=widget,
             )
+        if batch.thinking:
+            reply = self.conversation.messages[writing.message_id]
+            self.conversation.update(writing.message_id, thinking=reply.thinking + batch.thinking)
+            stats = batch.thinking_stats
+            widget.think(batch.thinking, stats.generated_tokens if stats else 0, _seconds(stats))
         if batch.text:
+            widget.thinking_done()
             widget.append(widget.visible_part(batch.text))
             reply = self.conversation.messages[writing.message_id]
             self.conversation.update(writing.message_id, text=reply.text + batch.text)
@@ -428,7 +434,9 @@ class ChatPane(Vertical):
                 self.store.update_message(self.conversation.id, self.conversation.messages[writing.message_id])
         state = None
         if batch.error is None and batch.finished is None:
-            if batch.text or (batch.stats is not None and batch.stats.generated_tokens):
+            if batch.thinking and not batch.text and not widget.thought:
+                state = "thinking"
+            elif batch.text or (batch.stats is not None and batch.stats.generated_tokens):
                 state = "generating"
             elif batch.prompt_progress is not None:
                 state = f"prompt {batch.prompt_progress.done}/{batch.prompt_progress.total}"
@@ -442,11 +450,14 @@ class ChatPane(Vertical):
         writing, self._writing = self._writing, None
         assert writing is not None
         # A stopped reply stays in the conversation as far as it got: the user saw it.
-        reply = self.conversation.update(
-            writing.message_id, stop_reason=finished.reason.value, figures=figures(finished.stats),
-        )
+        widget = writing.widget
+        widget.thinking_done()
+        kept = figures(finished.stats)
+        if widget.thinking:
+            kept.update(thinking_tokens=widget.thinking_tokens, thinking_seconds=widget.thinking_seconds)
+        reply = self.conversation.update(writing.message_id, stop_reason=finished.reason.value, figures=kept)
         self.store.update_message(self.conversation.id, reply)
-        writing.widget.end(finished.reason, describe_speed(finished.stats) if self.verbose else None)
+        widget.end(finished.reason, describe_speed(finished.stats) if self.verbose else None)
         self.post_message(GenerationEnded())
 
     async def _fail(self, error: str) -> None:
@@ -603,6 +614,13 @@ class ChatPane(Vertical):
         await self._render_branch()
         self._show_header()
         self.chat_input.focus()
+
+
+def _seconds(stats: GenerationStats | None) -> float:
+    """How long the reply has been written, as of these figures."""
+    if stats is None:
+        return 0.0
+    return (stats.time_to_first_token or 0.0) + stats.decode_seconds
 
 
 def _as_dict(sampling: object) -> dict[str, Any]:

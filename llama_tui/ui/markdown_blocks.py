@@ -23,8 +23,12 @@ from textual.color import Color, ColorParseError
 
 # No reference definitions: each block is rendered on its own, so `[text][ref]` could not be
 # applied anyway, and a "[ref]: url" line taken as a definition would show nothing at all.
-# As a paragraph, it shows as the model wrote it.
-_PARSER = MarkdownIt("commonmark").enable("strikethrough").enable("table").disable("reference")
+# No HTML either: Rich draws an HTML block as nothing, so `<think>`, `<div>` or `<b>` a model
+# writes would vanish; as text, they show as written.
+_PARSER = (
+    MarkdownIt("commonmark").enable("strikethrough").enable("table")
+    .disable(["reference", "html_block", "html_inline"])
+)
 
 @dataclass(frozen=True)
 class Block:

@@ -59,13 +59,17 @@ class MarkdownView(Widget):
     """Markdown text that grows at the end (`append`) and renders in lines, with an optional
     footer line of plain text under it (`set_footer`)."""
 
-    COMPONENT_CLASSES = {"markdown-view--footer"}
+    COMPONENT_CLASSES = {"markdown-view--footer", "markdown-view--header"}
     DEFAULT_CSS = """
     MarkdownView {
         height: auto;
     }
     MarkdownView > .markdown-view--footer {
         color: $text-muted;
+    }
+    MarkdownView > .markdown-view--header {
+        color: $text-muted;
+        text-style: italic;
     }
     """
 
@@ -92,6 +96,9 @@ class MarkdownView(Widget):
         """The open blocks as last rendered: usually only the last one changes, and each
         becomes final as it stands."""
         self.footer_text = ""
+        self.header_text = ""
+        self._header = _RenderedLines()
+        """The header rendered at `_width`: lines of plain text above the Markdown."""
         if text:
             self.append(text)
 
@@ -129,6 +136,14 @@ class MarkdownView(Widget):
             self._settled.extend(self._render_once(source), gap=True)
         self._show(changed_from)
 
+    def set_header(self, text: str) -> None:
+        """Lines of plain text above the Markdown (a reasoning model's thinking); "" for none."""
+        if text == self.header_text:
+            return
+        self.header_text = text
+        self._header = self._render_plain(text, "markdown-view--header") if text and self._width else _RenderedLines()
+        self._show(0)
+
     def set_footer(self, text: str) -> None:
         """A line of plain text under the Markdown (wrapped when long); "" for none."""
         self.footer_text = text
@@ -148,6 +163,7 @@ class MarkdownView(Widget):
         self._settled = _RenderedLines()
         for source in self._settled_sources:
             self._settled.extend(self._render_block(source), gap=True)
+        self._header = self._render_plain(self.header_text, "markdown-view--header") if self.header_text else _RenderedLines()
         self._line_cache.clear()
         self._line_style = None
         self._show(0)
@@ -155,7 +171,11 @@ class MarkdownView(Widget):
     def _show(self, changed_from: int) -> None:
         """Put the open blocks after the final ones and repaint from line `changed_from`:
         the lines above it are unchanged, and a new layout is needed only for a new height."""
-        lines = _RenderedLines(list(self._settled.segments), list(self._settled.plain))
+        header = len(self._header.segments)
+        if header:  # lines below it move with it: repaint them all (only replies that think have one)
+            changed_from = 0
+        lines = _RenderedLines(list(self._header.segments), list(self._header.plain))
+        lines.extend(_RenderedLines(list(self._settled.segments), list(self._settled.plain)), gap=bool(header))
         if self._width:
             for source in self._open_sources:
                 lines.extend(self._render_once(source), gap=True)
@@ -179,8 +199,10 @@ class MarkdownView(Widget):
         return rendered
 
     def _render_footer(self) -> _RenderedLines:
-        style = self.get_component_rich_style("markdown-view--footer")
-        text = Text(self.footer_text, style=style)
+        return self._render_plain(self.footer_text, "markdown-view--footer")
+
+    def _render_plain(self, plain: str, component: str) -> _RenderedLines:
+        text = Text(plain, style=self.get_component_rich_style(component))
         rendered = self.app.console.render_lines(text, self.app.console.options.update_width(self._width), pad=False)
         return _RenderedLines(rendered, ["".join(s.text for s in line).rstrip() for line in rendered])
 

@@ -24,6 +24,7 @@ from llama_tui.engine.events import (
     Notice,
     PromptProgress,
     TextDelta,
+    ThinkingDelta,
     TurnsDropped,
 )
 
@@ -33,6 +34,10 @@ class ReplyBatch:
     """Everything that happened since the last drain."""
 
     text: str = ""
+    thinking: str = ""
+    """A reasoning model's thinking that arrived (engine.events.ThinkingDelta)."""
+    thinking_stats: GenerationStats | None = None
+    """The figures as of the latest thinking: its token count and time."""
     stats: GenerationStats | None = None
     prompt_progress: PromptProgress | None = None
     dropped_messages: int = 0
@@ -69,6 +74,7 @@ class ReplyBuffer:
     """The UI thread's CPU time, read on the UI thread (tests pass their own)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _parts: list[str] = field(default_factory=list)
+    _thinking: list[str] = field(default_factory=list)
     _pending: ReplyBatch | None = None
     _last_drain: float = 0.0
     _ui_cpu_at_last_drain: float = 0.0
@@ -83,6 +89,9 @@ class ReplyBuffer:
                 case TextDelta(text=text, stats=stats):
                     self._parts.append(text)
                     batch.stats = stats
+                case ThinkingDelta(text=text, stats=stats):
+                    self._thinking.append(text)
+                    batch.stats = batch.thinking_stats = stats
                 case PromptProgress(stats=stats):
                     batch.prompt_progress = event
                     batch.stats = stats
@@ -152,6 +161,8 @@ class ReplyBuffer:
         with self._lock:
             batch, self._pending = self._pending, None
             parts, self._parts = self._parts, []
+            thinking, self._thinking = self._thinking, []
         if batch is not None:
             batch.text = "".join(parts)
+            batch.thinking = "".join(thinking)
         return batch
