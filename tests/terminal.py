@@ -37,7 +37,17 @@ KEYS: dict[str, bytes] = {
     "ctrl+o": b"\x0f",
     "ctrl+q": b"\x11",
     "ctrl+s": b"\x13",
+    "shift+tab": b"\x1b[Z",
+    "left": b"\x1b[D",
+    "right": b"\x1b[C",
+    "ctrl+t": b"\x14",
+    "f2": b"\x1bOQ",
+    "f3": b"\x1bOR",
+    "f4": b"\x1bOS",
     "f6": b"\x1b[17~",
+    "f7": b"\x1b[18~",
+    "f8": b"\x1b[19~",
+    "f9": b"\x1b[20~",
 }
 
 PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing
+from dataclasses import replace
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -90,7 +91,9 @@ class LlamaApp(App[None]):
                 tooltip="Show the Completion tab", show=False),
         Binding("f4", "show_tab('log')", "Log", id="app.tab.log", tooltip="Show llama.cpp's log", show=False),
         Binding("ctrl+o", "open_picker", "Models", id="app.models", tooltip="Open, download or switch models"),
-        Binding("f7", "history", "History", id="app.history", tooltip="Saved conversations: search, open, rename, delete"),
+        # priority: the message box (a TextArea) binds F7 to "select all".
+        Binding("f7", "history", "History", id="app.history", tooltip="Saved conversations: search, open, rename, delete",
+                priority=True),
         Binding("ctrl+t", "toggle_thinking", "Thinking on/off", id="app.thinking", show=False,
                 tooltip="Let a reasoning model think before it answers, or not (from the next reply)"),
         Binding("f9", "previous_model", "Previous", id="app.previous_model",
@@ -420,6 +423,7 @@ class LlamaApp(App[None]):
         self.status_bar.show_model(model.name)
         self.status_bar.show_state("idle")
         self.sub_title = neutralise_controls(model.ref.label())
+        self.chat_pane.show_model(model.description)
         self.notify(f"{model.name} ready in {message.seconds:.1f} s · {model.description}", timeout=4)
         preset = self.model_presets.get(model.ref.to_text())
         if preset is not None:
@@ -578,6 +582,8 @@ class LlamaApp(App[None]):
             return
         model = self.model
         system_prompt, sampling = effective(self.presets, request.preset or NO_PRESET, self.settings)
+        if request.another:
+            sampling = replace(sampling, seed=(sampling.seed + request.another) % 2**32)
         buffer = ReplyBuffer(wake=lambda: requester.post_message(ReplyReady(buffer)))
         # Started on this thread, so an Esc from now on reaches it.
         try:
@@ -621,6 +627,8 @@ class LlamaApp(App[None]):
         self._generating_in = None
         self.status_bar.show_state("idle")
         self.refresh_bindings()
+        if self.model is not None:  # a chat template may have been replaced by a built-in one
+            self.chat_pane.show_model(self.model.description)
 
     def on_chat_cleared(self, _message: ChatCleared) -> None:
         """A new chat: the context starts empty (if no reply is being written elsewhere)."""

@@ -21,11 +21,11 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import Label, Static
 
 from llama_tui.engine.conversation import Conversation, Message
 from llama_tui.engine.drafts import load_draft, save_draft
@@ -152,7 +152,9 @@ class ChatPane(Vertical):
         from it): until then there is nothing to update there."""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="chat-header")
+        with Horizontal(id="chat-header"):
+            yield Label(id="chat-title")
+            yield Label(id="chat-model")
         with Transcript(id="transcript"):
             yield self._empty_hint()
         yield ChatInput(placeholder="Message the model · Enter sends · ctrl+j new line · Esc stops", id="chat-input")
@@ -307,7 +309,13 @@ class ChatPane(Vertical):
     def _show_header(self) -> None:
         parts = [self.conversation.display_title]
         parts.append(f"preset: {self.conversation.preset}" if self.conversation.preset else "no preset (F8)")
-        self.query_one("#chat-header", Static).update(literal(" · ".join(parts)))
+        self.query_one("#chat-title", Label).update(literal(" · ".join(parts)))
+
+    def show_model(self, description: str) -> None:
+        """How the model runs, for the header: its chat template and why, or its server."""
+        label = self.query_one("#chat-model", Label)
+        label.update(literal(description))
+        label.tooltip = literal(description)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -340,7 +348,9 @@ class ChatPane(Vertical):
         if asked.reply_id is not None:  # continue: everything before the reply
             until = self.conversation.messages[asked.reply_id].parent_id
         chat = [m.as_chat() for m in self.conversation.branch(until) if m.role != "assistant" or m.text]
-        self.post_message(GenerationRequested(self, chat=chat, preset=self.conversation.preset, prefill=prefill))
+        another = len(self.conversation.children(asked.parent_id)) if asked.kind == "regenerate" else 0
+        self.post_message(GenerationRequested(self, chat=chat, preset=self.conversation.preset, prefill=prefill,
+                                              another=another))
 
     async def on_generation_refused(self, message: GenerationRefused) -> None:
         message.stop()

@@ -129,7 +129,8 @@ class HistoryScreen(ModalScreen[HistoryResult]):
             table.add_row(literal_cell(row.title), literal_cell(row.model_name or "–"), when(row.updated_at),
                           str(row.message_count), literal_cell(" ".join(row.snippet.split())))
         status = message.error or (
-            f"{len(message.rows)} conversations" + (f" matching “{message.search}”" if message.search else "")
+            f"{len(message.rows)} conversation{'' if len(message.rows) == 1 else 's'}"
+            + (f" matching “{message.search}”" if message.search else "")
             + " · Enter opens · ctrl+r renames · ctrl+d deletes"
             if message.rows else ("Nothing matches." if message.search else "No saved conversations yet.")
         )

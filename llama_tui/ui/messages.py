@@ -38,6 +38,9 @@ class GenerationRequested(Message):
     """The conversation's preset: its system prompt and sampling apply."""
     prefill: str = ""
     """Continue this unfinished reply rather than start a new one."""
+    another: int = 0
+    """For a regenerated reply: how many replies to the same message came before. The seed is
+    moved on by that much, so a regeneration is a new sample (and still reproducible)."""
 
 
 @dataclass
