@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench screenshots clean
+.PHONY: run test bench screenshots docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(STAMP)
 ## Re-take the SVG screenshots in screenshots/ from the running app.
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/take_screenshots.py
+
+## Re-write the README's options table from the app's parser (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(BIN)/python docs/make_docs.py
 
 clean:
 	rm -rf $(VENV) .test-home
