@@ -5,6 +5,7 @@ is the real path. It stands in for the model behind a real, loaded app."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 from llama_tui.engine.backend import Capabilities
@@ -16,10 +17,13 @@ from llama_tui.engine.settings import SamplingSettings
 
 class ScriptedModel:
     """Replies with `parts`, one TextDelta each (a ("thinking", text) part: a ThinkingDelta,
-    as a server that sends reasoning_content gives), then Finished."""
+    as a server that sends reasoning_content gives), then Finished. With a `hold`, the reply
+    waits after its first part until the test sets it (to look at a reply mid-way)."""
 
-    def __init__(self, parts: Sequence[str | tuple[str, str]], *, name: str = "scripted") -> None:
+    def __init__(self, parts: Sequence[str | tuple[str, str]], *, name: str = "scripted",
+                 hold: threading.Event | None = None) -> None:
         self.parts = list(parts)
+        self.hold = hold
         self.name = name
         self.ref = ModelRef.server("http://scripted.invalid/v1", name)
         self.context_size = 4096
@@ -47,6 +51,8 @@ class ScriptedModel:
             else:
                 answer.append(part)
                 yield TextDelta(part, stats)
+            if number == 1 and self.hold is not None:
+                self.hold.wait(30)
         yield Finished(StopReason.END, "".join(answer), GenerationStats(generated_tokens=len(self.parts)),
                        thinking="".join(thinking))
 

@@ -93,3 +93,21 @@ async def test_html_in_a_reply_is_shown_as_text(tiny_model: Path) -> None:
         shown = screen_text(app)
         assert "<div>a block</div>" in shown
         assert "Inline <b>bold</b> and <think>not thinking</think>." in shown
+
+
+async def test_a_reply_being_written_is_not_marked_cut_short(tiny_model: Path) -> None:
+    """Mid-reply the footer is empty: "cut short" is only for a reply saved when the app stopped."""
+    import threading
+
+    hold = threading.Event()
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        app.model = ScriptedModel(["The first half, ", "the second half."], hold=hold)
+        await send_chat(pilot, "write two halves")
+        await wait_for(pilot, lambda: "The first half" in screen_text(app))
+        assert "cut short" not in screen_text(app)
+        hold.set()
+        await wait_for(pilot, lambda: reply_ended(app))
+        assert "cut short" not in screen_text(app)
+        assert app.query(AssistantMessage).last().text == "The first half, the second half."

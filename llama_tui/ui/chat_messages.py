@@ -106,7 +106,9 @@ class AssistantMessage(_Focusable, MarkdownView):
     LIVE_LINES = 8
     """While the model thinks, its last lines show; once it answers, one folded line."""
 
-    def __init__(self, message: Message | None = None, versions: tuple[int, int] = (1, 1), *, speed: str = "") -> None:
+    def __init__(self, message: Message | None = None, versions: tuple[int, int] = (1, 1), *, speed: str = "",
+                 live: bool = False) -> None:
+        """`live`: the reply is being written now (its end comes through `end`)."""
         super().__init__(classes="turn assistant-turn")
         self.message_id = message.id if message is not None else ""
         self.versions = versions
@@ -130,7 +132,7 @@ class AssistantMessage(_Focusable, MarkdownView):
             self.append(self.visible_part(message.text))
             if message.stop_reason is not None:
                 self.end(StopReason(message.stop_reason), speed)
-            else:  # written before the app stopped: what was saved of it
+            elif not live:  # written before the app stopped: what was saved of it
                 self._set_footer("cut short: llama-tui stopped while writing it (c continues)")
                 self.add_class("ended")
 

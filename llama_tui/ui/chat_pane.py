@@ -140,6 +140,8 @@ class ChatPane(Vertical):
         """Set by the app: the presets that can be chosen (F8)."""
         self._asked: _Asked | None = None
         self._writing: _Writing | None = None
+        self._starting: str | None = None
+        """The reply whose widget is being made as it starts (shown as live, not as cut short)."""
         self._editing: str | None = None
         """While a message is being edited: its id (the new version becomes its sibling)."""
         self._window = WINDOW
@@ -259,7 +261,8 @@ class ChatPane(Vertical):
             speed = describe_speed(GenerationStats(**{k: message.figures[k] for k in
                                                       ("generated_tokens", "prompt_tokens", "prompt_evaluated")
                                                       if k in message.figures}))
-        return AssistantMessage(message, versions, speed=speed)
+        live = message.id in (self._starting, self._writing.message_id if self._writing else None)
+        return AssistantMessage(message, versions, speed=speed, live=live)
 
     async def _render_branch(self, *, scroll_to_end: bool = False) -> None:
         """Make the transcript show the current branch's last `_window` messages, keeping the
@@ -388,7 +391,11 @@ class ChatPane(Vertical):
                 sampling=_as_dict(started.sampling), seed=started.sampling.seed,
             )
             prefix = ""
-            await self._render_branch(scroll_to_end=True)
+            self._starting = reply.id
+            try:
+                await self._render_branch(scroll_to_end=True)
+            finally:
+                self._starting = None
             widget = self._reply_widget(reply.id)
             assert widget is not None
         self._writing = _Writing(reply.id, widget, prefix, typed=asked.typed, saved_at=time.monotonic())
