@@ -28,7 +28,7 @@ class StatusBar(Horizontal):
         yield Label("– tok/s", id="status-speed")
         yield Label("TTFT –", id="status-ttft")
         yield Label(id="status-spacer")
-        yield Label("ctx 0/0", id="status-context")
+        yield Label("ctx –", id="status-context")
         yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="status-context-bar")
 
     def _set(self, widget_id: str, text: str) -> None:
@@ -46,8 +46,10 @@ class StatusBar(Horizontal):
         self._set("status-state", state)
 
     def show_context(self, used: int, size: int) -> None:
-        percent = f" · {100 * used / size:.0f}%" if size else ""
-        self._set("status-context", f"ctx {used}/{size}{percent}")
+        if size:
+            self._set("status-context", f"ctx {used}/{size} · {100 * used / size:.0f}%")
+        else:  # a server that does not say its context size (nor, often, its token counts)
+            self._set("status-context", f"ctx {used}/?" if used else "ctx –")
         bar = self.query_one("#status-context-bar", ProgressBar)
         bar.update(total=max(size, 1), progress=used)
 
