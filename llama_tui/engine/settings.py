@@ -199,6 +199,11 @@ class ChatSettings:
         hint="the most tokens a reasoning model may think; then it is made to answer",
         flags=("--thinking-budget",), metavar="N",
     )
+    saved_contexts_mib: int = setting(
+        1024, label="Saved contexts (MiB)", kind="int", low=0, high=1_000_000, note=" (0 turns it off)",
+        hint="disk kept for the model's memory of recent chats, so resuming one does not read it all again",
+        backends=LOCAL,
+    )
     resume_last: bool = setting(
         False, label="Resume last chat", kind="bool",
         hint="on: start where the last conversation left off; off: start a new chat",

@@ -44,8 +44,10 @@ from llama_tui.engine.model import ModelLoadError
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.opening import open_model
 from llama_tui.engine.presets import NO_PRESET, effective
+from llama_tui.engine.saved_contexts import SavedContexts
 from llama_tui.engine.settings import RELOAD_FIELDS, SETTINGS, Settings
 from llama_tui.engine.store import ConversationStore, MemoryStore, open_store
+from llama_tui import paths
 from llama_tui.launch import LaunchOptions
 from llama_tui.rescue import Rescue
 from llama_tui.text import neutralise_controls
@@ -112,6 +114,8 @@ class LlamaApp(App[None]):
         self.model: ModelBackend | None = None
         self.store: ConversationStore = MemoryStore()
         """Where conversations are kept; the SQLite file replaces this once it is open."""
+        self.saved_contexts = SavedContexts(paths.state_dir() / "contexts", self.settings.chat.saved_contexts_mib)
+        """Where local models save chats' KV states (its cap follows the setting)."""
         self._generating_in: Widget | None = None
         self.last_stats: GenerationStats | None = None
         """The engine's figures behind what the status bar shows now."""
@@ -388,7 +392,7 @@ class LlamaApp(App[None]):
 
             try:
                 model = open_model(ref, self.settings, on_state=lambda state: self.post_message(LoadStateChanged(state)),
-                                   before_load=close_the_current_one)
+                                   before_load=close_the_current_one, contexts=self.saved_contexts)
             except ModelLoadError as error:
                 log.warning("model load failed: %s", error)
                 self.post_message(ModelLoadFailed(str(error)))
@@ -520,6 +524,7 @@ class LlamaApp(App[None]):
             self.notify("No settings changed.")
             return
         self.settings = new
+        self.saved_contexts.cap_mib = new.chat.saved_contexts_mib
         saved = True
         if self._persist:
             # Only what was changed in the panel, into the file as it is now: a one-run
