@@ -21,7 +21,7 @@ from llama_tui.engine.store import ConversationStore, open_store
 COMMANDS = ("history", "export", "import")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]  # argparse's own type
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     history = commands.add_parser("history", help="print the saved conversations, newest first")
     history.add_argument("--search", metavar="TEXT", default="", help="only those with a message matching TEXT")
     export = commands.add_parser("export", help="print or save a conversation (its current branch)")

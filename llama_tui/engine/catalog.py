@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Literal
 
 from llama_tui import paths
-from llama_tui.formatting import context_label, count_label, human_bytes
 from llama_tui.engine.file_check import known_crash
 from llama_tui.engine.gguf_header import GGUFHeader, GGUFHeaderError, header_problems, read_gguf_header
 from llama_tui.engine.hub import cached_gguf_files, guess_quant, hub_cache_dir
@@ -36,6 +35,7 @@ from llama_tui.engine.starter import (
     starter_model_location,
     starter_size,
 )
+from llama_tui.formatting import context_label, count_label, human_bytes
 
 __all__ = ["ModelEntry", "ModelSource", "list_models", "models_folder"]
 

@@ -156,7 +156,7 @@ def import_conversation(data: Any) -> Conversation:
         title=_typed(extra, "title", (str,), "llama_tui", ""), preset=_typed(extra, "preset", (str,), "llama_tui", "")
     )
     system_prompt = _typed(extra, "system_prompt", (str,), "llama_tui", None)
-    for number, (entry, detail) in enumerate(zip(data, details), start=1):
+    for number, (entry, detail) in enumerate(zip(data, details, strict=True), start=1):
         role, text, thinking = _chat_message(entry, number)
         if not isinstance(detail, dict):
             raise ValueError(f'"llama_tui.messages" entry {number} must be an object')

@@ -35,9 +35,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from llama_tui import paths
-from llama_tui.python_child import python_argv
 from llama_tui.engine.gguf_header import GGUFHeaderError, header_problems, read_gguf_header
 from llama_tui.engine.settings import OverrideValue
+from llama_tui.python_child import python_argv
 
 __all__ = ["UnsafeModelFile", "check_model_file", "known_crash", "trial_load"]
 

@@ -34,8 +34,8 @@ from llama_tui.engine.chat_templates import (
     choose_chat_template,
     fallback_template_choice,
 )
-from llama_tui.engine.conversation import ChatMessage
 from llama_tui.engine.config import load_settings_problems
+from llama_tui.engine.conversation import ChatMessage
 from llama_tui.engine.events import (
     Finished,
     GenerationEvent,
@@ -48,8 +48,8 @@ from llama_tui.engine.events import (
     TurnsDropped,
 )
 from llama_tui.engine.jinja_chat import render_chat
-from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.logs import route_native_log, take_native_errors
+from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
@@ -436,7 +436,7 @@ class LoadedModel:
                 done = min(start + llm.n_batch, len(todo))
                 yield PromptProgress(done, len(todo), replace(stats, prompt_evaluated=done, context_used=llm.n_tokens))
         finally:
-            llama_cpp.llama_set_abort_callback(llm.ctx, ctypes.cast(None, llama_cpp.ggml_abort_callback), None)
+            llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)  # NULL: no callback
 
     @staticmethod
     def _reuse_cached_prefix(llm: llama_cpp.Llama, tokens: list[int]) -> int:
@@ -568,11 +568,11 @@ def _without_the_bindings_chat_templates() -> Iterator[None]:
     would cost memory and time here, outside the template sandbox. Loads run one at a time
     (the app's load lock), so swapping the class for the load is safe."""
     real = llama_chat_format.Jinja2ChatFormatter
-    llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter  # type: ignore[misc,assignment]  # duck-typed stand-in
+    llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter  # type: ignore[misc,assignment]  # duck-typed, load only
     try:
         yield
     finally:
-        llama_chat_format.Jinja2ChatFormatter = real  # type: ignore[misc]
+        llama_chat_format.Jinja2ChatFormatter = real  # type: ignore[misc]  # a class name, put back as it was
 
 
 def _return_freed_memory() -> None:
@@ -603,7 +603,8 @@ def _load_failure_reason(native_errors: list[str]) -> str | None:
         if "error loading model:" in line:
             return line.split("error loading model:", 1)[1].strip()
     specific = [line for line in native_errors if not line.endswith("failed to load model")]
-    return (specific or native_errors or [None])[0]
+    lines = specific or native_errors
+    return lines[0] if lines else None
 
 
 def _check_is_gguf(path: Path) -> None:

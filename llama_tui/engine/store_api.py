@@ -14,7 +14,7 @@ from llama_tui.engine.conversation import Conversation, Message
 BUSY_TIMEOUT = 5.0
 """Seconds a write (or opening) waits for another process's lock before it fails."""
 
-ProblemCallback = Callable[[str], None]
+ProblemCallback = Callable[[str], object]
 """Called with a message for a person when saving fails (from the writer thread)."""
 
 

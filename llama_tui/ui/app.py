@@ -51,8 +51,8 @@ from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.confirm_screen import ConfirmScreen
-from llama_tui.ui.history_screen import HistoryResult, HistoryScreen
 from llama_tui.ui.footer import AppFooter
+from llama_tui.ui.history_screen import HistoryResult, HistoryScreen
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
 from llama_tui.ui.messages import (
     ChatCleared,
@@ -247,12 +247,12 @@ class LlamaApp(App[None]):
         rescue = Rescue(f"{type(error).__name__}: {error}")
         try:
             rescue.conversation = self.chat_pane.transcript()
-        except Exception:  # noqa: BLE001  the error may be in the chat itself
+        except Exception:  # the error may be in the chat itself
             log.exception("could not gather the conversation")
         for where, selector in (("the chat message box", "#chat-input"), ("the Completion tab", "#completion-text")):
             try:
                 text = self.query_one(selector, TextArea).text
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("could not gather %s", where)
                 continue
             if text.strip():
@@ -388,7 +388,7 @@ class LlamaApp(App[None]):
                 log.warning("model load failed: %s", error)
                 self.post_message(ModelLoadFailed(str(error)))
                 return
-            except Exception as error:  # noqa: BLE001  whatever it is, the app stays up and says so
+            except Exception as error:  # whatever it is, the app stays up and says so
                 log.exception("model load failed")
                 self.post_message(ModelLoadFailed(f"Could not open {ref.label()}: {type(error).__name__}: {error}"))
                 return
@@ -591,7 +591,7 @@ class LlamaApp(App[None]):
                     buffer.push(event)
         except (PromptError, GenerationError, ModelBusy, ModelClosed) as error:
             buffer.fail(str(error))
-        except Exception as error:  # noqa: BLE001  a failure in llama.cpp must not take the app down
+        except Exception as error:  # a failure in llama.cpp must not take the app down
             log.exception("generation failed")
             buffer.fail(f"Generation failed: {type(error).__name__}: {error}")
 

@@ -30,6 +30,7 @@ from textual.widgets import Static
 from llama_tui.engine.conversation import Conversation, Message
 from llama_tui.engine.drafts import load_draft, save_draft
 from llama_tui.engine.events import Finished, GenerationStats, StopReason
+from llama_tui.engine.settings import SamplingSettings
 from llama_tui.engine.store import ConversationStore, MemoryStore
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_input import ChatInput
@@ -245,7 +246,7 @@ class ChatPane(Vertical):
 
     # -- the transcript --------------------------------------------------------------------
 
-    def _message_widgets(self) -> list[Widget]:
+    def _message_widgets(self) -> list[UserMessage | AssistantMessage]:
         return [w for w in self.transcript_view.children if isinstance(w, (UserMessage, AssistantMessage))]
 
     def _widget_for(self, message: Message) -> Widget:
@@ -277,7 +278,7 @@ class ChatPane(Vertical):
         for widget in shown[keep:]:
             await widget.remove()
         for widget, message in zip(shown[:keep], wanted, strict=False):
-            widget.show_versions(self.conversation.siblings(message.id))  # type: ignore[attr-defined]
+            widget.show_versions(self.conversation.siblings(message.id))
         new = [self._widget_for(message) for message in wanted[keep:]]
         if new:
             await transcript.mount_all(new)
@@ -478,7 +479,7 @@ class ChatPane(Vertical):
 
     def transcript(self) -> list[tuple[str, str]]:
         """(role, text) of the chat so far, the reply being written included."""
-        said = [(m.role, m.text) for m in self.conversation.branch()]
+        said: list[tuple[str, str]] = [(m.role, m.text) for m in self.conversation.branch()]
         if self._writing is not None:
             said[-1] = (said[-1][0], said[-1][1] + " [cut short]")
         return said
@@ -605,7 +606,7 @@ class ChatPane(Vertical):
         self.chat_input.focus()
 
 
-def _as_dict(sampling: object) -> dict[str, Any]:
+def _as_dict(sampling: SamplingSettings) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return asdict(sampling)  # type: ignore[call-overload]  # a dataclass instance
+    return asdict(sampling)
