@@ -31,9 +31,8 @@ import collections
 import time
 
 import benchlib
-from what_if import what_if
-
 from llama_tui.ui.markdown_blocks import split_blocks
+from what_if import what_if
 
 # A base model (no instruction tuning) answers in the style of the example it is shown, so
 # the system prompt is a transcript with one long Markdown answer. Greedy decoding of this
@@ -299,7 +298,7 @@ def main() -> None:
         }
     for name in [n for n in runs if n != "binding"]:
         summary[name]["ratio_to_binding"] = benchlib.median(
-            [x["tok_s"] / b["tok_s"] for x, b in zip(runs[name], runs["binding"]) if x["tok_s"] and b["tok_s"]]
+            [x["tok_s"] / b["tok_s"] for x, b in zip(runs[name], runs["binding"], strict=True) if x["tok_s"] and b["tok_s"]]
         )
         # Other work on the machine only ever slows a run down, so the best run of each
         # variant is the steadiest estimate of its speed on an idle machine.

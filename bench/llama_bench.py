@@ -121,7 +121,7 @@ def main() -> None:
         summary[name] = {
             "tok_s": benchlib.median(speeds),
             "best_tok_s": max(speeds),
-            "ratio_to_llama_bench": benchlib.median([x / b for x, b in zip(speeds, reference)]),
+            "ratio_to_llama_bench": benchlib.median([x / b for x, b in zip(speeds, reference, strict=True)]),
             "best_ratio_to_llama_bench": max(speeds) / max(reference),
         }
     print()

@@ -41,7 +41,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import benchlib
 
@@ -222,7 +221,7 @@ def run_app(args: argparse.Namespace) -> None:
             for turn in range(1, args.turns + 1):
                 await benchlib.send_chat(pilot, message(turn))
                 await benchlib.wait_until(
-                    lambda: len(app.query(AssistantMessage)) == turn and benchlib.reply_ended(app))
+                    lambda turn=turn: len(app.query(AssistantMessage)) == turn and benchlib.reply_ended(app))
                 await pilot.pause()
                 widgets = sum(1 for _ in app.screen.walk_children(with_self=True))
                 probe.turn_done(turn, widgets)

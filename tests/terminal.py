@@ -145,10 +145,10 @@ class Terminal:
         """Wait until the screen shows `condition` (text or pattern), or it returns True."""
         if isinstance(condition, str):
             wanted = condition
-            check: Callable[[], bool] = lambda: wanted in self.text()
+            check: Callable[[], bool] = lambda: wanted in self.text()  # noqa: E731  one of three
         elif isinstance(condition, re.Pattern):
             pattern = condition
-            check = lambda: pattern.search(self.text()) is not None
+            check = lambda: pattern.search(self.text()) is not None  # noqa: E731
         else:
             check = condition
         deadline = time.monotonic() + timeout

@@ -11,8 +11,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.message import Message

@@ -181,7 +181,7 @@ def test_bad_values_on_the_real_command_line_get_a_usage_error(tmp_path: Path, a
 
 def test_remote_opens_a_server_model() -> None:
     """`llama-tui remote URL [--model ID] [--api-key-env VAR]`."""
-    args, opts = options(["remote", "gpu-box:8080", "--model", "qwen3", "--api-key-env", "MY_KEY"])
+    _, opts = options(["remote", "gpu-box:8080", "--model", "qwen3", "--api-key-env", "MY_KEY"])
     assert opts.model == ModelRef.server("http://gpu-box:8080/v1", "qwen3") and opts.model_named
     assert opts.settings.server.api_key_env == "MY_KEY"
     _, only = options(["remote", "http://h:1234/v1"])

@@ -158,7 +158,7 @@ def test_a_broken_file_that_cannot_be_kept_aside_is_not_replaced(tmp_path: Path)
     path.write_text("[load\nn_ctx = 4096\n")
     # A link into a folder that does not exist: the copy fails, for root too.
     (tmp_path / "config.toml.broken").symlink_to(tmp_path / "missing" / "broken")
-    with pytest.raises(ConfigSaveError, match="not valid TOML and could not be copied to config.toml.broken"):
+    with pytest.raises(ConfigSaveError, match=r"not valid TOML and could not be copied to config\.toml\.broken"):
         save_changes({"top_k": 5}, path)
     with pytest.raises(ConfigSaveError):
         remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)

@@ -453,7 +453,9 @@ def test_files_are_where_the_readme_says_and_the_status_bar_reads_left_to_right(
     assert log_file.is_relative_to(home)
 
     with Terminal([*LLAMA_TUI, "--max-token", "300", "local", str(tiny_model)], env=env) as term:
-        status = lambda: term.text().splitlines()[-2]  # the row above the footer
+        def status() -> str:
+            return term.text().splitlines()[-2]  # the row above the footer
+
         term.wait_for(lambda: re.search(r"tiny-test-llama +idle", status()) is not None)
         assert re.fullmatch(r" *tiny-test-llama +idle +– tok/s +TTFT – +ctx 0/512 · 0% ━+", status()), status()
         term.type("hello")
@@ -466,7 +468,10 @@ def test_files_are_where_the_readme_says_and_the_status_bar_reads_left_to_right(
         term.wait_for("Model loading")
         term.press(*["tab"] * 9)  # from the context length to top-k (the form scrolls to it)
         term.wait_for("Top k")
-        top_k = lambda: next(row for row in term.text().splitlines() if "Top k" in row)
+
+        def top_k() -> str:
+            return next(row for row in term.text().splitlines() if "Top k" in row)
+
         term.wait_for(lambda: re.search(r"Top k +40 ", top_k()) is not None)
         term.write(b"\x1b[F")  # End
         term.press("backspace", "backspace")

@@ -555,7 +555,7 @@ def test_worker_threads_read_while_the_writer_writes(tmp_path: Path) -> None:
         reader.join()
     assert store.flush(timeout=60) and failures == [] and store.problems == []
     for seen in counts.values():  # each reader sees the commits in order, never a torn state
-        assert seen == sorted(seen) and 1 <= seen[0] and seen[-1] <= 201
+        assert seen == sorted(seen) and seen[0] >= 1 and seen[-1] <= 201
     assert store.load(chat.id) == chat
     store.close()
 
@@ -609,12 +609,12 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
         assert child.stdout is not None and child.stdout.readline() == "ready\n"
     go.touch()  # both start writing now
     outputs = [child.communicate(timeout=300) for child in children]
-    for child, (out, err) in zip(children, outputs):
+    for child, (out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err
         assert "problems []" in out
     ids = [out.split()[-1] for out, _ in outputs]
     store = SqliteStore(path)
-    for chat_id, name in zip(ids, ("left", "right")):
+    for chat_id, name in zip(ids, ("left", "right"), strict=True):
         chat = store.load(chat_id)
         assert chat.title == name
         assert [m.text for m in chat.branch()] == [f"{name} says {n} zebra" for n in range(200)]

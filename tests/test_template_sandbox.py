@@ -163,9 +163,9 @@ def test_renders_what_jinja2_chat_formatter_renders(box: TemplateSandbox, source
 
 def test_raise_exception_gives_the_templates_own_message(box: TemplateSandbox) -> None:
     source = "{{ raise_exception('Conversations must end with a tool call') }}"
-    with pytest.raises(ValueError, match="^Conversations must end with a tool call$"):
+    with pytest.raises(ValueError, match=r"^Conversations must end with a tool call$"):
         formatter_prompt(source)
-    with pytest.raises(TemplateRaised, match="^Conversations must end with a tool call$"):
+    with pytest.raises(TemplateRaised, match=r"^Conversations must end with a tool call$"):
         render_chat(source, CHAT, bos_token=BOS, eos_token=EOS)
     with pytest.raises(TemplateFailed) as failed:
         render(box, source)
@@ -177,7 +177,7 @@ def test_raise_exception_gives_the_templates_own_message(box: TemplateSandbox) -
 def test_a_template_without_a_system_role_gets_the_system_prompt_in_the_first_user_turn(box: TemplateSandbox) -> None:
     # Jinja2ChatFormatter fails on Gemma 2 with a system prompt; llama.cpp's server moves
     # the system prompt into the first user message, and so do we.
-    with pytest.raises(ValueError, match="^System role not supported$"):
+    with pytest.raises(ValueError, match=r"^System role not supported$"):
         formatter_prompt(GEMMA2_TEMPLATE)
     merged = [{"role": "user", "content": CHAT[0]["content"] + "\n\n" + CHAT[1]["content"]}, *CHAT[2:]]
     expected = formatter_prompt(GEMMA2_TEMPLATE, merged)
@@ -188,7 +188,7 @@ def test_a_template_without_a_system_role_gets_the_system_prompt_in_the_first_us
     assert render(box, drops).startswith("[user] " + CHAT[0]["content"] + "\n\n" + CHAT[1]["content"])
     # A template that fails either way reports its first error.
     both = "{{ raise_exception('first: ' ~ messages[0].role) }}"
-    with pytest.raises(TemplateFailed, match="first: system$"):
+    with pytest.raises(TemplateFailed, match=r"first: system$"):
         render(box, both)
 
 
@@ -355,7 +355,7 @@ def test_a_render_waiting_for_another_one_can_be_cancelled(box: TemplateSandbox)
     def first() -> None:
         try:
             render(box, SILENT_LOOPS, cancelled=busy)
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - handed to the test
             outcome.append(error)
 
     thread = in_thread(first)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from llama_tui.engine import chat_templates
 from llama_tui.engine.chat_templates import choose_chat_template, looks_instruction_tuned
 from llama_tui.engine.jinja_chat import render_chat
 from llama_tui.engine.settings import parse_override

@@ -17,6 +17,7 @@ from llama_tui.engine.thinking import (
     thinking_markers,
 )
 
+
 def markers_of(template: str) -> ThinkingMarkers:
     markers = thinking_markers(template)
     assert markers is not None, template
