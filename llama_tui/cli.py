@@ -147,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local", help="open a GGUF file on disk")
     local.add_argument("path", type=Path, help="path to a .gguf file")
     _add_options(local, after_command=True)
-    hub = commands.add_parser("hf-model", help="download a GGUF file from Hugging Face (in the app, with progress), then open it")
+    hub = commands.add_parser(
+        "hf-model", help="download a GGUF file from Hugging Face (in the app, with progress), then open it"
+    )
     hub.add_argument("repo", help="repository, e.g. unsloth/gemma-3-270m-it-GGUF")
     hub.add_argument("file", help="file in the repository, e.g. gemma-3-270m-it-Q4_K_M.gguf")
     _add_options(hub, after_command=True)

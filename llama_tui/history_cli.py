@@ -30,7 +30,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                         help="md: Markdown to read (default); json: OpenAI-style messages plus llama-tui's details")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of printing")
     export.add_argument("--thinking", action="store_true", help="include a reasoning model's thinking (Markdown)")
-    imported = commands.add_parser("import", help="add a conversation from a JSON file (from export, or OpenAI messages)")
+    imported = commands.add_parser(
+        "import", help="add a conversation from a JSON file (from export, or OpenAI messages)"
+    )
     imported.add_argument("file", type=Path, metavar="FILE.json")
 
 

@@ -11,8 +11,8 @@ resolved path, so an HF snapshot symlink and its blob count as one file):
 Recent comes first so the models used last head the list. Only headers are read
 (``read_gguf_header`` skips the big arrays), never weights: a handful of files list in a
 fraction of a second. A file that crashed an earlier `file_check` trial load shows that
-as its problem (from the verdict cache; nothing is loaded here). Split models show once, as their first part; the other parts are
-left out and counted into the size.
+as its problem (from the verdict cache; nothing is loaded here). Split models show once, as
+their first part; the other parts are left out and counted into the size.
 """
 
 from __future__ import annotations

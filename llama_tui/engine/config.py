@@ -132,7 +132,11 @@ def _range_message(s: Setting, n_ctx: int | None, empty: str = "empty") -> str:
 
 
 def _check_number(s: Setting, value: object, n_ctx: int | None) -> tuple[Any, str | None]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (s.kind == "int" and not isinstance(value, int)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (s.kind == "int" and not isinstance(value, int))
+    ):
         return None, _range_message(s, n_ctx)
     high = (n_ctx or MAX_CONTEXT) if s.up_to_context else s.high
     if math.isnan(value) or (s.low is not None and value < s.low) or (high is not None and value > high):
@@ -443,7 +447,8 @@ def _template() -> str:
                 line = f"# {s.name} = {spelled}"
             lines.append(f"{line:<23} # {comment}")
         if section == "load":
-            lines += ["", "[load.overrides]", "# GGUF metadata overrides, e.g.", '# "tokenizer.ggml.add_bos_token" = false']
+            lines += ["", "[load.overrides]", "# GGUF metadata overrides, e.g.",
+                      '# "tokenizer.ggml.add_bos_token" = false']
     lines += ["", "# Presets: a system prompt and the sampling that suits it, chosen per conversation (F8).",
               "# Change, add or delete them here; they take system_prompt and the sampling section's keys."]
     for preset in BUILT_IN.values():

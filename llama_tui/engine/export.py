@@ -60,7 +60,9 @@ def to_markdown(conversation: Conversation, include_thinking: bool = False) -> s
     if models:
         lines.append(f"- **Model:** {', '.join(models)}")
     lines.append(f"- **Date:** {time.strftime('%Y-%m-%d %H:%M', time.localtime(conversation.created_at))}")
-    last_reply = next((m for m in reversed(branch) if m.role == "assistant" and (m.sampling or m.seed is not None)), None)
+    last_reply = next(
+        (m for m in reversed(branch) if m.role == "assistant" and (m.sampling or m.seed is not None)), None
+    )
     if last_reply is not None:
         lines.append(f"- **Sampling:** {_sampling_text(last_reply)}")
     if conversation.system_prompt:
@@ -176,8 +178,12 @@ def import_conversation(data: Any) -> Conversation:
             message.created_at, message.updated_at = float(created), float(updated)
     conversation.system_prompt = system_prompt or ""
     times = [m.updated_at for m in conversation.messages.values()]
-    conversation.created_at = float(_typed(extra, "created_at", (int, float), "llama_tui", min(times, default=time.time())))
-    conversation.updated_at = float(_typed(extra, "updated_at", (int, float), "llama_tui", max(times, default=time.time())))
+    conversation.created_at = float(
+        _typed(extra, "created_at", (int, float), "llama_tui", min(times, default=time.time()))
+    )
+    conversation.updated_at = float(
+        _typed(extra, "updated_at", (int, float), "llama_tui", max(times, default=time.time()))
+    )
     return conversation
 
 

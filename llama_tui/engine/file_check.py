@@ -115,7 +115,9 @@ def known_crash(path: Path) -> str | None:
     return unsafe if isinstance(unsafe, str) else None
 
 
-def trial_load(path: Path, *, timeout: float = 60.0, overrides: Mapping[str, OverrideValue] | None = None) -> str | None:
+def trial_load(
+    path: Path, *, timeout: float = 60.0, overrides: Mapping[str, OverrideValue] | None = None
+) -> str | None:
     """Load `path` in a child process: why it crashed, or None if it did not crash."""
     return _run_trial_load(Path(path), timeout, dict(overrides or {}))[0]
 

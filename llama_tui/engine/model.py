@@ -97,7 +97,12 @@ class LoadedModel:
     """A model in memory, ready to chat or complete text. Create it with `LoadedModel.load`."""
 
     def __init__(
-        self, llm: llama_cpp.Llama, path: Path, settings: LoadSettings, template: ChatTemplate, ref: ModelRef | None = None
+        self,
+        llm: llama_cpp.Llama,
+        path: Path,
+        settings: LoadSettings,
+        template: ChatTemplate,
+        ref: ModelRef | None = None,
     ) -> None:
         self._llm: llama_cpp.Llama | None = llm
         self.path = path
@@ -285,7 +290,11 @@ class LoadedModel:
     # -- prompt building -------------------------------------------------------------------
 
     def _fit_chat(
-        self, messages: Sequence[ChatMessage], sampling: SamplingSettings, enable_thinking: bool = True, prefill: str = ""
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: SamplingSettings,
+        enable_thinking: bool = True,
+        prefill: str = "",
     ) -> tuple[list[int], list[str], int]:
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system):])
@@ -339,8 +348,8 @@ class LoadedModel:
         template = self.chat_template
         if self._sandbox is None:  # a built-in template: ours, rendered here
             try:
-                return render_chat(template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token,
-                                   enable_thinking=enable_thinking)
+                return render_chat(template.source, messages, bos_token=template.bos_token,
+                                   eos_token=template.eos_token, enable_thinking=enable_thinking)
             except (jinja2.TemplateError, ValueError) as error:
                 raise TemplateError(f"The built-in chat template {template.name} failed: {error}") from error
         try:
@@ -417,7 +426,9 @@ class LoadedModel:
         finally:
             self._busy.release()
 
-    def _evaluate_prompt(self, llm: llama_cpp.Llama, tokens: list[int], stats: GenerationStats) -> Iterator[PromptProgress]:
+    def _evaluate_prompt(
+        self, llm: llama_cpp.Llama, tokens: list[int], stats: GenerationStats
+    ) -> Iterator[PromptProgress]:
         """Evaluate the part of the prompt not already in the KV cache, in batches."""
         reused = self._reuse_cached_prefix(llm, tokens)
         todo = tokens[reused:]

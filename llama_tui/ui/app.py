@@ -90,7 +90,8 @@ class LlamaApp(App[None]):
                 tooltip="Show the Completion tab", show=False),
         Binding("f4", "show_tab('log')", "Log", id="app.tab.log", tooltip="Show llama.cpp's log", show=False),
         Binding("ctrl+o", "open_picker", "Models", id="app.models", tooltip="Open, download or switch models"),
-        Binding("f7", "history", "History", id="app.history", tooltip="Saved conversations: search, open, rename, delete"),
+        Binding("f7", "history", "History", id="app.history",
+                tooltip="Saved conversations: search, open, rename, delete"),
         Binding("f9", "previous_model", "Previous", id="app.previous_model",
                 tooltip="Switch to the model used before this one"),
         # priority: the Completion tab's TextArea binds F6 to "select line".
@@ -382,7 +383,8 @@ class LlamaApp(App[None]):
                     old.close()
 
             try:
-                model = open_model(ref, self.settings, on_state=lambda state: self.post_message(LoadStateChanged(state)),
+                model = open_model(ref, self.settings,
+                                   on_state=lambda state: self.post_message(LoadStateChanged(state)),
                                    before_load=close_the_current_one)
             except ModelLoadError as error:
                 log.warning("model load failed: %s", error)
@@ -637,10 +639,12 @@ class LlamaApp(App[None]):
         yield SystemCommand("Continue the text", "Completion tab: let the model continue the text (ctrl+r)",
                             self._continue_text)
         yield SystemCommand("Models", "Open, download or switch models (ctrl+o)", self.action_open_picker)
-        yield SystemCommand("Previous model", "Switch to the model used before this one (F9)", self.action_previous_model)
+        yield SystemCommand("Previous model", "Switch to the model used before this one (F9)",
+                            self.action_previous_model)
         yield SystemCommand("Settings", "Load, sampling and chat settings (F6)", self.action_open_settings)
         if self._generating_in is not None:
-            yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)", self.action_stop_generation)
+            yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)",
+                                self.action_stop_generation)
 
     def _continue_text(self) -> None:
         self.action_show_tab("completion")

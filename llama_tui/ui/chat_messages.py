@@ -22,7 +22,9 @@ from llama_tui.text import neutralise_controls
 from llama_tui.ui.literal import literal
 from llama_tui.ui.markdown_view import MarkdownView
 
-Action = Literal["regenerate", "edit", "continue", "copy", "copy_code", "previous", "next", "delete", "up", "down", "leave"]
+Action = Literal[
+    "regenerate", "edit", "continue", "copy", "copy_code", "previous", "next", "delete", "up", "down", "leave"
+]
 
 _COMMON = [
     Binding("up", "act('up')", "Earlier", show=False, id="message.up", tooltip="The message before"),

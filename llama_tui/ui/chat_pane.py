@@ -64,7 +64,8 @@ def describe_speed(stats: GenerationStats) -> str:
     if stats.tokens_per_second is not None:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.prompt_tokens_per_second is not None:
-        parts.append(f"prompt {stats.prompt_evaluated} new of {stats.prompt_tokens} at {stats.prompt_tokens_per_second:.0f} tok/s")
+        parts.append(f"prompt {stats.prompt_evaluated} new of {stats.prompt_tokens} "
+                     f"at {stats.prompt_tokens_per_second:.0f} tok/s")
     if stats.time_to_first_token is not None:
         parts.append(f"TTFT {stats.time_to_first_token * 1000:.0f} ms")
     return " · ".join(parts)
@@ -417,7 +418,8 @@ class ChatPane(Vertical):
             await self._add_notice(notice, before=widget)
         if batch.dropped_messages:
             await self._add_notice(
-                f"The {batch.dropped_messages} oldest messages no longer fit the context and were left out of this reply.",
+                f"The {batch.dropped_messages} oldest messages no longer fit the context "
+                "and were left out of this reply.",
                 before=widget,
             )
         if batch.text:

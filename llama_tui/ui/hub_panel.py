@@ -108,8 +108,12 @@ class HubPanel(Vertical):
         table = self.query_one("#hub-repos", DataTable)
         table.clear()
         for repo in message.repos:
-            table.add_row(literal_cell(repo.repo_id), _count(repo.downloads), _count(repo.likes), "gated" if repo.gated else "")
-        self._status(f"{len(message.repos)} repositories. Enter lists a repository's files." if message.repos else "Nothing found.")
+            table.add_row(literal_cell(repo.repo_id), _count(repo.downloads), _count(repo.likes),
+                          "gated" if repo.gated else "")
+        if message.repos:
+            self._status(f"{len(message.repos)} repositories. Enter lists a repository's files.")
+        else:
+            self._status("Nothing found.")
         if message.repos:
             table.focus()
 
