@@ -152,7 +152,9 @@ def main() -> None:
     }
     with sqlite3.connect(path) as db:  # how many messages each search matches, for context
         share = {
-            text: db.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (fts_query(text),)).fetchone()[0]
+            text: db.execute(
+                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (fts_query(text),)
+            ).fetchone()[0]
             / made["messages"]  # type: ignore[operator]
             for text in searches.values()
         }

@@ -275,7 +275,8 @@ def slope(rows: list[dict], key: str, after: int) -> float | None:
 
 def report(mode: str, result: dict, args: argparse.Namespace) -> None:
     rows = result["rows"]
-    print(f"\n## {mode}" + (" (tracemalloc)" if args.tracemalloc else "") + (" (malloc_trim each checkpoint)" if args.trim else "")
+    print(f"\n## {mode}" + (" (tracemalloc)" if args.tracemalloc else "")
+          + (" (malloc_trim each checkpoint)" if args.trim else "")
           + (f" MALLOC_ARENA_MAX={os.environ['MALLOC_ARENA_MAX']}" if "MALLOC_ARENA_MAX" in os.environ else ""))
     headers = ["turn", "rss MiB", "heap used MiB", "heap free MiB", "py blocks", "gc objs", "samplers"]
     keys = ["turn", "rss", "heap_used", "heap_free", "py_blocks", "gc_objects", "samplers"]
@@ -288,7 +289,10 @@ def report(mode: str, result: dict, args: argparse.Namespace) -> None:
     fmt = lambda v: f"{v:.1f}" if isinstance(v, float) else str(v)  # noqa: E731
     benchlib.print_table(headers, [[fmt(r[k]) for k in keys] for r in rows])
     half = args.turns // 2
-    per_turn = {k: slope(rows, k, half) for k in ("rss", "heap_used", "heap_free", "py_blocks", "gc_objects", "widgets", "traced")}
+    per_turn = {
+        k: slope(rows, k, half)
+        for k in ("rss", "heap_used", "heap_free", "py_blocks", "gc_objects", "widgets", "traced")
+    }
     parts = []
     for key, unit, scale in (("rss", "KiB", 1024), ("heap_used", "KiB", 1024), ("heap_free", "KiB", 1024),
                              ("traced", "KiB", 1024), ("py_blocks", "", 1), ("gc_objects", "", 1), ("widgets", "", 1)):

@@ -129,7 +129,8 @@ def main() -> None:
           f"(min {min(starts) * ms:.1f}, max {max(starts) * ms:.1f}, n={len(starts)})")
     print(f"first render without start(): median {median(colds) * ms:.1f} ms")
     print(f"first render of a new template, warm worker: median {median(news) * ms:.2f} ms\n")
-    print("| template | chat | in-process (compiled kept) ms | sandbox ms | sandbox - in-process ms | Jinja2ChatFormatter per render ms |")
+    print("| template | chat | in-process (compiled kept) ms | sandbox ms | sandbox - in-process ms "
+          "| Jinja2ChatFormatter per render ms |")
     print("|---|---|---|---|---|---|")
     per_render: dict[str, dict[str, float]] = {}
     results = {"spawn_to_ready_ms": median(starts) * ms, "cold_first_render_ms": median(colds) * ms,

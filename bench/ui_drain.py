@@ -192,8 +192,9 @@ def main() -> None:
              benchlib.fmt(summary["key_ms_p95"]), "p95 < 50"],
             ["key → next frame (ms)", benchlib.fmt(summary["key_to_frame_ms_p50"]),
              benchlib.fmt(summary["key_to_frame_ms_p95"]), ""],
-            ["UI CPU per drain, first / last fifth of the reply (ms)", benchlib.fmt(summary["ui_ms_per_drain_first_fifth"]),
-             benchlib.fmt(summary["ui_ms_per_drain_last_fifth"]), ""],
+            ["UI CPU per drain, first / last fifth of the reply (ms)",
+             benchlib.fmt(summary["ui_ms_per_drain_first_fifth"]), benchlib.fmt(summary["ui_ms_per_drain_last_fifth"]),
+             ""],
         ],
     )
     lag_ok = summary["lag_ms_max"] < 100
