@@ -154,7 +154,9 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while not check():
             if self.poll() is not None and not check():
-                raise AssertionError(f"the program ended ({self.describe_status()}) before {condition!r}:\n{self.text()}")
+                raise AssertionError(
+                    f"the program ended ({self.describe_status()}) before {condition!r}:\n{self.text()}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {condition!r}; the screen:\n{self.text()}")
             time.sleep(0.05)

@@ -423,7 +423,10 @@ def test_a_too_large_file_is_neither_read_nor_rewritten(tmp_path: Path) -> None:
     assert config == AppConfig()  # top_k = 5 was not read
     assert len(warnings) == 1 and "larger than 1 MiB, too large for a settings file" in warnings[0]
     assert "leaving the file alone" in warnings[0]
-    for save in (lambda: save_changes({"top_k": 7}, path), lambda: remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)):
+    for save in (
+        lambda: save_changes({"top_k": 7}, path),
+        lambda: remember_model_in_file(file_ref(tmp_path / "m.gguf"), path),
+    ):
         with pytest.raises(ConfigSaveError, match="larger than 1 MiB, too large for a settings file; it was left as"):
             save()
     assert path.read_bytes() == before

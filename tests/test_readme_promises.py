@@ -178,7 +178,8 @@ async def test_ctrl_n_clears_the_conversation_from_the_screen(tiny_model: Path) 
         await send_chat(pilot, "second question")
         await wait_for(pilot, lambda: reply_ended(app))
         assert [str(m.render()) for m in app.query(UserMessage)] == ["second question"]
-        assert [m.text for m in app.query_one(ChatPane).conversation.branch() if m.role == "user"] == ["second question"]
+        branch = app.query_one(ChatPane).conversation.branch()
+        assert [m.text for m in branch if m.role == "user"] == ["second question"]
 
 
 # -- the status bar ------------------------------------------------------------------------------
@@ -206,7 +207,9 @@ async def test_the_state_reads_loading_prompt_generating_idle(
     """README, status bar: state (`loading`, `prompt n/N` while the prompt is evaluated,
     `generating`, `idle`). A long prompt on Gemma takes seconds: `prompt n/N` shows in between."""
     states = record_states(monkeypatch)
-    app = LlamaApp(LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096), sampling=SamplingSettings(max_reply_tokens=8)))
+    app = LlamaApp(
+        LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096), sampling=SamplingSettings(max_reply_tokens=8))
+    )
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None, timeout=120)
         await pilot.pause()

@@ -78,7 +78,9 @@ def saved_chat(store: ConversationStore, *texts: str, model: str = "Tiny", at: f
 # -- round trips --------------------------------------------------------------------------------
 
 
-def test_a_branched_conversation_round_trips(store: ConversationStore, reopen: Callable[..., ConversationStore]) -> None:
+def test_a_branched_conversation_round_trips(
+    store: ConversationStore, reopen: Callable[..., ConversationStore]
+) -> None:
     chat = Conversation(title="", system_prompt="You are terse.", preset="terse")
     store.create(chat)
     question = chat.add("user", "What is the capital of France?")
@@ -111,7 +113,9 @@ def test_a_branched_conversation_round_trips(store: ConversationStore, reopen: C
     assert loaded.prompt_messages()[0].content == "You are terse."
 
 
-def test_a_conversation_created_with_messages_keeps_them_all(store: ConversationStore, reopen: Callable[..., ConversationStore]) -> None:
+def test_a_conversation_created_with_messages_keeps_them_all(
+    store: ConversationStore, reopen: Callable[..., ConversationStore]
+) -> None:
     chat = Conversation(title="Imported")
     root = chat.add("user", "one")
     chat.add("assistant", "two")
@@ -137,7 +141,9 @@ def test_a_reply_is_saved_as_it_grows(store: ConversationStore, reopen: Callable
         db.close()
 
 
-def test_a_reply_the_store_lacks_is_added_by_its_update(store: ConversationStore, reopen: Callable[..., ConversationStore]) -> None:
+def test_a_reply_the_store_lacks_is_added_by_its_update(
+    store: ConversationStore, reopen: Callable[..., ConversationStore]
+) -> None:
     """As when its add_message failed (a lock, a full disk): the next update heals it."""
     chat = saved_chat(store, "Hello?")
     reply = chat.add("assistant", "Hi", model_name="Tiny")
@@ -209,7 +215,9 @@ def test_rename(store: ConversationStore, reopen: Callable[..., ConversationStor
 
 
 def test_search_finds_messages_with_a_snippet(store: ConversationStore) -> None:
-    long_text = "Intro words here.\n\n" * 20 + "The albatross glides over\nthe Southern Ocean for hours. " + "Tail. " * 30
+    long_text = (
+        "Intro words here.\n\n" * 20 + "The albatross glides over\nthe Southern Ocean for hours. " + "Tail. " * 30
+    )
     birds = saved_chat(store, "Tell me about seabirds", long_text, at=2000.0)
     fish = saved_chat(store, "Tell me about fish", "Cod swim in the ocean.", at=3000.0)
     saved_chat(store, "Something else", "Nothing here.", at=1000.0)
@@ -291,7 +299,9 @@ def test_delete_conversation(store: ConversationStore, reopen: Callable[..., Con
             db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
 
 
-def test_delete_messages_removes_what_came_after(store: ConversationStore, reopen: Callable[..., ConversationStore]) -> None:
+def test_delete_messages_removes_what_came_after(
+    store: ConversationStore, reopen: Callable[..., ConversationStore]
+) -> None:
     chat = saved_chat(store, "Q1", "A1", "Q2 about walruses", "A2", "Q3")
     q2 = chat.branch()[2]
     regenerated = chat.add("assistant", "A2 again", parent_id=q2.id)

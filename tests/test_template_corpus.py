@@ -159,7 +159,8 @@ def test_every_template_renders_or_falls_back(corpus: dict[str, str]) -> None:
     assert fallback_template_name({"tokenizer.chat_template": corpus["google-gemma-2-2b-it"]}) == "gemma"
     assert fallback_template_name({"tokenizer.chat_template": corpus["meta-llama-Llama-3.1-8B-Instruct"]}) == "llama-3"
     assert fallback_template_name({"tokenizer.chat_template": corpus["Qwen-Qwen3-0.6B"]}) == "chatml"
-    assert fallback_template_name({"tokenizer.chat_template": corpus["mistralai-Mistral-Nemo-Instruct-2407"]}) == "mistral"
+    nemo = corpus["mistralai-Mistral-Nemo-Instruct-2407"]
+    assert fallback_template_name({"tokenizer.chat_template": nemo}) == "mistral"
 
 
 def test_the_thinking_markers_of_each_template(corpus: dict[str, str]) -> None:
