@@ -58,7 +58,7 @@ class _Focusable:
     message_id: str
 
     def action_act(self, action: Action) -> None:
-        self.post_message(MessageAction(self.message_id, action))  # type: ignore[attr-defined]  # a Widget
+        self.post_message(MessageAction(self.message_id, action))  # type: ignore[attr-defined]  # mixed into Widgets only
 
 
 class UserMessage(_Focusable, Static):
