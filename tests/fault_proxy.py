@@ -9,7 +9,8 @@ not a mocked one. Per request it can:
   (`drop_after`), or stop sending after N bytes and hold the connection open
   (`stall_after`, for `hold` seconds), noticing the client closing;
 - send a line of malformed SSE data after the first N events of the stream (`malformed_after`;
-  with `stall_after` set, then nothing more, holding the connection), or extra events before the server's last one (`extra_events`);
+  with `stall_after` set, then nothing more, holding the connection), or extra events before
+  the server's last one (`extra_events`);
 - close the connection without answering (`close_at_once`).
 
 Faults apply to requests whose path ends with `fault.path` (default: /chat/completions and

@@ -158,7 +158,7 @@ def test_a_broken_file_that_cannot_be_kept_aside_is_not_replaced(tmp_path: Path)
     path.write_text("[load\nn_ctx = 4096\n")
     # A link into a folder that does not exist: the copy fails, for root too.
     (tmp_path / "config.toml.broken").symlink_to(tmp_path / "missing" / "broken")
-    with pytest.raises(ConfigSaveError, match="not valid TOML and could not be copied to config.toml.broken"):
+    with pytest.raises(ConfigSaveError, match=r"not valid TOML and could not be copied to config\.toml\.broken"):
         save_changes({"top_k": 5}, path)
     with pytest.raises(ConfigSaveError):
         remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)
@@ -423,7 +423,10 @@ def test_a_too_large_file_is_neither_read_nor_rewritten(tmp_path: Path) -> None:
     assert config == AppConfig()  # top_k = 5 was not read
     assert len(warnings) == 1 and "larger than 1 MiB, too large for a settings file" in warnings[0]
     assert "leaving the file alone" in warnings[0]
-    for save in (lambda: save_changes({"top_k": 7}, path), lambda: remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)):
+    for save in (
+        lambda: save_changes({"top_k": 7}, path),
+        lambda: remember_model_in_file(file_ref(tmp_path / "m.gguf"), path),
+    ):
         with pytest.raises(ConfigSaveError, match="larger than 1 MiB, too large for a settings file; it was left as"):
             save()
     assert path.read_bytes() == before

@@ -35,15 +35,13 @@ import os
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomlkit
-from tomlkit.container import Container
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import Table
 
 from llama_tui import paths
 from llama_tui.engine.model_ref import ModelRef
@@ -134,7 +132,11 @@ def _range_message(s: Setting, n_ctx: int | None, empty: str = "empty") -> str:
 
 
 def _check_number(s: Setting, value: object, n_ctx: int | None) -> tuple[Any, str | None]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (s.kind == "int" and not isinstance(value, int)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (s.kind == "int" and not isinstance(value, int))
+    ):
         return None, _range_message(s, n_ctx)
     high = (n_ctx or MAX_CONTEXT) if s.up_to_context else s.high
     if math.isnan(value) or (s.low is not None and value < s.low) or (high is not None and value > high):
@@ -250,8 +252,8 @@ def _show(value: object) -> str:
     if value == {}:
         return "none"
     try:
-        return tomlkit.item(value).as_string()  # type: ignore[arg-type]  # tomlkit takes any TOML value
-    except Exception:  # a value tomlkit cannot write: show Python's spelling
+        return tomlkit.item(value).as_string()
+    except Exception:  # noqa: BLE001 - a value tomlkit cannot write: show Python's spelling
         return repr(value)
 
 
@@ -432,7 +434,7 @@ def _template() -> str:
         for s in (s for s in SETTINGS.values() if s.section == section):
             if s.kind == "overrides":
                 continue
-            spelled = tomlkit.item(_to_toml(s, s.default)).as_string()  # type: ignore[arg-type]
+            spelled = tomlkit.item(_to_toml(s, s.default)).as_string()
             comment = s.hint
             if s.kind in ("int", "float") and not s.up_to_context and s.low is not None and s.high is not None:
                 comment += f" ({_plain(s.low)}..{_plain(s.high)})"
@@ -445,7 +447,8 @@ def _template() -> str:
                 line = f"# {s.name} = {spelled}"
             lines.append(f"{line:<23} # {comment}")
         if section == "load":
-            lines += ["", "[load.overrides]", "# GGUF metadata overrides, e.g.", '# "tokenizer.ggml.add_bos_token" = false']
+            lines += ["", "[load.overrides]", "# GGUF metadata overrides, e.g.",
+                      '# "tokenizer.ggml.add_bos_token" = false']
     lines += ["", "# Presets: a system prompt and the sampling that suits it, chosen per conversation (F8).",
               "# Change, add or delete them here; they take system_prompt and the sampling section's keys."]
     for preset in BUILT_IN.values():
@@ -456,11 +459,11 @@ def _template() -> str:
 
 
 def _same(item: object, value: object) -> bool:
-    current = item.unwrap() if hasattr(item, "unwrap") else item  # type: ignore[attr-defined]
+    current = item.unwrap() if hasattr(item, "unwrap") else item
     return type(current) is type(value) and current == value
 
 
-def _set(container: Container | Table, key: str, value: object) -> None:
+def _set(container: MutableMapping[str, Any], key: str, value: object) -> None:
     """Set `key`, leaving the item (and its spelling, e.g. 4_096) alone when unchanged."""
     if key in container and _same(container[key], value):
         return
@@ -469,12 +472,12 @@ def _set(container: Container | Table, key: str, value: object) -> None:
     container[key] = value
 
 
-def _table(container: Container | Table, key: str) -> Table:
+def _table(container: MutableMapping[str, Any], key: str) -> MutableMapping[str, Any]:
     found = container.get(key)
     if isinstance(found, dict):  # a [table], an inline table or a table split across the file
-        return found  # type: ignore[return-value]
+        return found
     container[key] = tomlkit.table()
-    return container[key]  # type: ignore[return-value]
+    return container[key]
 
 
 def _reason(error: OSError, path: Path) -> str:
@@ -561,9 +564,9 @@ def _write_document(path: Path, document: tomlkit.TOMLDocument) -> None:
 
 def _apply(document: tomlkit.TOMLDocument, s: Setting, value: object) -> None:
     """Set one setting in the document, as the file spells it, in its own section."""
-    for (table, key), section in _LEGACY.items():  # a setting read from its old place moves
+    for (old_table, key), section in _LEGACY.items():  # a setting read from its old place moves
         if key == s.name and section == s.section:
-            (_table(document, table) if table else document).pop(key, None)
+            (_table(document, old_table) if old_table else document).pop(key, None)
     table = _table(document, s.section)
     if s.kind == "overrides":
         assert isinstance(value, Mapping)
@@ -635,5 +638,7 @@ def merge_cli(settings: Settings, explicit: Mapping[str, object]) -> Settings:
     """
     values = dict(explicit)
     if "overrides" in values:
-        values["overrides"] = {**settings.load.overrides, **values["overrides"]}  # type: ignore[dict-item]
+        typed = values["overrides"]
+        assert isinstance(typed, Mapping)
+        values["overrides"] = {**settings.load.overrides, **typed}
     return settings.with_values(values)

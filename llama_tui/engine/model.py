@@ -34,8 +34,8 @@ from llama_tui.engine.chat_templates import (
     choose_chat_template,
     fallback_template_choice,
 )
-from llama_tui.engine.conversation import ChatMessage
 from llama_tui.engine.config import load_settings_problems
+from llama_tui.engine.conversation import ChatMessage
 from llama_tui.engine.events import (
     Finished,
     GenerationEvent,
@@ -48,12 +48,11 @@ from llama_tui.engine.events import (
     TurnsDropped,
 )
 from llama_tui.engine.jinja_chat import render_chat
+from llama_tui.engine.logs import route_native_log, take_native_errors
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.saved_contexts import MIN_GAIN, SavedContexts, common_prefix, model_identity
-from llama_tui.engine.logs import route_native_log, take_native_errors
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
-from llama_tui.engine.thinking_events import split_events
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
 from llama_tui.engine.thinking import (
     VOCABULARY_CANDIDATES,
@@ -62,6 +61,7 @@ from llama_tui.engine.thinking import (
     starts_thinking,
     thinking_markers,
 )
+from llama_tui.engine.thinking_events import split_events
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,12 @@ class LoadedModel:
     """A model in memory, ready to chat or complete text. Create it with `LoadedModel.load`."""
 
     def __init__(
-        self, llm: llama_cpp.Llama, path: Path, settings: LoadSettings, template: ChatTemplate, ref: ModelRef | None = None,
+        self,
+        llm: llama_cpp.Llama,
+        path: Path,
+        settings: LoadSettings,
+        template: ChatTemplate,
+        ref: ModelRef | None = None,
         contexts: SavedContexts | None = None,
     ) -> None:
         self._llm: llama_cpp.Llama | None = llm
@@ -203,7 +208,8 @@ class LoadedModel:
     def capabilities(self) -> Capabilities:
         return Capabilities(
             completion=True, seed=True, gpu_offload=False, exact_figures=True,
-            sampling=frozenset({"seed", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_reply_tokens"}),
+            sampling=frozenset({"seed", "temperature", "top_p", "top_k", "min_p", "repeat_penalty",
+                                "max_reply_tokens"}),
             thinking_switch=self.chat_template.from_file and has_thinking_switch(self.chat_template.source),
         )
 
@@ -283,7 +289,8 @@ class LoadedModel:
         already written (a reply to continue); the model writes what follows it. Close the
         iterator (or run it to the end) so the model is free again.
         """
-        return split_events(self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed))
+        events = self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed)
+        return split_events(events)
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
         """Stream a continuation of `text`. The seed (sampling.seed unless `seed` is given)
@@ -307,7 +314,11 @@ class LoadedModel:
     # -- prompt building -------------------------------------------------------------------
 
     def _fit_chat(
-        self, messages: Sequence[ChatMessage], sampling: SamplingSettings, enable_thinking: bool = True, prefill: str = ""
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: SamplingSettings,
+        enable_thinking: bool = True,
+        prefill: str = "",
     ) -> tuple[list[int], list[str], int]:
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system):])
@@ -361,8 +372,8 @@ class LoadedModel:
         template = self.chat_template
         if self._sandbox is None:  # a built-in template: ours, rendered here
             try:
-                return render_chat(template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token,
-                                   enable_thinking=enable_thinking)
+                return render_chat(template.source, messages, bos_token=template.bos_token,
+                                   eos_token=template.eos_token, enable_thinking=enable_thinking)
             except (jinja2.TemplateError, ValueError) as error:
                 raise TemplateError(f"The built-in chat template {template.name} failed: {error}") from error
         try:
@@ -413,7 +424,9 @@ class LoadedModel:
         started: float,
     ) -> Iterator[GenerationEvent]:
         # Only a save of the last reply's context may be in the way: it ends on its own.
-        if not self._busy.acquire(timeout=SAVE_WAIT) if self._saving.is_set() else not self._busy.acquire(blocking=False):
+        busy = self._busy
+        acquired = busy.acquire(timeout=SAVE_WAIT) if self._saving.is_set() else busy.acquire(blocking=False)
+        if not acquired:
             raise ModelBusy("a reply is already being generated")
         try:
             llm = self._require_llm()
@@ -470,7 +483,9 @@ class LoadedModel:
         llm.n_tokens = len(loaded)
         log.info("loaded a saved context of %d tokens (%d shared with the prompt)", len(loaded), found[1])
 
-    def _evaluate_prompt(self, llm: llama_cpp.Llama, tokens: list[int], stats: GenerationStats) -> Iterator[PromptProgress]:
+    def _evaluate_prompt(
+        self, llm: llama_cpp.Llama, tokens: list[int], stats: GenerationStats
+    ) -> Iterator[PromptProgress]:
         """Evaluate the part of the prompt not already in the KV cache, in batches."""
         self._load_saved_context(llm, tokens)
         reused = self._reuse_cached_prefix(llm, tokens)
@@ -490,7 +505,7 @@ class LoadedModel:
                 done = min(start + llm.n_batch, len(todo))
                 yield PromptProgress(done, len(todo), replace(stats, prompt_evaluated=done, context_used=llm.n_tokens))
         finally:
-            llama_cpp.llama_set_abort_callback(llm.ctx, ctypes.cast(None, llama_cpp.ggml_abort_callback), None)
+            llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)  # NULL: no callback
 
     @staticmethod
     def _reuse_cached_prefix(llm: llama_cpp.Llama, tokens: list[int]) -> int:
@@ -622,11 +637,11 @@ def _without_the_bindings_chat_templates() -> Iterator[None]:
     would cost memory and time here, outside the template sandbox. Loads run one at a time
     (the app's load lock), so swapping the class for the load is safe."""
     real = llama_chat_format.Jinja2ChatFormatter
-    llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter  # type: ignore[misc,assignment]  # duck-typed stand-in
+    llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter  # type: ignore[misc,assignment]  # duck-typed, load only
     try:
         yield
     finally:
-        llama_chat_format.Jinja2ChatFormatter = real  # type: ignore[misc]
+        llama_chat_format.Jinja2ChatFormatter = real  # type: ignore[misc]  # a class name, put back as it was
 
 
 def _return_freed_memory() -> None:
@@ -657,7 +672,8 @@ def _load_failure_reason(native_errors: list[str]) -> str | None:
         if "error loading model:" in line:
             return line.split("error loading model:", 1)[1].strip()
     specific = [line for line in native_errors if not line.endswith("failed to load model")]
-    return (specific or native_errors or [None])[0]
+    lines = specific or native_errors
+    return lines[0] if lines else None
 
 
 def _check_is_gguf(path: Path) -> None:

@@ -30,7 +30,7 @@ def open_model(
     ref: ModelRef,
     settings: Settings,
     *,
-    on_state: Callable[[str], None] = lambda _state: None,
+    on_state: Callable[[str], object] = lambda _state: None,
     before_load: Callable[[], None] = _nothing,
     contexts: SavedContexts | None = None,
 ) -> ModelBackend:

@@ -248,13 +248,16 @@ class Setting(Describe):
         return self.make_default()
 
 
-def _row(section: str, f: Field[Any]) -> Setting:
+def _default_maker(f: Field[Any]) -> Callable[[], Any]:
     if f.default is not MISSING:
         default = f.default
-        make_default: Callable[[], Any] = lambda: default
-    else:
-        make_default = f.default_factory  # type: ignore[assignment]  # every setting has one or the other
-    return Setting(**vars(f.metadata[_DESCRIBE]), name=f.name, section=section, make_default=make_default)
+        return lambda: default
+    assert f.default_factory is not MISSING, f"{f.name}: every setting has a default or a default_factory"
+    return f.default_factory
+
+
+def _row(section: str, f: Field[Any]) -> Setting:
+    return Setting(**vars(f.metadata[_DESCRIBE]), name=f.name, section=section, make_default=_default_maker(f))
 
 
 SETTINGS: dict[str, Setting] = {f.name: _row(section, f) for section, cls in SECTIONS.items() for f in fields(cls)}

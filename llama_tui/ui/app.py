@@ -28,6 +28,7 @@ from textual.widget import Widget
 from textual.widgets import TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
+from llama_tui import paths
 from llama_tui.engine.backend import GenerationError, ModelBackend, ModelBusy, ModelClosed, PromptError
 from llama_tui.engine.config import (
     GPU_INSTALL_HINT,
@@ -47,15 +48,14 @@ from llama_tui.engine.presets import NO_PRESET, effective
 from llama_tui.engine.saved_contexts import SavedContexts
 from llama_tui.engine.settings import RELOAD_FIELDS, SETTINGS, Settings
 from llama_tui.engine.store import ConversationStore, MemoryStore, open_store
-from llama_tui import paths
 from llama_tui.launch import LaunchOptions
 from llama_tui.rescue import Rescue
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.confirm_screen import ConfirmScreen
-from llama_tui.ui.history_screen import HistoryResult, HistoryScreen
 from llama_tui.ui.footer import AppFooter
+from llama_tui.ui.history_screen import HistoryResult, HistoryScreen
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
 from llama_tui.ui.messages import (
     ChatCleared,
@@ -94,8 +94,8 @@ class LlamaApp(App[None]):
         Binding("f4", "show_tab('log')", "Log", id="app.tab.log", tooltip="Show llama.cpp's log", show=False),
         Binding("ctrl+o", "open_picker", "Models", id="app.models", tooltip="Open, download or switch models"),
         # priority: the message box (a TextArea) binds F7 to "select all".
-        Binding("f7", "history", "History", id="app.history", tooltip="Saved conversations: search, open, rename, delete",
-                priority=True),
+        Binding("f7", "history", "History", id="app.history",
+                tooltip="Saved conversations: search, open, rename, delete", priority=True),
         Binding("ctrl+t", "toggle_thinking", "Thinking on/off", id="app.thinking", show=False,
                 tooltip="Let a reasoning model think before it answers, or not (from the next reply)"),
         Binding("f9", "previous_model", "Previous", id="app.previous_model",
@@ -256,12 +256,12 @@ class LlamaApp(App[None]):
         rescue = Rescue(f"{type(error).__name__}: {error}")
         try:
             rescue.conversation = self.chat_pane.transcript()
-        except Exception:  # noqa: BLE001  the error may be in the chat itself
+        except Exception:  # the error may be in the chat itself
             log.exception("could not gather the conversation")
         for where, selector in (("the chat message box", "#chat-input"), ("the Completion tab", "#completion-text")):
             try:
                 text = self.query_one(selector, TextArea).text
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("could not gather %s", where)
                 continue
             if text.strip():
@@ -391,13 +391,14 @@ class LlamaApp(App[None]):
                     old.close()
 
             try:
-                model = open_model(ref, self.settings, on_state=lambda state: self.post_message(LoadStateChanged(state)),
+                model = open_model(ref, self.settings,
+                                   on_state=lambda state: self.post_message(LoadStateChanged(state)),
                                    before_load=close_the_current_one, contexts=self.saved_contexts)
             except ModelLoadError as error:
                 log.warning("model load failed: %s", error)
                 self.post_message(ModelLoadFailed(str(error)))
                 return
-            except Exception as error:  # noqa: BLE001  whatever it is, the app stays up and says so
+            except Exception as error:  # whatever it is, the app stays up and says so
                 log.exception("model load failed")
                 self.post_message(ModelLoadFailed(f"Could not open {ref.label()}: {type(error).__name__}: {error}"))
                 return
@@ -616,7 +617,7 @@ class LlamaApp(App[None]):
                     buffer.push(event)
         except (PromptError, GenerationError, ModelBusy, ModelClosed) as error:
             buffer.fail(str(error))
-        except Exception as error:  # noqa: BLE001  a failure in llama.cpp must not take the app down
+        except Exception as error:  # a failure in llama.cpp must not take the app down
             log.exception("generation failed")
             buffer.fail(f"Generation failed: {type(error).__name__}: {error}")
 
@@ -666,10 +667,12 @@ class LlamaApp(App[None]):
         yield SystemCommand("Continue the text", "Completion tab: let the model continue the text (ctrl+r)",
                             self._continue_text)
         yield SystemCommand("Models", "Open, download or switch models (ctrl+o)", self.action_open_picker)
-        yield SystemCommand("Previous model", "Switch to the model used before this one (F9)", self.action_previous_model)
+        yield SystemCommand("Previous model", "Switch to the model used before this one (F9)",
+                            self.action_previous_model)
         yield SystemCommand("Settings", "Load, sampling and chat settings (F6)", self.action_open_settings)
         if self._generating_in is not None:
-            yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)", self.action_stop_generation)
+            yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)",
+                                self.action_stop_generation)
 
     def _continue_text(self) -> None:
         self.action_show_tab("completion")
