@@ -4,6 +4,7 @@ to its cap whatever is in it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,33 @@ def test_the_folder_keeps_under_its_cap_least_recently_used_out(tiny_model: Path
 def _no_saved_state_leaks(tmp_path: Path):
     yield
     assert not list(tmp_path.glob("contexts/.*.part"))  # no half-written file is left behind
+
+
+async def test_a_chat_resumed_in_the_app_reads_only_the_new_message(tiny_model: Path) -> None:
+    """As the README says: after the app is started again and the chat resumed, the next reply
+    reads only the new message (the -v line under it says how much of the prompt was new)."""
+    from llama_tui.engine.config import AppConfig
+    from llama_tui.ui.app import LlamaApp
+    from llama_tui.ui.chat_messages import AssistantMessage
+    from tests.test_app import SIZE, reply_ended, send_chat, tiny_options, wait_for
+
+    def options(**more):
+        return tiny_options(tiny_model, load=SETTINGS, sampling=GREEDY, saved_config=AppConfig(), verbose=True, **more)
+
+    app = LlamaApp(options())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await send_chat(pilot, f"Here is a list: {LONG}")
+        await wait_for(pilot, lambda: reply_ended(app))
+        first_prompt = app.chat_pane.conversation.branch()[-1].figures["prompt_tokens"]
+    assert first_prompt > MIN_TOKENS
+
+    app = LlamaApp(options(resume="last"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None and len(app.chat_pane.conversation.branch()) == 2)
+        await send_chat(pilot, "Which items are blue?")
+        await wait_for(pilot, lambda: reply_ended(app) and len(app.chat_pane.conversation.branch()) == 4)
+        footer = app.query(AssistantMessage).last().footer_text
+    new, total = map(int, re.search(r"prompt (\d+) new of (\d+)", footer).groups())
+    assert total > first_prompt
+    assert new <= total - first_prompt + 1  # the saved chat was not read again

@@ -114,8 +114,6 @@ class LlamaApp(App[None]):
         self.model: ModelBackend | None = None
         self.store: ConversationStore = MemoryStore()
         """Where conversations are kept; the SQLite file replaces this once it is open."""
-        self.saved_contexts = SavedContexts(paths.state_dir() / "contexts", self.settings.chat.saved_contexts_mib)
-        """Where local models save chats' KV states (its cap follows the setting)."""
         self._generating_in: Widget | None = None
         self.last_stats: GenerationStats | None = None
         """The engine's figures behind what the status bar shows now."""
@@ -124,6 +122,10 @@ class LlamaApp(App[None]):
         saved = self.options.saved_config
         self._persist = saved is not None
         """Whether settings and models used are saved to the settings file."""
+        self.saved_contexts = SavedContexts(paths.state_dir() / "contexts",
+                                            self.settings.chat.saved_contexts_mib if self._persist else 0)
+        """Where local models save chats' KV states (its cap follows the setting; none in tests
+        that keep nothing, like the history)."""
         self.recent_models: list[ModelRef] = list(saved.recent_models if saved else ())
         self.presets = dict(saved.presets) if saved else {}
         self.model_presets = dict(saved.model_presets) if saved else {}
@@ -525,7 +527,8 @@ class LlamaApp(App[None]):
             self.notify("No settings changed.")
             return
         self.settings = new
-        self.saved_contexts.cap_mib = new.chat.saved_contexts_mib
+        if self._persist:
+            self.saved_contexts.cap_mib = new.chat.saved_contexts_mib
         saved = True
         if self._persist:
             # Only what was changed in the panel, into the file as it is now: a one-run
