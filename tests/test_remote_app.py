@@ -180,6 +180,22 @@ def test_remote_url_opens_the_servers_model_and_chats_in_a_terminal(openai_serve
     assert config.last_model == ModelRef.server(openai_server.endpoint, str(openai_server.model_path))
 
 
+def test_ctrl_q_while_a_server_holds_a_reply_quits_and_closes_the_connection(proxy: FaultProxy,
+                                                                           tmp_path: Path) -> None:
+    proxy.reset(Fault(stall_after=700, hold=600))  # some text, then the server holds the connection
+    with Terminal([*LLAMA_TUI, "--max-reply-tokens", "200", "remote", proxy.endpoint], env=app_env(tmp_path)) as term:
+        modes = term.terminal_modes()
+        term.wait_for(lambda: re.search(rf"{re.escape(SERVER_MODEL)} +idle", status_row(term)) is not None)
+        term.type("go on and on")
+        term.press("enter")
+        term.wait_for(lambda: re.search(r" generating ", status_row(term)) is not None)
+        term.press("ctrl+q")
+        assert term.wait() == 0
+        assert_terminal_given_back(term, modes)
+        assert "Traceback" not in term.output_text()
+    assert proxy.faulted()[0].client_closed.wait(60)  # the server was told, not left generating
+
+
 def test_remote_on_a_closed_port_says_so_and_the_app_stays_usable(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     with Terminal([*LLAMA_TUI, "remote", f"127.0.0.1:{port}"], env=app_env(tmp_path)) as term:
@@ -444,8 +460,9 @@ async def test_a_server_gone_between_replies_is_said_and_the_message_kept(tmp_pa
 
 
 async def test_the_completion_tab_continues_text_on_the_server(proxy: FaultProxy) -> None:
+    seen: list[Message] = []
     app = LlamaApp(server_options(proxy.endpoint, tokens=20))
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await wait_for(pilot, lambda: on_the_server(app))
         await pilot.press("f3")
         area = app.query_one("#completion-text", TextArea)
@@ -464,6 +481,18 @@ async def test_the_completion_tab_continues_text_on_the_server(proxy: FaultProxy
         assert stats is not None and stats.generated_tokens == 20
         assert re.fullmatch(r"[\d.]+ tok/s", label_text(app, "status-speed"))
         assert label_text(app, "status-state") == "idle"
+
+        # The server dies mid-continuation: the text so far stays, editable, and the reason is given.
+        before = area.text
+        proxy.reset(Fault(stall_after=700, hold=600))
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: len(area.text) > len(before) and label_text(app, "status-state") == "generating")
+        proxy.cut_held()
+        await wait_for(pilot, lambda: not app.generating)
+        await pilot.pause()
+        assert area.text.startswith(before) and len(area.text) > len(before) and not area.read_only
+        said = [n for n in notes(seen) if "text so far is kept" in n]
+        assert len(said) == 1 and host(proxy) in said[0]
 
 
 # -- the settings panel --------------------------------------------------------------------------
