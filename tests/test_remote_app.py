@@ -28,7 +28,7 @@ from textual.widgets import DataTable, Input, Label, TabbedContent, TextArea
 
 from llama_tui.engine.config import AppConfig, load_config
 from llama_tui.engine.model_ref import ModelRef
-from llama_tui.engine.settings import SamplingSettings
+from llama_tui.engine.settings import LoadSettings, SamplingSettings, ServerSettings, Settings
 from llama_tui.engine.store import open_store
 from llama_tui.launch import LaunchOptions
 from llama_tui.ui.app import LlamaApp
@@ -552,3 +552,27 @@ async def test_the_settings_panel_with_a_local_model_shows_its_usual_notes(tiny_
         assert not screen.query(".-unused")
         effects = [str(label.render()) for label in screen.query(".settings-group-effect").results(Label)]
         assert effects[0] == "changes reload the model"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the reply length is capped at the local context length (load.n_ctx), in the panel and in the "
+    "settings file, even for a server model, which does not use it; which limit applies instead (the "
+    "server's context, the Server context setting, none) is a design choice for engine/config.py"))
+async def test_a_server_models_reply_length_is_not_capped_by_the_local_context_length(
+        openai_server: RunningServer) -> None:
+    settings = Settings(load=LoadSettings(n_ctx=1024), sampling=SamplingSettings(max_reply_tokens=16),
+                        server=ServerSettings(context_size=4096))
+    app = LlamaApp(LaunchOptions(model=ModelRef.server(openai_server.endpoint), settings=settings))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: on_the_server(app))
+        assert app.model is not None and app.model.context_size == 4096  # the Server context setting
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        screen: SettingsScreen = app.screen  # type: ignore[assignment]
+        screen.query_one("#settings-max_reply_tokens", Input).value = "2000"
+        await pilot.pause()
+        # Today: "must be empty (no limit) or a whole number from 1 to 1024 (the context length)".
+        assert not note(screen, "max_reply_tokens").startswith("must be"), note(screen, "max_reply_tokens")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen), timeout=10)
+        assert app.settings.sampling.max_reply_tokens == 2000
