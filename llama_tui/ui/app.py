@@ -517,7 +517,13 @@ class LlamaApp(App[None]):
     # -- settings --------------------------------------------------------------------------
 
     def action_open_settings(self) -> None:
-        self.push_screen(SettingsScreen(self.settings), self._settings_saved)
+        model = self.model
+        if model is None:
+            screen = SettingsScreen(self.settings)
+        else:  # the panel says which settings this model does not use
+            screen = SettingsScreen(self.settings, model_name=model.name, capabilities=model.capabilities,
+                                    backend="local" if model.ref.is_local else "server")
+        self.push_screen(screen, self._settings_saved)
 
     def _settings_saved(self, new: Settings | None) -> None:
         if new is None:
@@ -541,10 +547,18 @@ class LlamaApp(App[None]):
                 self.notify(f"Could not save the settings: {error}. They apply to this run only.",
                             severity="error", timeout=15)
         needs_reload = [name for name in changes if name in RELOAD_FIELDS]
+        names = ", ".join(SETTINGS[name].label.lower() for name in needs_reload)
         if needs_reload and self.model is not None and self.model.ref.is_local:
-            names = ", ".join(SETTINGS[name].label.lower() for name in needs_reload)
             question = f"Reload {self.model.name} now to apply the new {names}? The conversation stays."
             self.push_screen(ConfirmScreen(question, yes="Reload", no="Later"), self._reload_answered)
+        elif needs_reload and self.model is not None:  # a server loads its model its own way
+            parts = ["Settings saved."] if saved else []
+            verb = "applies" if len(needs_reload) == 1 else "apply"
+            parts.append(f"{names[0].upper()}{names[1:]} {verb} to local models, from the next one opened: "
+                         f"{self.model.name} is loaded by its server.")
+            if len(changes) > len(needs_reload):
+                parts.append("The other changes apply to the next reply.")
+            self.notify(" ".join(parts), timeout=8)
         elif saved:
             self.notify("Settings saved: they apply to the next reply.")
 
