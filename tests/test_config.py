@@ -289,9 +289,8 @@ def test_validate_field_values() -> None:
     assert validate_field("n_threads", "") == (default_threads(), None)
     assert validate_field("n_threads_batch", " ") == (default_batch_threads(), None)
     assert validate_field("max_reply_tokens", "") == (None, None)
-    assert validate_field("max_reply_tokens", "100000") == (100000, None)  # no context given
-    assert validate_field("max_reply_tokens", "513", n_ctx=512)[1] == (
-        "must be empty (no limit) or a whole number from 1 to 512 (the context length)")
+    assert validate_field("max_reply_tokens", "100000") == (100000, None)  # the engine stops at a full context
+    assert validate_field("max_reply_tokens", "0")[1] == "must be empty (no limit) or a whole number from 1 to 1048576"
     assert validate_field("chat_format", "auto") == (None, None)
     assert validate_field("chat_format", "gemma") == ("gemma", None)
     assert validate_field("overrides", "a=1, b=2.5, c=true, d=hello") == (

@@ -47,7 +47,6 @@ from llama_tui import paths
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.presets import BUILT_IN, SAMPLING_KEYS, Preset
 from llama_tui.engine.settings import (
-    MAX_CONTEXT,
     RELOAD_FIELDS,
     SECTIONS,
     SETTINGS,
@@ -120,27 +119,24 @@ def _plain(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-def _range_message(s: Setting, n_ctx: int | None, empty: str = "empty") -> str:
-    """"must be a whole number from 1 to 4096 (the context length)", with what empty means."""
+def _range_message(s: Setting, empty: str = "empty") -> str:
+    """"must be a whole number from 1 to 4096", with what empty means."""
     what = "a whole number" if s.kind == "int" else "a number"
-    if s.up_to_context:
-        high = f"{n_ctx} (the context length)" if n_ctx else _plain(MAX_CONTEXT)
-    else:
-        high = _plain(s.high if s.high is not None else math.inf)
+    high = _plain(s.high if s.high is not None else math.inf)
     text = f"{what} from {_plain(s.low if s.low is not None else -math.inf)} to {high}{s.note}"
     return f"must be {empty} ({s.empty}) or {text}" if s.empty else f"must be {text}"
 
 
-def _check_number(s: Setting, value: object, n_ctx: int | None) -> tuple[Any, str | None]:
+def _check_number(s: Setting, value: object) -> tuple[Any, str | None]:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or (s.kind == "int" and not isinstance(value, int))
     ):
-        return None, _range_message(s, n_ctx)
-    high = (n_ctx or MAX_CONTEXT) if s.up_to_context else s.high
+        return None, _range_message(s)
+    high = s.high
     if math.isnan(value) or (s.low is not None and value < s.low) or (high is not None and value > high):
-        return None, _range_message(s, n_ctx)
+        return None, _range_message(s)
     return (int(value) if s.kind == "int" else float(value)), None
 
 
@@ -152,7 +148,7 @@ def load_settings_problems(load: LoadSettings) -> list[str]:
             value = getattr(load, name)
             if value is None and s.empty:
                 continue
-            _, error = _check_number(s, value, None)
+            _, error = _check_number(s, value)
             if error:
                 found.append(f"{name} {error}")
     return found
@@ -176,13 +172,11 @@ def _parse_overrides(raw: str) -> dict[str, OverrideValue]:
     return parsed
 
 
-def validate_field(name: str, raw: str, *, n_ctx: int | None = None) -> tuple[Any, str | None]:
+def validate_field(name: str, raw: str) -> tuple[Any, str | None]:
     """Parse what a person typed for the setting `name`: (value, None), or (None, error).
 
-    `n_ctx` is the context length a reply length must fit in (checked against the largest
-    context when not given). Empty means the machine's default for thread counts, and None
-    where the setting may be empty ("no limit", "auto"). Raises KeyError for a name that is
-    not a setting.
+    Empty means the machine's default for thread counts, and None where the setting may be
+    empty ("no limit", "auto"). Raises KeyError for a name that is not a setting.
     """
     s = SETTINGS[name]
     text = raw.strip()
@@ -194,8 +188,8 @@ def validate_field(name: str, raw: str, *, n_ctx: int | None = None) -> tuple[An
         try:
             value: Any = int(text) if s.kind == "int" else float(text)
         except ValueError:
-            return None, _range_message(s, n_ctx)
-        return _check_number(s, value, n_ctx)
+            return None, _range_message(s)
+        return _check_number(s, value)
     if s.kind == "choice":
         assert s.choices is not None
         if s.empty and text in ("", s.empty):
@@ -220,14 +214,14 @@ def validate_field(name: str, raw: str, *, n_ctx: int | None = None) -> tuple[An
 # -- reading --------------------------------------------------------------------------------
 
 
-def _from_toml(s: Setting, value: object, n_ctx: int | None) -> tuple[Any, str | None]:
+def _from_toml(s: Setting, value: object) -> tuple[Any, str | None]:
     """Check a value as TOML gave it; the file spells "empty" as 0 (numbers) or "" (choices)."""
     if s.kind in ("int", "float"):
         if s.empty and value == 0 and not isinstance(value, bool):
             return None, None
-        value_checked, error = _check_number(s, value, n_ctx)
+        value_checked, error = _check_number(s, value)
         if error and s.empty:
-            error = _range_message(s, n_ctx, empty="0")
+            error = _range_message(s, empty="0")
         return value_checked, error
     if s.kind == "bool":
         return (value, None) if isinstance(value, bool) else (None, "must be true or false")
@@ -286,7 +280,6 @@ class _Reader:
         for (table, key), _section in _LEGACY.items():
             if key in self.table(table):
                 self.value(SETTINGS[key], self.table(table)[key], values, f"[{table}] " if table else "")
-        n_ctx = None
         for section in SECTIONS:
             for key, raw in self.table(section).items():
                 setting = SETTINGS.get(key)
@@ -294,16 +287,14 @@ class _Reader:
                     if (section, key) not in _LEGACY:
                         self.warn(f"unknown setting [{section}] {key} (kept in the file, not used)")
                     continue
-                self.value(setting, raw, values, f"[{section}] ", n_ctx)
-            if section == "load":
-                n_ctx = values.get("n_ctx", SETTINGS["n_ctx"].default)
+                self.value(setting, raw, values, f"[{section}] ")
         return Settings().with_values(values)
 
-    def value(self, s: Setting, raw: object, values: dict[str, Any], where: str, n_ctx: int | None = None) -> None:
+    def value(self, s: Setting, raw: object, values: dict[str, Any], where: str) -> None:
         if s.kind == "overrides" and isinstance(raw, dict):
             values[s.name] = self.overrides(raw)
             return
-        value, error = _from_toml(s, raw, n_ctx)
+        value, error = _from_toml(s, raw)
         if error is not None:
             self.warn(f"{where}{s.name} = {_show(raw)} {error}; using {_show(_to_toml(s, s.default))}")
         else:
@@ -436,7 +427,7 @@ def _template() -> str:
                 continue
             spelled = tomlkit.item(_to_toml(s, s.default)).as_string()
             comment = s.hint
-            if s.kind in ("int", "float") and not s.up_to_context and s.low is not None and s.high is not None:
+            if s.kind in ("int", "float") and s.low is not None and s.high is not None:
                 comment += f" ({_plain(s.low)}..{_plain(s.high)})"
             if s.empty:
                 comment += f"; {spelled} = {s.empty}"

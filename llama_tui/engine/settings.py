@@ -88,8 +88,6 @@ class Describe:
     choices: Callable[[], Sequence[str]] | None = None
     machine_default: Callable[[], int] | None = None
     """For thread counts: left out of the file (or empty), it follows the machine it runs on."""
-    up_to_context: bool = False
-    """Its largest value is the context length (max reply tokens)."""
     multiline: bool = False
     """Text of several lines (a system prompt)."""
 
@@ -175,8 +173,8 @@ class SamplingSettings:
         hint="above 1 discourages repeating; 1 turns it off", flags=("--repeat-penalty",), metavar="X",
     )
     max_reply_tokens: int | None = setting(
-        None, label="Max reply tokens", kind="int", low=1, up_to_context=True, empty="no limit",
-        hint="stop a reply after this many tokens (none: until the context is full)",
+        None, label="Max reply tokens", kind="int", low=1, high=MAX_CONTEXT, empty="no limit",
+        hint="stop a reply after this many tokens (it also stops when the context is full)",
         flags=("--max-reply-tokens",), metavar="N",
     )
 

@@ -18,7 +18,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Select, Switch, TextArea
@@ -49,7 +48,7 @@ class FieldValidator(Validator):
         self.field_name = name
 
     def validate(self, value: str) -> ValidationResult:
-        _, error = validate_field(self.field_name, value, n_ctx=self.settings_screen.context_length())
+        _, error = validate_field(self.field_name, value)
         return self.success() if error is None else self.failure(error)
 
 
@@ -174,15 +173,6 @@ class SettingsScreen(ModalScreen[Settings | None]):
     def input_for(self, name: str) -> Input:
         return self.query_one(f"#settings-{name}", Input)
 
-    def context_length(self) -> int | None:
-        """The context length typed so far, if valid: max_reply_tokens must fit in it."""
-        try:
-            raw = self.input_for("n_ctx").value
-        except NoMatches:  # not composed yet
-            return self.settings.load.n_ctx
-        value, error = validate_field("n_ctx", raw)
-        return value if error is None else None
-
     def _check(self, name: str) -> str | None:
         """Validate one field, mark it and show its error, caution or hint; returns the error."""
         field = self.input_for(name)
@@ -213,8 +203,6 @@ class SettingsScreen(ModalScreen[Settings | None]):
         name = (event.input.id or "").removeprefix("settings-")
         if name in SETTINGS:
             self._check(name)
-        if name == "n_ctx":
-            self._check("max_reply_tokens")
         self.query_one("#settings-status", Label).update(Content(""))
 
     # -- closing --------------------------------------------------------------------------
@@ -227,12 +215,11 @@ class SettingsScreen(ModalScreen[Settings | None]):
             self.query_one("#settings-status", Label).update(Content(f"Fix the marked fields first: {labels}"))
             self.input_for(invalid[0].name).focus()
             return None
-        n_ctx = self.context_length()
         values: dict[str, Any] = {}
         for s in SETTINGS.values():
             widget = self.query_one(f"#settings-{s.name}")
             if isinstance(widget, Input):
-                values[s.name] = validate_field(s.name, widget.value, n_ctx=n_ctx)[0]
+                values[s.name] = validate_field(s.name, widget.value)[0]
             elif isinstance(widget, TextArea):
                 values[s.name] = widget.text
             elif isinstance(widget, Switch):
