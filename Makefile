@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/llama-tui $(ARGS)
 
-## Run the whole test suite.
+## Lint (ruff), type-check the package (mypy), then run the whole test suite.
 test: $(STAMP)
+	$(BIN)/ruff check llama_tui tests bench screenshots
+	$(BIN)/mypy llama_tui
 	$(BIN)/python -m pytest -q
 
 ## Print decode speed of the bare binding against the app (see bench/README.md).
@@ -35,4 +37,4 @@ docs: $(STAMP)
 	$(BIN)/python docs/make_docs.py
 
 clean:
-	rm -rf $(VENV) .test-home
+	rm -rf $(VENV) .test-home .mypy_cache .ruff_cache

@@ -49,7 +49,8 @@ def draw(out: Path) -> Path | None:
         s_ = summary[name]
         left.annotate(f"{medians[i]:.1f}" + (f"\n×{s_['ratio_to_binding']:.2f}" if s_.get("ratio_to_binding") else ""),
                       (i - 0.2, medians[i]), ha="center", va="bottom", fontsize=8)
-        left.annotate(f"{bests[i]:.1f}" + (f"\n×{s_['best_ratio_to_binding']:.2f}" if s_.get("best_ratio_to_binding") else ""),
+        best_ratio = f"\n×{s_['best_ratio_to_binding']:.2f}" if s_.get("best_ratio_to_binding") else ""
+        left.annotate(f"{bests[i]:.1f}" + best_ratio,
                       (i + 0.2, bests[i]), ha="center", va="bottom", fontsize=8)
     left.set_xticks(list(x), names)
     left.legend(fontsize=8, loc="upper right")

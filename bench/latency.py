@@ -141,7 +141,8 @@ def stop_latency(model) -> tuple[float, int]:  # type: ignore[no-untyped-def]
 
     timer = threading.Timer(0.3, cancel)
     timer.start()
-    for event in model.complete("The quick brown fox jumps over the lazy dog. " * 170, SamplingSettings(temperature=0.0)):
+    text = "The quick brown fox jumps over the lazy dog. " * 170
+    for event in model.complete(text, SamplingSettings(temperature=0.0)):
         if isinstance(event, Finished):
             ended = time.perf_counter()
             timer.cancel()
@@ -204,7 +205,8 @@ def main() -> None:
 
     ms = {name: benchlib.median(values) * 1000 for name, values in samples.items()}  # type: ignore[operator]
     notes = {
-        "header": f"{header_mb:.1f} MB read of {header.file_size / 1e6:.0f} MB (header: {header.data_offset / 1e6:.1f} MB)",
+        "header": f"{header_mb:.1f} MB read of {header.file_size / 1e6:.0f} MB "
+                  f"(header: {header.data_offset / 1e6:.1f} MB)",
         "check, first": "a trial load in a child process",
         "hub connect": "connect timeout 0.5 s",
         "hub read": "read timeout 0.5 s",

@@ -41,7 +41,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import benchlib
 
@@ -222,7 +221,7 @@ def run_app(args: argparse.Namespace) -> None:
             for turn in range(1, args.turns + 1):
                 await benchlib.send_chat(pilot, message(turn))
                 await benchlib.wait_until(
-                    lambda: len(app.query(AssistantMessage)) == turn and benchlib.reply_ended(app))
+                    lambda turn=turn: len(app.query(AssistantMessage)) == turn and benchlib.reply_ended(app))
                 await pilot.pause()
                 widgets = sum(1 for _ in app.screen.walk_children(with_self=True))
                 probe.turn_done(turn, widgets)
@@ -276,7 +275,8 @@ def slope(rows: list[dict], key: str, after: int) -> float | None:
 
 def report(mode: str, result: dict, args: argparse.Namespace) -> None:
     rows = result["rows"]
-    print(f"\n## {mode}" + (" (tracemalloc)" if args.tracemalloc else "") + (" (malloc_trim each checkpoint)" if args.trim else "")
+    print(f"\n## {mode}" + (" (tracemalloc)" if args.tracemalloc else "")
+          + (" (malloc_trim each checkpoint)" if args.trim else "")
           + (f" MALLOC_ARENA_MAX={os.environ['MALLOC_ARENA_MAX']}" if "MALLOC_ARENA_MAX" in os.environ else ""))
     headers = ["turn", "rss MiB", "heap used MiB", "heap free MiB", "py blocks", "gc objs", "samplers"]
     keys = ["turn", "rss", "heap_used", "heap_free", "py_blocks", "gc_objects", "samplers"]
@@ -289,7 +289,10 @@ def report(mode: str, result: dict, args: argparse.Namespace) -> None:
     fmt = lambda v: f"{v:.1f}" if isinstance(v, float) else str(v)  # noqa: E731
     benchlib.print_table(headers, [[fmt(r[k]) for k in keys] for r in rows])
     half = args.turns // 2
-    per_turn = {k: slope(rows, k, half) for k in ("rss", "heap_used", "heap_free", "py_blocks", "gc_objects", "widgets", "traced")}
+    per_turn = {
+        k: slope(rows, k, half)
+        for k in ("rss", "heap_used", "heap_free", "py_blocks", "gc_objects", "widgets", "traced")
+    }
     parts = []
     for key, unit, scale in (("rss", "KiB", 1024), ("heap_used", "KiB", 1024), ("heap_free", "KiB", 1024),
                              ("traced", "KiB", 1024), ("py_blocks", "", 1), ("gc_objects", "", 1), ("widgets", "", 1)):

@@ -52,8 +52,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
     if d := results["decode_speed"]:
         s = d["summary"]
         for name in ("binding", "engine", "app"):
-            rows.append(["decode", f"{name} tok/s: median / best", f"{f(s[name]['tok_s'])} / {f(s[name]['best_tok_s'])}",
-                         "", ""])
+            rows.append(["decode", f"{name} tok/s: median / best",
+                         f"{f(s[name]['tok_s'])} / {f(s[name]['best_tok_s'])}", "", ""])
             if name != "binding":
                 rows.append(["decode", f"{name} Python overhead per token (ms)", f(s[name]["overhead_ms_per_token"], 2),
                              "", ""])
@@ -67,7 +67,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
         ui = d.get("app_ui", {}).get("app")
         if ui:
             rows.append(["decode", "app UI thread CPU while streaming", f"{ui['core_share']:.0%} of a core", "", ""])
-        rows.insert(0, ["decode", "llama.cpp threads (the app's default: cores - 1)", str(d["settings"]["threads"]), "", ""])
+        rows.insert(0, ["decode", "llama.cpp threads (the app's default: cores - 1)", str(d["settings"]["threads"]),
+                        "", ""])
     if a := results.get("decode_speed_all_cores"):
         s = a["summary"]
         rows.append(["decode, all cores", "llama.cpp threads", str(a["settings"]["threads"]), "", ""])
@@ -79,8 +80,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
     if (lb := results.get("llama_bench")) and "summary" in lb:
         s = lb["summary"]
         rows.append(["llama-bench", f"llama.cpp's own tok/s, {lb['settings']['threads']} threads, flash attention off "
-                     "like the app: median / best", f"{f(s['llama-bench']['tok_s'])} / {f(s['llama-bench']['best_tok_s'])}",
-                     "", ""])
+                     "like the app: median / best",
+                     f"{f(s['llama-bench']['tok_s'])} / {f(s['llama-bench']['best_tok_s'])}", "", ""])
         auto = s["llama-bench, flash attention auto"]
         rows.append(["llama-bench", "the same with llama-bench's default flash attention (auto)",
                      f"{f(auto['tok_s'])} / {f(auto['best_tok_s'])}", "", ""])
@@ -88,7 +89,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
                      f"{f(s['binding']['ratio_to_llama_bench'], 3)} / {f(s['app']['ratio_to_llama_bench'], 3)}",
                      "app >= 0.92", check(s["app"]["ratio_to_llama_bench"], s["app"]["ratio_to_llama_bench"] >= 0.92)])
         rows.append(["llama-bench", "binding / app over llama-bench, ratio of bests",
-                     f"{f(s['binding']['best_ratio_to_llama_bench'], 3)} / {f(s['app']['best_ratio_to_llama_bench'], 3)}",
+                     f"{f(s['binding']['best_ratio_to_llama_bench'], 3)} / "
+                     f"{f(s['app']['best_ratio_to_llama_bench'], 3)}",
                      "app >= 0.92",
                      check(s["app"]["best_ratio_to_llama_bench"], s["app"]["best_ratio_to_llama_bench"] >= 0.92)])
     if u := results["ui_drain"]:
@@ -114,7 +116,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
         rows.append(["prompt reuse", "most tokens evaluated in a later turn",
                      f"{s['later_evaluated_max']} of {s['last_prompt_tokens']}", "", ""])
     if m := results["startup_memory"]:
-        rows.append(["start-up", "to first frame, no model (ms)", f(m["startup"]["first_frame_seconds"] * 1000, 0), "", ""])
+        rows.append(["start-up", "to first frame, no model (ms)", f(m["startup"]["first_frame_seconds"] * 1000, 0),
+                     "", ""])
         for label, r in m["load"].items():
             rows.append(["load", f"{label}: binding / in app worker / app start → ready (ms)",
                          f"{r['binding'] * 1000:.0f} / {r['app_worker'] * 1000:.0f} / {r['app'] * 1000:.0f}", "", ""])

@@ -58,7 +58,11 @@ def child_first_frame() -> None:
 
     async def run() -> None:
         app = LlamaApp(LaunchOptions.opening(NO_MODEL))
-        async with app.run_test(size=APP_SIZE, message_hook=lambda m: isinstance(m, ModelLoadFailed) and failed.append(m)):
+        def note_failure(message: object) -> None:
+            if isinstance(message, ModelLoadFailed):
+                failed.append(message)
+
+        async with app.run_test(size=APP_SIZE, message_hook=note_failure):
             await benchlib.wait_until(lambda: painted, poll=0.001)
             # Exit only once the (failing) load is done: a log line arriving while the app
             # shuts down once made the app raise NoMatches; kept so the figure stays comparable.

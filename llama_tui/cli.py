@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 from llama_tui import paths
 from llama_tui.engine.config import AppConfig, config_path, load_config, merge_cli, validate_field
@@ -75,6 +76,15 @@ def _server_address(text: str) -> str:
 _AFTER_COMMAND = "_after_command"
 
 
+class _FlagArgs(TypedDict):
+    """What every setting's flag passes to add_argument."""
+
+    default: str
+    help: str
+    dest: str
+    metavar: NotRequired[str]
+
+
 def _add_options(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:
     """The shared options, on the main parser and each sub-command: one per setting that has
     a flag (engine.settings), plus the run's own. None has an argparse default (SUPPRESS), so
@@ -88,19 +98,19 @@ def _add_options(parser: argparse.ArgumentParser, *, after_command: bool = False
     for s in SETTINGS.values():
         if not s.flags:
             continue
-        common: dict[str, object] = {"default": none, "help": _flag_help(s), "dest": s.name}
+        common: _FlagArgs = {"default": none, "help": _flag_help(s), "dest": s.name}
         if s.metavar:
             common["metavar"] = s.metavar
         if s.kind == "overrides":
             common["dest"] = s.name + (_AFTER_COMMAND if after_command else "")
-            parser.add_argument(*s.flags, type=_override, action="append", **common)  # type: ignore[arg-type]
+            parser.add_argument(*s.flags, type=_override, action="append", **common)
         elif s.kind == "choice":
             assert s.choices is not None
-            parser.add_argument(*s.flags, choices=s.choices(), **common)  # type: ignore[arg-type]
+            parser.add_argument(*s.flags, choices=s.choices(), **common)
         elif s.kind == "bool":
-            parser.add_argument(*s.flags, action=argparse.BooleanOptionalAction, **common)  # type: ignore[arg-type]
+            parser.add_argument(*s.flags, action=argparse.BooleanOptionalAction, **common)
         else:
-            parser.add_argument(*s.flags, type=_setting(s.name), **common)  # type: ignore[arg-type]
+            parser.add_argument(*s.flags, type=_setting(s.name), **common)
     parser.add_argument("-v", "--verbose", action="store_true", default=none,
                         help="show tokens, tokens per second, prompt speed and time to first token under each reply")
 
@@ -137,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local", help="open a GGUF file on disk")
     local.add_argument("path", type=Path, help="path to a .gguf file")
     _add_options(local, after_command=True)
-    hub = commands.add_parser("hf-model", help="download a GGUF file from Hugging Face (in the app, with progress), then open it")
+    hub = commands.add_parser(
+        "hf-model", help="download a GGUF file from Hugging Face (in the app, with progress), then open it"
+    )
     hub.add_argument("repo", help="repository, e.g. unsloth/gemma-3-270m-it-GGUF")
     hub.add_argument("file", help="file in the repository, e.g. gemma-3-270m-it-Q4_K_M.gguf")
     _add_options(hub, after_command=True)
@@ -195,9 +207,12 @@ def choose_model(args: argparse.Namespace, saved: AppConfig) -> tuple[ModelRef |
     if args.command == "hf-model":
         return None, False  # the app downloads it first (see LaunchOptions.hub_download)
     last = saved.last_model
-    if last is not None and (last.kind != "file" or (last.path is not None and last.path.is_file())):
-        if last.kind != "starter" or starter_model_installed():
-            return last, False
+    if (
+        last is not None
+        and (last.kind != "file" or (last.path is not None and last.path.is_file()))
+        and (last.kind != "starter" or starter_model_installed())
+    ):
+        return last, False
     if starter_model_installed():
         return ModelRef.starter(), False
     return None, True

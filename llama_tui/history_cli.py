@@ -21,7 +21,7 @@ from llama_tui.engine.store import ConversationStore, open_store
 COMMANDS = ("history", "export", "import")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]  # argparse's own type
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     history = commands.add_parser("history", help="print the saved conversations, newest first")
     history.add_argument("--search", metavar="TEXT", default="", help="only those with a message matching TEXT")
     export = commands.add_parser("export", help="print or save a conversation (its current branch)")
@@ -30,7 +30,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                         help="md: Markdown to read (default); json: OpenAI-style messages plus llama-tui's details")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of printing")
     export.add_argument("--thinking", action="store_true", help="include a reasoning model's thinking (Markdown)")
-    imported = commands.add_parser("import", help="add a conversation from a JSON file (from export, or OpenAI messages)")
+    imported = commands.add_parser(
+        "import", help="add a conversation from a JSON file (from export, or OpenAI messages)"
+    )
     imported.add_argument("file", type=Path, metavar="FILE.json")
 
 

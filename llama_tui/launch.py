@@ -52,7 +52,10 @@ class LaunchOptions:
     ) -> LaunchOptions:
         """Options that open `model` (a file, a ref; None: the starter) with these settings,
         the others at their defaults (for benchmarks, screenshots and tests)."""
-        ref = model if isinstance(model, ModelRef) else ModelRef.file(model) if model is not None else ModelRef.starter()
+        if isinstance(model, ModelRef):
+            ref = model
+        else:
+            ref = ModelRef.file(model) if model is not None else ModelRef.starter()
         settings = Settings(load=load or LoadSettings(), sampling=sampling or SamplingSettings(),
                             chat=ChatSettings(system_prompt=system_prompt))
         return cls(model=ref, settings=settings, **options)

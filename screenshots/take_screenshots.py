@@ -74,7 +74,8 @@ SIZE = (110, 32)
 TIMEOUT = 180.0  # seconds for any one step; the first load assembles the 253 MB model
 
 SYSTEM_PROMPT = """\
-A conversation between a user and a helpful assistant. The assistant answers in Markdown, with bullet lists and code blocks.
+A conversation between a user and a helpful assistant. The assistant answers in Markdown, with bullet lists and \
+code blocks.
 
 User: How do I read a file in Python?
 Assistant: Use `open()` in a `with` block:

@@ -44,7 +44,8 @@ class ScriptedModel:
     def _reply(self) -> Iterator[GenerationEvent]:
         answer, thinking = [], []
         for number, part in enumerate(self.parts, start=1):
-            stats = GenerationStats(generated_tokens=number, decode_seconds=float(number), context_size=self.context_size)
+            stats = GenerationStats(generated_tokens=number, decode_seconds=float(number),
+                                    context_size=self.context_size)
             if isinstance(part, tuple):
                 thinking.append(part[1])
                 yield ThinkingDelta(part[1], stats)

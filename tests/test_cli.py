@@ -48,7 +48,8 @@ def test_all_flags_reach_the_settings() -> None:
         "--system-prompt", "Be kind.", "local", "x.gguf",
     ])
     assert opts.mode == "completion" and opts.verbose
-    assert opts.settings.load.n_ctx == 1024 and opts.settings.load.n_gpu_layers == -1 and opts.settings.load.n_threads_batch == 2
+    load = opts.settings.load
+    assert load.n_ctx == 1024 and load.n_gpu_layers == -1 and load.n_threads_batch == 2
     assert opts.settings.load.overrides == {"a.int": 1, "b.float": 1.5, "c.bool": True, "d.str": "hello"}
     assert type(opts.settings.load.overrides["a.int"]) is int and type(opts.settings.load.overrides["c.bool"]) is bool
     assert opts.settings.load.chat_format == "chatml" and opts.settings.chat.system_prompt == "Be kind."
@@ -65,7 +66,9 @@ def test_all_flags_reach_the_settings() -> None:
     (["local"], "the following arguments are required: path"),
     (["hf-model", "only-repo"], "the following arguments are required: file"),
 ])
-def test_bad_values_get_a_usage_error_not_a_traceback(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_values_get_a_usage_error_not_a_traceback(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.build_parser().parse_args(argv)
     assert exit_info.value.code == 2
@@ -89,7 +92,9 @@ def test_hf_model_is_handed_to_the_app_to_download() -> None:
 def test_saved_settings_are_defaults_and_flags_override_them_for_one_run(tmp_path: Path) -> None:
     from llama_tui.engine.config import AppConfig
 
-    saved = AppConfig(settings=AppConfig().settings.with_values({"seed": 99, "n_ctx": 8192, "system_prompt": "Saved prompt."}))
+    saved = AppConfig(
+        settings=AppConfig().settings.with_values({"seed": 99, "n_ctx": 8192, "system_prompt": "Saved prompt."})
+    )
     args = cli.build_parser().parse_args(["-s", "5"])
     opts = cli.options_from_args(args, None, saved)
     assert opts.settings.sampling.seed == 5  # typed
@@ -181,7 +186,7 @@ def test_bad_values_on_the_real_command_line_get_a_usage_error(tmp_path: Path, a
 
 def test_remote_opens_a_server_model() -> None:
     """`llama-tui remote URL [--model ID] [--api-key-env VAR]`."""
-    args, opts = options(["remote", "gpu-box:8080", "--model", "qwen3", "--api-key-env", "MY_KEY"])
+    _, opts = options(["remote", "gpu-box:8080", "--model", "qwen3", "--api-key-env", "MY_KEY"])
     assert opts.model == ModelRef.server("http://gpu-box:8080/v1", "qwen3") and opts.model_named
     assert opts.settings.server.api_key_env == "MY_KEY"
     _, only = options(["remote", "http://h:1234/v1"])

@@ -158,7 +158,7 @@ def test_a_broken_file_that_cannot_be_kept_aside_is_not_replaced(tmp_path: Path)
     path.write_text("[load\nn_ctx = 4096\n")
     # A link into a folder that does not exist: the copy fails, for root too.
     (tmp_path / "config.toml.broken").symlink_to(tmp_path / "missing" / "broken")
-    with pytest.raises(ConfigSaveError, match="not valid TOML and could not be copied to config.toml.broken"):
+    with pytest.raises(ConfigSaveError, match=r"not valid TOML and could not be copied to config\.toml\.broken"):
         save_changes({"top_k": 5}, path)
     with pytest.raises(ConfigSaveError):
         remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)
@@ -190,7 +190,7 @@ def test_bad_values_fall_back_one_by_one_with_warnings(tmp_path: Path) -> None:
         'top_p = nan\n'
         'top_k = 1.5\n'
         'min_p = 0.1\n'            # fine
-        'max_reply_tokens = 5000\n'  # more than the (default) context
+        'max_reply_tokens = 2000000\n'  # more than any context
     )
     config, warnings = load_config(path)
     defaults = AppConfig()
@@ -208,7 +208,7 @@ def test_bad_values_fall_back_one_by_one_with_warnings(tmp_path: Path) -> None:
         '[sampling] temperature = "hot" must be a number from 0 to 5; using 0.8',
         "[sampling] top_p = nan",
         "[sampling] top_k = 1.5 must be a whole number from 0 to 1000 (0 turns it off); using 40",
-        "[sampling] max_reply_tokens = 5000 must be 0 (no limit) or a whole number from 1 to 4096",
+        "[sampling] max_reply_tokens = 2000000 must be 0 (no limit) or a whole number from 1 to 1048576",
         "recent_models: 3 is not a model",
     ):
         assert expected in text
@@ -268,17 +268,17 @@ def test_remember_model_stores_absolute_paths_without_resolving_links(
         ("top_k", ["0", "1000"], ["-1", "1001", "2.5"]),
         ("min_p", ["0", "1"], ["-0.1", "1.1"]),
         ("repeat_penalty", ["0.5", "3"], ["0.49", "3.01"]),
-        ("max_reply_tokens", ["1", "4096"], ["0", "-1", "4097", "many"]),
+        ("max_reply_tokens", ["1", "4097", "1048576", ""], ["0", "-1", "1048577", "many"]),
         ("chat_format", [*chat_format_names(), "", "auto"], ["llama-2", "ChatML"]),
         ("overrides", ["", "a=1", "a=1, b.c=true, d=x,"], ["a", "=1", "a=1, b"]),
     ],
 )
 def test_validate_field_edges(name: str, good: list[str], bad: list[str]) -> None:
     for raw in good:
-        value, error = validate_field(name, raw, n_ctx=4096)
+        value, error = validate_field(name, raw)
         assert error is None, (name, raw, error)
     for raw in bad:
-        value, error = validate_field(name, raw, n_ctx=4096)
+        value, error = validate_field(name, raw)
         assert value is None and error, (name, raw)
 
 
@@ -289,9 +289,8 @@ def test_validate_field_values() -> None:
     assert validate_field("n_threads", "") == (default_threads(), None)
     assert validate_field("n_threads_batch", " ") == (default_batch_threads(), None)
     assert validate_field("max_reply_tokens", "") == (None, None)
-    assert validate_field("max_reply_tokens", "100000") == (100000, None)  # no context given
-    assert validate_field("max_reply_tokens", "513", n_ctx=512)[1] == (
-        "must be empty (no limit) or a whole number from 1 to 512 (the context length)")
+    assert validate_field("max_reply_tokens", "100000") == (100000, None)  # the engine stops at a full context
+    assert validate_field("max_reply_tokens", "0")[1] == "must be empty (no limit) or a whole number from 1 to 1048576"
     assert validate_field("chat_format", "auto") == (None, None)
     assert validate_field("chat_format", "gemma") == ("gemma", None)
     assert validate_field("overrides", "a=1, b=2.5, c=true, d=hello") == (
@@ -423,7 +422,10 @@ def test_a_too_large_file_is_neither_read_nor_rewritten(tmp_path: Path) -> None:
     assert config == AppConfig()  # top_k = 5 was not read
     assert len(warnings) == 1 and "larger than 1 MiB, too large for a settings file" in warnings[0]
     assert "leaving the file alone" in warnings[0]
-    for save in (lambda: save_changes({"top_k": 7}, path), lambda: remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)):
+    for save in (
+        lambda: save_changes({"top_k": 7}, path),
+        lambda: remember_model_in_file(file_ref(tmp_path / "m.gguf"), path),
+    ):
         with pytest.raises(ConfigSaveError, match="larger than 1 MiB, too large for a settings file; it was left as"):
             save()
     assert path.read_bytes() == before

@@ -92,8 +92,8 @@ def test_a_chat_reply_says_how_it_marks_its_thinking(tmp_path: Path) -> None:
             assert events.index(formats[0]) < min(i for i, e in enumerate(events) if isinstance(e, TextDelta))
             # What chat() gives: the block the prompt opened is closed by the model's first
             # </think>, so the second is the answer; with thinking off, both are answer.
-            finished = list(model.chat([ChatMessage("user", "hi")], SamplingSettings(temperature=0.0, max_reply_tokens=2),
-                                       enable_thinking=thinking))[-1]
+            sampling = SamplingSettings(temperature=0.0, max_reply_tokens=2)
+            finished = list(model.chat([ChatMessage("user", "hi")], sampling, enable_thinking=thinking))[-1]
             assert isinstance(finished, Finished)
             assert (finished.thinking, finished.text) == (("", "</think>") if thinking else ("", "</think></think>"))
         # Raw completion has no chat template, so no format.

@@ -267,7 +267,7 @@ def test_truncated_weights_are_a_problem_not_an_error(tmp_path: Path, test_gguf:
 def test_absurd_lengths_fail_cleanly(tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / "crafted.gguf"
     path.write_bytes(raw + b"\0" * 64)
-    with pytest.raises(GGUFHeaderError, match="corrupt|truncated"):
+    with pytest.raises(GGUFHeaderError, match=r"corrupt|truncated"):
         read_gguf_header(path)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator

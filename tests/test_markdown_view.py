@@ -52,7 +52,8 @@ class ViewApp(App[None]):
 def test_split_blocks_finds_each_top_level_block_and_where_it_starts() -> None:
     blocks = split_blocks(DOCUMENT)
     assert [block.kind for block in blocks] == [
-        "heading", "paragraph", "heading", "bullet_list", "fence", "ordered_list", "blockquote", "table", "hr", "paragraph",
+        "heading", "paragraph", "heading", "bullet_list", "fence", "ordered_list", "blockquote", "table", "hr",
+        "paragraph",
     ]
     for block in blocks:
         assert DOCUMENT[block.start:].startswith(block.source)
@@ -190,7 +191,9 @@ async def test_a_finished_text_is_drawn_the_same_without_caching_its_lines() -> 
 
 
 def test_theme_colours_that_rich_cannot_read_fall_back() -> None:
-    theme = markdown_blocks.markdown_theme({"primary": "#0178D4", "surface": "transparent", "accent": "ansi_default 50%"})
+    theme = markdown_blocks.markdown_theme(
+        {"primary": "#0178D4", "surface": "transparent", "accent": "ansi_default 50%"}
+    )
     assert theme.styles["markdown.h1"].color is not None
     assert str(theme.styles["markdown.h1"].color.name).lower() == "#0178d4"
 

@@ -31,7 +31,7 @@ async def test_footer_keys_of_past_turns_are_freed(tiny_model: Path) -> None:
         await wait_for(pilot, lambda: app.model is not None)
         for turn in range(1, 4):
             await send_chat(pilot, f"message {turn}")
-            await wait_for(pilot, lambda: len(app.query(AssistantMessage)) == turn and reply_ended(app))
+            await wait_for(pilot, lambda turn=turn: len(app.query(AssistantMessage)) == turn and reply_ended(app))
         await pilot.pause()
         # Each turn rebuilt the footer twice, dropping ~9 keys each time; before the fix
         # they were all still alive here.
@@ -50,7 +50,7 @@ async def test_a_new_chat_frees_the_old_replies(tiny_model: Path) -> None:
         # Textual's own layout caches let go of removed widgets after a few more layouts.
         for turn in range(1, 4):
             await send_chat(pilot, f"second chat {turn}")
-            await wait_for(pilot, lambda: len(app.query(AssistantMessage)) == turn and reply_ended(app))
+            await wait_for(pilot, lambda turn=turn: len(app.query(AssistantMessage)) == turn and reply_ended(app))
         await pilot.pause()
         gc.collect()
         assert old_reply() is None

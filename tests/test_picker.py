@@ -94,7 +94,9 @@ async def test_picker_lists_models_with_header_fields_and_filters_by_keyboard(ho
         assert app.recent_models[0] == ModelRef.starter()  # the starter, however it is unpacked
 
 
-async def test_swapping_during_generation_stops_it_and_the_new_model_answers(home: Path, tiny_model: Path, tmp_path: Path) -> None:
+async def test_swapping_during_generation_stops_it_and_the_new_model_answers(
+    home: Path, tiny_model: Path, tmp_path: Path
+) -> None:
     other = write_tiny_llama_gguf(tmp_path / "other.gguf", name="other-llama", seed=3)
     app = LlamaApp(endless_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
@@ -135,8 +137,12 @@ async def test_a_crafted_file_that_aborts_llama_cpp_is_refused_and_the_app_keeps
         picker.query_one("#model-path", Input).value = str(crafted)
         picker.query_one("#model-path", Input).focus()
         await pilot.press("enter")
-        await wait_for(pilot, lambda: any(isinstance(m, Notify) and "cannot be loaded" in m.notification.message for m in seen))
-        note = next(m.notification.message for m in seen if isinstance(m, Notify) and "cannot be loaded" in m.notification.message)
+        def refusals() -> list[str]:
+            return [m.notification.message for m in seen
+                    if isinstance(m, Notify) and "cannot be loaded" in m.notification.message]
+
+        await wait_for(pilot, lambda: bool(refusals()))
+        note = refusals()[0]
         assert "aborted" in note and "GGML_ASSERT" in note
         # Still alive, still on the old model, still answering.
         assert app.model is not None and app.model.name == "tiny-test-llama"

@@ -178,7 +178,8 @@ async def test_ctrl_n_clears_the_conversation_from_the_screen(tiny_model: Path) 
         await send_chat(pilot, "second question")
         await wait_for(pilot, lambda: reply_ended(app))
         assert [str(m.render()) for m in app.query(UserMessage)] == ["second question"]
-        assert [m.text for m in app.query_one(ChatPane).conversation.branch() if m.role == "user"] == ["second question"]
+        branch = app.query_one(ChatPane).conversation.branch()
+        assert [m.text for m in branch if m.role == "user"] == ["second question"]
 
 
 # -- the status bar ------------------------------------------------------------------------------
@@ -206,7 +207,9 @@ async def test_the_state_reads_loading_prompt_generating_idle(
     """README, status bar: state (`loading`, `prompt n/N` while the prompt is evaluated,
     `generating`, `idle`). A long prompt on Gemma takes seconds: `prompt n/N` shows in between."""
     states = record_states(monkeypatch)
-    app = LlamaApp(LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096), sampling=SamplingSettings(max_reply_tokens=8)))
+    app = LlamaApp(
+        LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096), sampling=SamplingSettings(max_reply_tokens=8))
+    )
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None, timeout=120)
         await pilot.pause()
@@ -453,7 +456,9 @@ def test_files_are_where_the_readme_says_and_the_status_bar_reads_left_to_right(
     assert log_file.is_relative_to(home)
 
     with Terminal([*LLAMA_TUI, "--max-token", "300", "local", str(tiny_model)], env=env) as term:
-        status = lambda: term.text().splitlines()[-2]  # the row above the footer
+        def status() -> str:
+            return term.text().splitlines()[-2]  # the row above the footer
+
         term.wait_for(lambda: re.search(r"tiny-test-llama +idle", status()) is not None)
         assert re.fullmatch(r" *tiny-test-llama +idle +– tok/s +TTFT – +ctx 0/512 · 0% ━+", status()), status()
         term.type("hello")
@@ -466,7 +471,10 @@ def test_files_are_where_the_readme_says_and_the_status_bar_reads_left_to_right(
         term.wait_for("Model loading")
         term.press(*["tab"] * 9)  # from the context length to top-k (the form scrolls to it)
         term.wait_for("Top k")
-        top_k = lambda: next(row for row in term.text().splitlines() if "Top k" in row)
+
+        def top_k() -> str:
+            return next(row for row in term.text().splitlines() if "Top k" in row)
+
         term.wait_for(lambda: re.search(r"Top k +40 ", top_k()) is not None)
         term.write(b"\x1b[F")  # End
         term.press("backspace", "backspace")

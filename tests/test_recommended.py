@@ -141,7 +141,8 @@ async def test_the_hub_tab_recommends_models_and_enter_downloads_and_opens_one(
         await pilot.press("down")  # from the search box to the list
         assert app.focused is picker.query_one("#hub-recommended")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.model is not None and app.model.name == "recommended-from-the-hub", timeout=60)
+        await wait_for(pilot, lambda: app.model is not None and app.model.name == "recommended-from-the-hub",
+                       timeout=60)
         assert not isinstance(app.screen, ModelPickerScreen)
         progress = [m.progress for m in seen if isinstance(m, DownloadProgressed)]
         assert progress and progress[-1].downloaded == progress[-1].total == len(data)

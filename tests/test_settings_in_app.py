@@ -62,7 +62,8 @@ async def test_settings_are_validated_saved_reread_and_a_reload_applies_them(hom
     reread, warnings = load_config()
     assert not warnings
     settings = reread.settings
-    assert settings.load.n_ctx == 1024 and settings.sampling.temperature == 0.2 and settings.sampling.max_reply_tokens == 7
+    assert settings.load.n_ctx == 1024
+    assert settings.sampling.temperature == 0.2 and settings.sampling.max_reply_tokens == 7
     assert reread.last_model is not None and reread.last_model.path is not None
     assert reread.last_model.path.name == tiny_model.name
 
@@ -163,7 +164,8 @@ async def test_settings_that_need_a_reload_offer_one_and_the_others_apply_to_the
         model = app.model
         reloading = {"n_ctx": ("1024", "context length"), "n_gpu_layers": ("2", "gpu layers"),
                      "n_threads": ("2", "threads"), "n_threads_batch": ("2", "prompt threads"),
-                     "chat_format": ("chatml", "chat format"), "overrides": ("general.name=renamed", "metadata overrides")}
+                     "chat_format": ("chatml", "chat format"),
+                     "overrides": ("general.name=renamed", "metadata overrides")}
         for name, (value, said) in reloading.items():
             await pilot.press("f6")
             await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, Select, TextArea
@@ -17,14 +19,16 @@ _UNSET = object()
 class SettingsApp(App[None]):
     """Opens the settings panel at once and keeps what it dismissed with."""
 
-    def __init__(self, config: Settings, *, gpu_offload: bool = False) -> None:
+    def __init__(self, config: Settings, *, gpu_offload: bool = False, **model: Any) -> None:
+        """`model`: SettingsScreen's model_name, backend and capabilities."""
         super().__init__()
         self.config = config
         self.gpu_offload = gpu_offload
+        self.model = model
         self.result: object = _UNSET
 
     def on_mount(self) -> None:
-        self.push_screen(SettingsScreen(self.config, gpu_offload=self.gpu_offload), self._dismissed)
+        self.push_screen(SettingsScreen(self.config, gpu_offload=self.gpu_offload, **self.model), self._dismissed)
 
     def _dismissed(self, result: Settings | None) -> None:
         self.result = result
@@ -129,15 +133,17 @@ async def test_tab_moves_through_the_fields_in_order() -> None:
         assert "\t" not in app.screen.query_one("#settings-system_prompt", TextArea).text
 
 
-async def test_max_reply_tokens_follows_the_context_length() -> None:
+async def test_max_reply_tokens_is_not_tied_to_the_local_context_length() -> None:
+    """A reply stops when the context is full anyway, and a server's context is its own: a
+    reply length longer than the local context is a valid setting."""
     app = SettingsApp(start_config())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await type_into(pilot, "max_reply_tokens", "3000")
-        assert field(pilot, "max_reply_tokens").has_class("-invalid")  # the context is 2048
-        assert "1 to 2048 (the context length)" in note(pilot, "max_reply_tokens")
-        await type_into(pilot, "n_ctx", "4096")
-        assert not field(pilot, "max_reply_tokens").has_class("-invalid")
+        assert not field(pilot, "max_reply_tokens").has_class("-invalid")  # the context is 2048
+        await type_into(pilot, "max_reply_tokens", "0")
+        assert field(pilot, "max_reply_tokens").has_class("-invalid")
+        assert note(pilot, "max_reply_tokens").startswith("must be empty (no limit) or a whole number from 1")
 
 
 async def test_gpu_hint_depends_on_the_build() -> None:
@@ -189,3 +195,22 @@ async def test_escape_in_the_open_chat_format_list_only_closes_the_list() -> Non
         await pilot.press("escape")
         await pilot.pause()
     assert app.result is None
+
+
+async def test_sampling_a_servers_api_has_no_field_for_is_said_not_to_be_sent() -> None:
+    """An Ollama or other OpenAI-compatible server's API takes temperature and top-p, not top-k,
+    min-p or a repeat penalty (engine.remote_server.SAMPLING_BY_KIND)."""
+    from llama_tui.engine.backend import Capabilities
+    from llama_tui.engine.remote_server import STANDARD_SAMPLING
+
+    app = SettingsApp(start_config(), model_name="qwen3[Q4]", backend="server",
+                      capabilities=Capabilities(sampling=STANDARD_SAMPLING))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        for name in ("top_k", "min_p", "repeat_penalty"):
+            assert note(pilot, name) == "not sent to qwen3[Q4]: its server's API has no such field", name
+        for name in ("temperature", "top_p", "max_reply_tokens", "seed"):
+            assert "not sent" not in note(pilot, name), name
+        assert note(pilot, "n_gpu_layers") == "not used by qwen3[Q4]: its server loads the model"
+        await type_into(pilot, "n_threads", "200")  # no caution about cores for a setting not used
+        assert note(pilot, "n_threads") == "not used by qwen3[Q4]: its server loads the model"

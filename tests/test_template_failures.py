@@ -12,7 +12,10 @@ from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, Notice, UserMessa
 from tests.test_app import SIZE, reply_ended, send_chat, tiny_options, wait_for
 from tests.tiny_gguf import write_tiny_llama_gguf
 
-RAISES = "{% if messages[0]['role'] == 'user' %}{{ raise_exception('Conversations must start with a system turn') }}{% endif %}"
+RAISES = (
+    "{% if messages[0]['role'] == 'user' %}"
+    "{{ raise_exception('Conversations must start with a system turn') }}{% endif %}"
+)
 ESCAPES = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
 RUNAWAY = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
 EXPLODES = "{{ 'x ' * 50000000 }}"

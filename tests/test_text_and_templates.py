@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from llama_tui.engine import chat_templates
 from llama_tui.engine.chat_templates import choose_chat_template, looks_instruction_tuned
 from llama_tui.engine.jinja_chat import render_chat
 from llama_tui.engine.settings import parse_override
@@ -64,7 +63,8 @@ def test_decoder_joins_a_character_split_across_tokens() -> None:
     ({"general.architecture": "mistral3", "general.name": "Mistral Small 3.1 24B Instruct"}, "mistral"),
     ({"general.architecture": "mistral", "general.finetune": "Instruct"}, "mistral"),
     ({"general.architecture": "phi3", "general.name": "Some Model Chat"}, "chatml"),
-    ({"general.architecture": "llama", "general.name": "Llama 3.2 1B", "tokenizer.ggml.pre": "llama-bpe"}, "transcript"),
+    ({"general.architecture": "llama", "general.name": "Llama 3.2 1B", "tokenizer.ggml.pre": "llama-bpe"},
+     "transcript"),
 ])
 def test_template_choice(metadata: dict[str, str], expected: str) -> None:
     assert choose_chat_template(metadata, "<s>", "</s>").name == expected

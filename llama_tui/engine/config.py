@@ -35,21 +35,18 @@ import os
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomlkit
-from tomlkit.container import Container
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import Table
 
 from llama_tui import paths
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.presets import BUILT_IN, SAMPLING_KEYS, Preset
 from llama_tui.engine.settings import (
-    MAX_CONTEXT,
     RELOAD_FIELDS,
     SECTIONS,
     SETTINGS,
@@ -122,23 +119,24 @@ def _plain(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-def _range_message(s: Setting, n_ctx: int | None, empty: str = "empty") -> str:
-    """"must be a whole number from 1 to 4096 (the context length)", with what empty means."""
+def _range_message(s: Setting, empty: str = "empty") -> str:
+    """"must be a whole number from 1 to 4096", with what empty means."""
     what = "a whole number" if s.kind == "int" else "a number"
-    if s.up_to_context:
-        high = f"{n_ctx} (the context length)" if n_ctx else _plain(MAX_CONTEXT)
-    else:
-        high = _plain(s.high if s.high is not None else math.inf)
+    high = _plain(s.high if s.high is not None else math.inf)
     text = f"{what} from {_plain(s.low if s.low is not None else -math.inf)} to {high}{s.note}"
     return f"must be {empty} ({s.empty}) or {text}" if s.empty else f"must be {text}"
 
 
-def _check_number(s: Setting, value: object, n_ctx: int | None) -> tuple[Any, str | None]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (s.kind == "int" and not isinstance(value, int)):
-        return None, _range_message(s, n_ctx)
-    high = (n_ctx or MAX_CONTEXT) if s.up_to_context else s.high
+def _check_number(s: Setting, value: object) -> tuple[Any, str | None]:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (s.kind == "int" and not isinstance(value, int))
+    ):
+        return None, _range_message(s)
+    high = s.high
     if math.isnan(value) or (s.low is not None and value < s.low) or (high is not None and value > high):
-        return None, _range_message(s, n_ctx)
+        return None, _range_message(s)
     return (int(value) if s.kind == "int" else float(value)), None
 
 
@@ -150,7 +148,7 @@ def load_settings_problems(load: LoadSettings) -> list[str]:
             value = getattr(load, name)
             if value is None and s.empty:
                 continue
-            _, error = _check_number(s, value, None)
+            _, error = _check_number(s, value)
             if error:
                 found.append(f"{name} {error}")
     return found
@@ -174,13 +172,11 @@ def _parse_overrides(raw: str) -> dict[str, OverrideValue]:
     return parsed
 
 
-def validate_field(name: str, raw: str, *, n_ctx: int | None = None) -> tuple[Any, str | None]:
+def validate_field(name: str, raw: str) -> tuple[Any, str | None]:
     """Parse what a person typed for the setting `name`: (value, None), or (None, error).
 
-    `n_ctx` is the context length a reply length must fit in (checked against the largest
-    context when not given). Empty means the machine's default for thread counts, and None
-    where the setting may be empty ("no limit", "auto"). Raises KeyError for a name that is
-    not a setting.
+    Empty means the machine's default for thread counts, and None where the setting may be
+    empty ("no limit", "auto"). Raises KeyError for a name that is not a setting.
     """
     s = SETTINGS[name]
     text = raw.strip()
@@ -192,8 +188,8 @@ def validate_field(name: str, raw: str, *, n_ctx: int | None = None) -> tuple[An
         try:
             value: Any = int(text) if s.kind == "int" else float(text)
         except ValueError:
-            return None, _range_message(s, n_ctx)
-        return _check_number(s, value, n_ctx)
+            return None, _range_message(s)
+        return _check_number(s, value)
     if s.kind == "choice":
         assert s.choices is not None
         if s.empty and text in ("", s.empty):
@@ -218,14 +214,14 @@ def validate_field(name: str, raw: str, *, n_ctx: int | None = None) -> tuple[An
 # -- reading --------------------------------------------------------------------------------
 
 
-def _from_toml(s: Setting, value: object, n_ctx: int | None) -> tuple[Any, str | None]:
+def _from_toml(s: Setting, value: object) -> tuple[Any, str | None]:
     """Check a value as TOML gave it; the file spells "empty" as 0 (numbers) or "" (choices)."""
     if s.kind in ("int", "float"):
         if s.empty and value == 0 and not isinstance(value, bool):
             return None, None
-        value_checked, error = _check_number(s, value, n_ctx)
+        value_checked, error = _check_number(s, value)
         if error and s.empty:
-            error = _range_message(s, n_ctx, empty="0")
+            error = _range_message(s, empty="0")
         return value_checked, error
     if s.kind == "bool":
         return (value, None) if isinstance(value, bool) else (None, "must be true or false")
@@ -250,8 +246,8 @@ def _show(value: object) -> str:
     if value == {}:
         return "none"
     try:
-        return tomlkit.item(value).as_string()  # type: ignore[arg-type]  # tomlkit takes any TOML value
-    except Exception:  # a value tomlkit cannot write: show Python's spelling
+        return tomlkit.item(value).as_string()
+    except Exception:  # noqa: BLE001 - a value tomlkit cannot write: show Python's spelling
         return repr(value)
 
 
@@ -284,7 +280,6 @@ class _Reader:
         for (table, key), _section in _LEGACY.items():
             if key in self.table(table):
                 self.value(SETTINGS[key], self.table(table)[key], values, f"[{table}] " if table else "")
-        n_ctx = None
         for section in SECTIONS:
             for key, raw in self.table(section).items():
                 setting = SETTINGS.get(key)
@@ -292,16 +287,14 @@ class _Reader:
                     if (section, key) not in _LEGACY:
                         self.warn(f"unknown setting [{section}] {key} (kept in the file, not used)")
                     continue
-                self.value(setting, raw, values, f"[{section}] ", n_ctx)
-            if section == "load":
-                n_ctx = values.get("n_ctx", SETTINGS["n_ctx"].default)
+                self.value(setting, raw, values, f"[{section}] ")
         return Settings().with_values(values)
 
-    def value(self, s: Setting, raw: object, values: dict[str, Any], where: str, n_ctx: int | None = None) -> None:
+    def value(self, s: Setting, raw: object, values: dict[str, Any], where: str) -> None:
         if s.kind == "overrides" and isinstance(raw, dict):
             values[s.name] = self.overrides(raw)
             return
-        value, error = _from_toml(s, raw, n_ctx)
+        value, error = _from_toml(s, raw)
         if error is not None:
             self.warn(f"{where}{s.name} = {_show(raw)} {error}; using {_show(_to_toml(s, s.default))}")
         else:
@@ -432,9 +425,9 @@ def _template() -> str:
         for s in (s for s in SETTINGS.values() if s.section == section):
             if s.kind == "overrides":
                 continue
-            spelled = tomlkit.item(_to_toml(s, s.default)).as_string()  # type: ignore[arg-type]
+            spelled = tomlkit.item(_to_toml(s, s.default)).as_string()
             comment = s.hint
-            if s.kind in ("int", "float") and not s.up_to_context and s.low is not None and s.high is not None:
+            if s.kind in ("int", "float") and s.low is not None and s.high is not None:
                 comment += f" ({_plain(s.low)}..{_plain(s.high)})"
             if s.empty:
                 comment += f"; {spelled} = {s.empty}"
@@ -445,7 +438,8 @@ def _template() -> str:
                 line = f"# {s.name} = {spelled}"
             lines.append(f"{line:<23} # {comment}")
         if section == "load":
-            lines += ["", "[load.overrides]", "# GGUF metadata overrides, e.g.", '# "tokenizer.ggml.add_bos_token" = false']
+            lines += ["", "[load.overrides]", "# GGUF metadata overrides, e.g.",
+                      '# "tokenizer.ggml.add_bos_token" = false']
     lines += ["", "# Presets: a system prompt and the sampling that suits it, chosen per conversation (F8).",
               "# Change, add or delete them here; they take system_prompt and the sampling section's keys."]
     for preset in BUILT_IN.values():
@@ -456,11 +450,11 @@ def _template() -> str:
 
 
 def _same(item: object, value: object) -> bool:
-    current = item.unwrap() if hasattr(item, "unwrap") else item  # type: ignore[attr-defined]
+    current = item.unwrap() if hasattr(item, "unwrap") else item
     return type(current) is type(value) and current == value
 
 
-def _set(container: Container | Table, key: str, value: object) -> None:
+def _set(container: MutableMapping[str, Any], key: str, value: object) -> None:
     """Set `key`, leaving the item (and its spelling, e.g. 4_096) alone when unchanged."""
     if key in container and _same(container[key], value):
         return
@@ -469,12 +463,12 @@ def _set(container: Container | Table, key: str, value: object) -> None:
     container[key] = value
 
 
-def _table(container: Container | Table, key: str) -> Table:
+def _table(container: MutableMapping[str, Any], key: str) -> MutableMapping[str, Any]:
     found = container.get(key)
     if isinstance(found, dict):  # a [table], an inline table or a table split across the file
-        return found  # type: ignore[return-value]
+        return found
     container[key] = tomlkit.table()
-    return container[key]  # type: ignore[return-value]
+    return container[key]
 
 
 def _reason(error: OSError, path: Path) -> str:
@@ -561,9 +555,9 @@ def _write_document(path: Path, document: tomlkit.TOMLDocument) -> None:
 
 def _apply(document: tomlkit.TOMLDocument, s: Setting, value: object) -> None:
     """Set one setting in the document, as the file spells it, in its own section."""
-    for (table, key), section in _LEGACY.items():  # a setting read from its old place moves
+    for (old_table, key), section in _LEGACY.items():  # a setting read from its old place moves
         if key == s.name and section == s.section:
-            (_table(document, table) if table else document).pop(key, None)
+            (_table(document, old_table) if old_table else document).pop(key, None)
     table = _table(document, s.section)
     if s.kind == "overrides":
         assert isinstance(value, Mapping)
@@ -635,5 +629,7 @@ def merge_cli(settings: Settings, explicit: Mapping[str, object]) -> Settings:
     """
     values = dict(explicit)
     if "overrides" in values:
-        values["overrides"] = {**settings.load.overrides, **values["overrides"]}  # type: ignore[dict-item]
+        typed = values["overrides"]
+        assert isinstance(typed, Mapping)
+        values["overrides"] = {**settings.load.overrides, **typed}
     return settings.with_values(values)

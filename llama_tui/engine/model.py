@@ -34,8 +34,8 @@ from llama_tui.engine.chat_templates import (
     choose_chat_template,
     fallback_template_choice,
 )
-from llama_tui.engine.conversation import ChatMessage
 from llama_tui.engine.config import load_settings_problems
+from llama_tui.engine.conversation import ChatMessage
 from llama_tui.engine.events import (
     Finished,
     GenerationEvent,
@@ -48,11 +48,11 @@ from llama_tui.engine.events import (
     TurnsDropped,
 )
 from llama_tui.engine.jinja_chat import render_chat
-from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.logs import route_native_log, take_native_errors
+from llama_tui.engine.model_ref import ModelRef
+from llama_tui.engine.saved_contexts import MIN_GAIN, SavedContexts, common_prefix, model_identity
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
-from llama_tui.engine.thinking_events import split_events
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
 from llama_tui.engine.thinking import (
     VOCABULARY_CANDIDATES,
@@ -61,6 +61,7 @@ from llama_tui.engine.thinking import (
     starts_thinking,
     thinking_markers,
 )
+from llama_tui.engine.thinking_events import split_events
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ GGUF_MAGIC = b"GGUF"
 # Room kept free for the reply when fitting a chat into the context, unless the max reply
 # tokens setting asks for a different amount.
 DEFAULT_REPLY_ROOM = 256
+
+SAVE_WAIT = 60.0
+"""Seconds a new request waits for the last reply's context to be saved (a disk that slow is broken)."""
 
 
 class ModelLoadError(Exception):
@@ -104,7 +108,13 @@ class LoadedModel:
     """A model in memory, ready to chat or complete text. Create it with `LoadedModel.load`."""
 
     def __init__(
-        self, llm: llama_cpp.Llama, path: Path, settings: LoadSettings, template: ChatTemplate, ref: ModelRef | None = None
+        self,
+        llm: llama_cpp.Llama,
+        path: Path,
+        settings: LoadSettings,
+        template: ChatTemplate,
+        ref: ModelRef | None = None,
+        contexts: SavedContexts | None = None,
     ) -> None:
         self._llm: llama_cpp.Llama | None = llm
         self.path = path
@@ -124,6 +134,10 @@ class LoadedModel:
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._busy = threading.Lock()
+        self._saving = threading.Event()
+        """Set while the last reply's context is being saved: a new request waits for it."""
+        self._contexts = contexts
+        self._identity = model_identity(path, {"n_ctx": settings.n_ctx, "overrides": settings.overrides})
         self._cancel = threading.Event()
         self._closing = False
         self.thinking_markers: ThinkingMarkers | None = thinking_markers(
@@ -144,8 +158,10 @@ class LoadedModel:
     # -- loading and closing -------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path | str, settings: LoadSettings, *, ref: ModelRef | None = None) -> LoadedModel:
-        """Load a GGUF file (`ref`: which model it is, when not just this file: the starter).
+    def load(cls, path: Path | str, settings: LoadSettings, *, ref: ModelRef | None = None,
+             contexts: SavedContexts | None = None) -> LoadedModel:
+        """Load a GGUF file (`ref`: which model it is, when not just this file: the starter;
+        `contexts`: where chats' KV states are saved, to resume them without reading them again).
         Raises ModelLoadError with a message meant for the user."""
         path = Path(path).expanduser()
         problems = load_settings_problems(settings)
@@ -181,7 +197,7 @@ class LoadedModel:
             llm.close()
             raise ModelLoadError(str(error)) from error
         log.info("loaded %s; chat template %s (%s)", path.name, template.name, template.reason)
-        model = cls(llm, path, settings, template, ref)
+        model = cls(llm, path, settings, template, ref, contexts)
         if model._sandbox is not None:
             model._sandbox.start()  # so the first reply does not wait for it
         return model
@@ -192,7 +208,8 @@ class LoadedModel:
     def capabilities(self) -> Capabilities:
         return Capabilities(
             completion=True, seed=True, gpu_offload=False, exact_figures=True,
-            sampling=frozenset({"seed", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_reply_tokens"}),
+            sampling=frozenset({"seed", "temperature", "top_p", "top_k", "min_p", "repeat_penalty",
+                                "max_reply_tokens"}),
             thinking_switch=self.chat_template.from_file and has_thinking_switch(self.chat_template.source),
         )
 
@@ -272,7 +289,8 @@ class LoadedModel:
         already written (a reply to continue); the model writes what follows it. Close the
         iterator (or run it to the end) so the model is free again.
         """
-        return split_events(self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed))
+        events = self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed)
+        return split_events(events)
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
         """Stream a continuation of `text`. The seed (sampling.seed unless `seed` is given)
@@ -296,7 +314,11 @@ class LoadedModel:
     # -- prompt building -------------------------------------------------------------------
 
     def _fit_chat(
-        self, messages: Sequence[ChatMessage], sampling: SamplingSettings, enable_thinking: bool = True, prefill: str = ""
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: SamplingSettings,
+        enable_thinking: bool = True,
+        prefill: str = "",
     ) -> tuple[list[int], list[str], int]:
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system):])
@@ -360,8 +382,8 @@ class LoadedModel:
         if self._sandbox is None:  # a built-in template: ours, rendered here
             source = (compact and template.compact_source) or template.source
             try:
-                return render_chat(source, messages, bos_token=template.bos_token, eos_token=template.eos_token,
-                                   enable_thinking=enable_thinking)
+                return render_chat(source, messages, bos_token=template.bos_token,
+                                   eos_token=template.eos_token, enable_thinking=enable_thinking)
             except (jinja2.TemplateError, ValueError) as error:
                 raise TemplateError(f"The built-in chat template {template.name} failed: {error}") from error
         try:
@@ -399,7 +421,7 @@ class LoadedModel:
         The stop flag is reset here, not in the decode thread: a cancel() that comes after
         chat() or complete() returned, but before the decode thread began, still counts.
         """
-        if self._busy.locked():
+        if self._busy.locked() and not self._saving.is_set():
             raise ModelBusy("a reply is already being generated")
         self._cancel.clear()
         return self._stream(prepare, sampling, seed, time.perf_counter())
@@ -411,7 +433,10 @@ class LoadedModel:
         seed: int | None,
         started: float,
     ) -> Iterator[GenerationEvent]:
-        if not self._busy.acquire(blocking=False):
+        # Only a save of the last reply's context may be in the way: it ends on its own.
+        busy = self._busy
+        acquired = busy.acquire(timeout=SAVE_WAIT) if self._saving.is_set() else busy.acquire(blocking=False)
+        if not acquired:
             raise ModelBusy("a reply is already being generated")
         try:
             llm = self._require_llm()
@@ -435,11 +460,44 @@ class LoadedModel:
                 yield from self._decode(llm, tokens, stops, sampling, stats, started, seed)
             except _Cancelled:
                 yield Finished(StopReason.CANCELLED, "", self._with_counters(llm, stats))
+                return
+            # After the reply's end was delivered: the user reads it while this is written.
+            self._save_context(llm)
         finally:
             self._busy.release()
+            self._saving.clear()  # after the release, so a request never sees it busy and not saving
 
-    def _evaluate_prompt(self, llm: llama_cpp.Llama, tokens: list[int], stats: GenerationStats) -> Iterator[PromptProgress]:
+    def _save_context(self, llm: llama_cpp.Llama) -> None:
+        if self._contexts is None:
+            return
+        self._saving.set()
+        memory = llama_cpp.llama_get_memory(llm.ctx)
+        llama_cpp.llama_memory_seq_rm(memory, 0, llm.n_tokens, -1)  # only what input_ids lists
+        self._contexts.save(llm.ctx, self._identity, llm.input_ids[: llm.n_tokens].tolist())
+
+    def _load_saved_context(self, llm: llama_cpp.Llama, tokens: list[int]) -> None:
+        """Load a saved state that spares more of `tokens` than the context holds now."""
+        if self._contexts is None:
+            return
+        found = self._contexts.best(self._identity, tokens)
+        held = common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        if found is None or found[1] < held + MIN_GAIN:
+            return
+        loaded = self._contexts.load(llm.ctx, found[0], llm.n_ctx())
+        if loaded is None:
+            llm.reset()  # the sequence was emptied: the prompt is evaluated from its start
+            return
+        if len(llm.input_ids) < len(loaded):  # sized by the n_ctx asked; llama.cpp may round up
+            llm.input_ids = np.resize(llm.input_ids, llm.n_ctx())
+        llm.input_ids[: len(loaded)] = loaded
+        llm.n_tokens = len(loaded)
+        log.info("loaded a saved context of %d tokens (%d shared with the prompt)", len(loaded), found[1])
+
+    def _evaluate_prompt(
+        self, llm: llama_cpp.Llama, tokens: list[int], stats: GenerationStats
+    ) -> Iterator[PromptProgress]:
         """Evaluate the part of the prompt not already in the KV cache, in batches."""
+        self._load_saved_context(llm, tokens)
         reused = self._reuse_cached_prefix(llm, tokens)
         todo = tokens[reused:]
         stats = replace(stats, context_used=reused)
@@ -457,7 +515,7 @@ class LoadedModel:
                 done = min(start + llm.n_batch, len(todo))
                 yield PromptProgress(done, len(todo), replace(stats, prompt_evaluated=done, context_used=llm.n_tokens))
         finally:
-            llama_cpp.llama_set_abort_callback(llm.ctx, ctypes.cast(None, llama_cpp.ggml_abort_callback), None)
+            llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)  # NULL: no callback
 
     @staticmethod
     def _reuse_cached_prefix(llm: llama_cpp.Llama, tokens: list[int]) -> int:
@@ -589,11 +647,11 @@ def _without_the_bindings_chat_templates() -> Iterator[None]:
     would cost memory and time here, outside the template sandbox. Loads run one at a time
     (the app's load lock), so swapping the class for the load is safe."""
     real = llama_chat_format.Jinja2ChatFormatter
-    llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter  # type: ignore[misc,assignment]  # duck-typed stand-in
+    llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter  # type: ignore[misc,assignment]  # duck-typed, load only
     try:
         yield
     finally:
-        llama_chat_format.Jinja2ChatFormatter = real  # type: ignore[misc]
+        llama_chat_format.Jinja2ChatFormatter = real  # type: ignore[misc]  # a class name, put back as it was
 
 
 def _return_freed_memory() -> None:
@@ -624,7 +682,8 @@ def _load_failure_reason(native_errors: list[str]) -> str | None:
         if "error loading model:" in line:
             return line.split("error loading model:", 1)[1].strip()
     specific = [line for line in native_errors if not line.endswith("failed to load model")]
-    return (specific or native_errors or [None])[0]
+    lines = specific or native_errors
+    return lines[0] if lines else None
 
 
 def _check_is_gguf(path: Path) -> None:

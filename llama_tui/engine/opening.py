@@ -15,6 +15,7 @@ from llama_tui.engine.backend import ModelBackend
 from llama_tui.engine.file_check import UnsafeModelFile, check_model_file
 from llama_tui.engine.model import LoadedModel, ModelLoadError
 from llama_tui.engine.model_ref import ModelRef
+from llama_tui.engine.saved_contexts import SavedContexts
 from llama_tui.engine.settings import Settings
 from llama_tui.engine.starter import StarterModelMissing, starter_model_path
 
@@ -29,13 +30,14 @@ def open_model(
     ref: ModelRef,
     settings: Settings,
     *,
-    on_state: Callable[[str], None] = lambda _state: None,
+    on_state: Callable[[str], object] = lambda _state: None,
     before_load: Callable[[], None] = _nothing,
+    contexts: SavedContexts | None = None,
 ) -> ModelBackend:
     """Open `ref` with `settings`. `on_state` hears "checking", "loading", "connecting";
     `before_load` runs once `ref` is known to be usable, just before it takes memory (the app
     closes the model it replaces there, so a refused file or an unreachable server leaves the
-    current model in place)."""
+    current model in place). `contexts`: where a local model saves chats' KV states."""
     if ref.kind == "server":
         on_state("connecting")
         from llama_tui.engine.remote import RemoteModel  # the openai client: ~0.6 s, only when needed
@@ -61,6 +63,6 @@ def open_model(
             check_model_file(path, overrides=settings.load.overrides)
             on_state("loading")
         before_load()
-        return LoadedModel.load(path, settings.load, ref=ref)
+        return LoadedModel.load(path, settings.load, ref=ref, contexts=contexts)
     except (UnsafeModelFile, StarterModelMissing, OSError) as error:
         raise ModelLoadError(str(error)) from error

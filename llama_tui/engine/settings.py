@@ -88,8 +88,6 @@ class Describe:
     choices: Callable[[], Sequence[str]] | None = None
     machine_default: Callable[[], int] | None = None
     """For thread counts: left out of the file (or empty), it follows the machine it runs on."""
-    up_to_context: bool = False
-    """Its largest value is the context length (max reply tokens)."""
     multiline: bool = False
     """Text of several lines (a system prompt)."""
 
@@ -175,8 +173,8 @@ class SamplingSettings:
         hint="above 1 discourages repeating; 1 turns it off", flags=("--repeat-penalty",), metavar="X",
     )
     max_reply_tokens: int | None = setting(
-        None, label="Max reply tokens", kind="int", low=1, up_to_context=True, empty="no limit",
-        hint="stop a reply after this many tokens (none: until the context is full)",
+        None, label="Max reply tokens", kind="int", low=1, high=MAX_CONTEXT, empty="no limit",
+        hint="stop a reply after this many tokens (it also stops when the context is full)",
         flags=("--max-reply-tokens",), metavar="N",
     )
 
@@ -198,6 +196,11 @@ class ChatSettings:
         None, label="Thinking budget", kind="int", low=1, high=MAX_CONTEXT, empty="no limit",
         hint="the most tokens a reasoning model may think; then it is made to answer",
         flags=("--thinking-budget",), metavar="N",
+    )
+    saved_contexts_mib: int = setting(
+        1024, label="Saved contexts (MiB)", kind="int", low=0, high=1_000_000, note=" (0 turns it off)",
+        hint="disk kept for the model's memory of recent chats, so resuming one does not read it all again",
+        backends=LOCAL,
     )
     resume_last: bool = setting(
         False, label="Resume last chat", kind="bool",
@@ -243,13 +246,16 @@ class Setting(Describe):
         return self.make_default()
 
 
-def _row(section: str, f: Field[Any]) -> Setting:
+def _default_maker(f: Field[Any]) -> Callable[[], Any]:
     if f.default is not MISSING:
         default = f.default
-        make_default: Callable[[], Any] = lambda: default
-    else:
-        make_default = f.default_factory  # type: ignore[assignment]  # every setting has one or the other
-    return Setting(**vars(f.metadata[_DESCRIBE]), name=f.name, section=section, make_default=make_default)
+        return lambda: default
+    assert f.default_factory is not MISSING, f"{f.name}: every setting has a default or a default_factory"
+    return f.default_factory
+
+
+def _row(section: str, f: Field[Any]) -> Setting:
+    return Setting(**vars(f.metadata[_DESCRIBE]), name=f.name, section=section, make_default=_default_maker(f))
 
 
 SETTINGS: dict[str, Setting] = {f.name: _row(section, f) for section, cls in SECTIONS.items() for f in fields(cls)}

@@ -28,6 +28,7 @@ from textual.widget import Widget
 from textual.widgets import TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
+from llama_tui import paths
 from llama_tui.engine.backend import GenerationError, ModelBackend, ModelBusy, ModelClosed, PromptError
 from llama_tui.engine.config import (
     GPU_INSTALL_HINT,
@@ -44,6 +45,7 @@ from llama_tui.engine.model import ModelLoadError
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.opening import open_model
 from llama_tui.engine.presets import NO_PRESET, effective
+from llama_tui.engine.saved_contexts import SavedContexts
 from llama_tui.engine.settings import RELOAD_FIELDS, SETTINGS, Settings
 from llama_tui.engine.store import ConversationStore, MemoryStore, open_store
 from llama_tui.launch import LaunchOptions
@@ -52,8 +54,8 @@ from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_pane import ChatPane
 from llama_tui.ui.completion_pane import CompletionPane
 from llama_tui.ui.confirm_screen import ConfirmScreen
-from llama_tui.ui.history_screen import HistoryResult, HistoryScreen
 from llama_tui.ui.footer import AppFooter
+from llama_tui.ui.history_screen import HistoryResult, HistoryScreen
 from llama_tui.ui.log_pane import LogPane, PostToAppHandler
 from llama_tui.ui.messages import (
     ChatCleared,
@@ -92,8 +94,8 @@ class LlamaApp(App[None]):
         Binding("f4", "show_tab('log')", "Log", id="app.tab.log", tooltip="Show llama.cpp's log", show=False),
         Binding("ctrl+o", "open_picker", "Models", id="app.models", tooltip="Open, download or switch models"),
         # priority: the message box (a TextArea) binds F7 to "select all".
-        Binding("f7", "history", "History", id="app.history", tooltip="Saved conversations: search, open, rename, delete",
-                priority=True),
+        Binding("f7", "history", "History", id="app.history",
+                tooltip="Saved conversations: search, open, rename, delete", priority=True),
         Binding("ctrl+t", "toggle_thinking", "Thinking on/off", id="app.thinking", show=False,
                 tooltip="Let a reasoning model think before it answers, or not (from the next reply)"),
         Binding("f9", "previous_model", "Previous", id="app.previous_model",
@@ -120,6 +122,10 @@ class LlamaApp(App[None]):
         saved = self.options.saved_config
         self._persist = saved is not None
         """Whether settings and models used are saved to the settings file."""
+        self.saved_contexts = SavedContexts(paths.state_dir() / "contexts",
+                                            self.settings.chat.saved_contexts_mib if self._persist else 0)
+        """Where local models save chats' KV states (its cap follows the setting; none in tests
+        that keep nothing, like the history)."""
         self.recent_models: list[ModelRef] = list(saved.recent_models if saved else ())
         self.presets = dict(saved.presets) if saved else {}
         self.model_presets = dict(saved.model_presets) if saved else {}
@@ -252,12 +258,12 @@ class LlamaApp(App[None]):
         rescue = Rescue(f"{type(error).__name__}: {error}")
         try:
             rescue.conversation = self.chat_pane.transcript()
-        except Exception:  # noqa: BLE001  the error may be in the chat itself
+        except Exception:  # the error may be in the chat itself
             log.exception("could not gather the conversation")
         for where, selector in (("the chat message box", "#chat-input"), ("the Completion tab", "#completion-text")):
             try:
                 text = self.query_one(selector, TextArea).text
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("could not gather %s", where)
                 continue
             if text.strip():
@@ -387,13 +393,14 @@ class LlamaApp(App[None]):
                     old.close()
 
             try:
-                model = open_model(ref, self.settings, on_state=lambda state: self.post_message(LoadStateChanged(state)),
-                                   before_load=close_the_current_one)
+                model = open_model(ref, self.settings,
+                                   on_state=lambda state: self.post_message(LoadStateChanged(state)),
+                                   before_load=close_the_current_one, contexts=self.saved_contexts)
             except ModelLoadError as error:
                 log.warning("model load failed: %s", error)
                 self.post_message(ModelLoadFailed(str(error)))
                 return
-            except Exception as error:  # noqa: BLE001  whatever it is, the app stays up and says so
+            except Exception as error:  # whatever it is, the app stays up and says so
                 log.exception("model load failed")
                 self.post_message(ModelLoadFailed(f"Could not open {ref.label()}: {type(error).__name__}: {error}"))
                 return
@@ -510,7 +517,13 @@ class LlamaApp(App[None]):
     # -- settings --------------------------------------------------------------------------
 
     def action_open_settings(self) -> None:
-        self.push_screen(SettingsScreen(self.settings), self._settings_saved)
+        model = self.model
+        if model is None:
+            screen = SettingsScreen(self.settings)
+        else:  # the panel says which settings this model does not use
+            screen = SettingsScreen(self.settings, model_name=model.name, capabilities=model.capabilities,
+                                    backend="local" if model.ref.is_local else "server")
+        self.push_screen(screen, self._settings_saved)
 
     def _settings_saved(self, new: Settings | None) -> None:
         if new is None:
@@ -520,6 +533,8 @@ class LlamaApp(App[None]):
             self.notify("No settings changed.")
             return
         self.settings = new
+        if self._persist:
+            self.saved_contexts.cap_mib = new.chat.saved_contexts_mib
         saved = True
         if self._persist:
             # Only what was changed in the panel, into the file as it is now: a one-run
@@ -532,10 +547,18 @@ class LlamaApp(App[None]):
                 self.notify(f"Could not save the settings: {error}. They apply to this run only.",
                             severity="error", timeout=15)
         needs_reload = [name for name in changes if name in RELOAD_FIELDS]
+        names = ", ".join(SETTINGS[name].label.lower() for name in needs_reload)
         if needs_reload and self.model is not None and self.model.ref.is_local:
-            names = ", ".join(SETTINGS[name].label.lower() for name in needs_reload)
             question = f"Reload {self.model.name} now to apply the new {names}? The conversation stays."
             self.push_screen(ConfirmScreen(question, yes="Reload", no="Later"), self._reload_answered)
+        elif needs_reload and self.model is not None:  # a server loads its model its own way
+            parts = ["Settings saved."] if saved else []
+            verb = "applies" if len(needs_reload) == 1 else "apply"
+            parts.append(f"{names[0].upper()}{names[1:]} {verb} to local models, from the next one opened: "
+                         f"{self.model.name} is loaded by its server.")
+            if len(changes) > len(needs_reload):
+                parts.append("The other changes apply to the next reply.")
+            self.notify(" ".join(parts), timeout=8)
         elif saved:
             self.notify("Settings saved: they apply to the next reply.")
 
@@ -611,7 +634,7 @@ class LlamaApp(App[None]):
                     buffer.push(event)
         except (PromptError, GenerationError, ModelBusy, ModelClosed) as error:
             buffer.fail(str(error))
-        except Exception as error:  # noqa: BLE001  a failure in llama.cpp must not take the app down
+        except Exception as error:  # a failure in llama.cpp must not take the app down
             log.exception("generation failed")
             buffer.fail(f"Generation failed: {type(error).__name__}: {error}")
 
@@ -661,10 +684,12 @@ class LlamaApp(App[None]):
         yield SystemCommand("Continue the text", "Completion tab: let the model continue the text (ctrl+r)",
                             self._continue_text)
         yield SystemCommand("Models", "Open, download or switch models (ctrl+o)", self.action_open_picker)
-        yield SystemCommand("Previous model", "Switch to the model used before this one (F9)", self.action_previous_model)
+        yield SystemCommand("Previous model", "Switch to the model used before this one (F9)",
+                            self.action_previous_model)
         yield SystemCommand("Settings", "Load, sampling and chat settings (F6)", self.action_open_settings)
         if self._generating_in is not None:
-            yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)", self.action_stop_generation)
+            yield SystemCommand("Stop generation", "Stop the reply, keeping what was written (Esc)",
+                                self.action_stop_generation)
 
     def _continue_text(self) -> None:
         self.action_show_tab("completion")

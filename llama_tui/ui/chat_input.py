@@ -28,9 +28,12 @@ PASTE_GAP = 0.03
 """Seconds after Enter in which another key means a paste, not a person (people need ~0.1 s)."""
 
 
+NEWLINE_KEYS = ("shift+enter", "ctrl+j")
+
+
 class ChatInput(TextArea):
     BINDINGS = [
-        Binding("shift+enter,ctrl+j", "newline", "New line", id="chat_input.newline",
+        Binding(",".join(NEWLINE_KEYS), "newline", "New line", id="chat_input.newline",
                 tooltip="Start a new line in the message", show=False),
     ]
 
@@ -105,6 +108,13 @@ class ChatInput(TextArea):
                 event.stop()
                 event.prevent_default()
                 return
+        if event.key in NEWLINE_KEYS:
+            # Here, not only through the binding: a binding runs once the key has bubbled up
+            # to the screen, and a busy app may have inserted the next typed keys by then.
+            event.stop()
+            event.prevent_default()
+            self._insert("\n")
+            return
         browsing = self._recalled is not None
         row = self.cursor_location[0]
         if (event.key == "up" and (not self.text or browsing) and row == 0) or (

@@ -22,7 +22,9 @@ from llama_tui.text import neutralise_controls
 from llama_tui.ui.literal import literal
 from llama_tui.ui.markdown_view import MarkdownView
 
-Action = Literal["regenerate", "edit", "continue", "copy", "copy_code", "previous", "next", "delete", "up", "down", "leave"]
+Action = Literal[
+    "regenerate", "edit", "continue", "copy", "copy_code", "previous", "next", "delete", "up", "down", "leave"
+]
 
 _COMMON = [
     Binding("up", "act('up')", "Earlier", show=False, id="message.up", tooltip="The message before"),
@@ -56,7 +58,7 @@ class _Focusable:
     message_id: str
 
     def action_act(self, action: Action) -> None:
-        self.post_message(MessageAction(self.message_id, action))  # type: ignore[attr-defined]  # a Widget
+        self.post_message(MessageAction(self.message_id, action))  # type: ignore[attr-defined]  # mixed into Widgets only
 
 
 class UserMessage(_Focusable, Static):
@@ -167,8 +169,8 @@ class AssistantMessage(_Focusable, MarkdownView):
             lines = self.thinking.strip().splitlines()[-self.LIVE_LINES:]
             self.set_header("\n".join([f"💭 Thinking · {figures}", *lines]))
         elif self.unfolded:
-            self.set_header(f"▾ Thought for {self.thinking_seconds:.0f} s · {self.thinking_tokens} tokens (t hides it)\n"
-                            + self.thinking.strip())
+            spent = f"{self.thinking_seconds:.0f} s · {self.thinking_tokens} tokens"
+            self.set_header(f"▾ Thought for {spent} (t hides it)\n" + self.thinking.strip())
         else:
             self.set_header(f"▸ Thought for {self.thinking_seconds:.0f} s · {self.thinking_tokens} tokens (t shows it)")
 

@@ -30,6 +30,7 @@ from textual.widgets import Label, Static
 from llama_tui.engine.conversation import Conversation, Message
 from llama_tui.engine.drafts import load_draft, save_draft
 from llama_tui.engine.events import Finished, GenerationStats, StopReason
+from llama_tui.engine.settings import SamplingSettings
 from llama_tui.engine.store import ConversationStore, MemoryStore
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_input import ChatInput
@@ -63,7 +64,8 @@ def describe_speed(stats: GenerationStats) -> str:
     if stats.tokens_per_second is not None:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.prompt_tokens_per_second is not None:
-        parts.append(f"prompt {stats.prompt_evaluated} new of {stats.prompt_tokens} at {stats.prompt_tokens_per_second:.0f} tok/s")
+        parts.append(f"prompt {stats.prompt_evaluated} new of {stats.prompt_tokens} "
+                     f"at {stats.prompt_tokens_per_second:.0f} tok/s")
     if stats.time_to_first_token is not None:
         parts.append(f"TTFT {stats.time_to_first_token * 1000:.0f} ms")
     return " · ".join(parts)
@@ -249,7 +251,7 @@ class ChatPane(Vertical):
 
     # -- the transcript --------------------------------------------------------------------
 
-    def _message_widgets(self) -> list[Widget]:
+    def _message_widgets(self) -> list[UserMessage | AssistantMessage]:
         return [w for w in self.transcript_view.children if isinstance(w, (UserMessage, AssistantMessage))]
 
     def _widget_for(self, message: Message) -> Widget:
@@ -282,7 +284,7 @@ class ChatPane(Vertical):
         for widget in shown[keep:]:
             await widget.remove()
         for widget, message in zip(shown[:keep], wanted, strict=False):
-            widget.show_versions(self.conversation.siblings(message.id))  # type: ignore[attr-defined]
+            widget.show_versions(self.conversation.siblings(message.id))
         new = [self._widget_for(message) for message in wanted[keep:]]
         if new:
             await transcript.mount_all(new)
@@ -433,7 +435,8 @@ class ChatPane(Vertical):
             await self._add_notice(notice, before=widget)
         if batch.dropped_messages:
             await self._add_notice(
-                f"The {batch.dropped_messages} oldest messages no longer fit the context and were left out of this reply.",
+                f"The {batch.dropped_messages} oldest messages no longer fit the context "
+                "and were left out of this reply.",
                 before=widget,
             )
         if batch.thinking:
@@ -506,7 +509,7 @@ class ChatPane(Vertical):
 
     def transcript(self) -> list[tuple[str, str]]:
         """(role, text) of the chat so far, the reply being written included."""
-        said = [(m.role, m.text) for m in self.conversation.branch()]
+        said: list[tuple[str, str]] = [(m.role, m.text) for m in self.conversation.branch()]
         if self._writing is not None:
             said[-1] = (said[-1][0], said[-1][1] + " [cut short]")
         return said
@@ -640,7 +643,7 @@ def _seconds(stats: GenerationStats | None) -> float:
     return (stats.time_to_first_token or 0.0) + stats.decode_seconds
 
 
-def _as_dict(sampling: object) -> dict[str, Any]:
+def _as_dict(sampling: SamplingSettings) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return asdict(sampling)  # type: ignore[call-overload]  # a dataclass instance
+    return asdict(sampling)

@@ -50,7 +50,8 @@ class CompletionPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield TextArea(self._text, id="completion-text", soft_wrap=True, tab_behavior="indent")
-        yield Static(Content("Write the start of a text; ctrl+r lets the model continue it, from this text alone each time."),
+        yield Static(Content("Write the start of a text; ctrl+r lets the model continue it, "
+                             "from this text alone each time."),
                      id="completion-hint")
 
     @property

@@ -13,6 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -25,7 +26,6 @@ from llama_tui.engine import hub, recommended
 from llama_tui.formatting import human_bytes, human_seconds
 from llama_tui.ui.literal import literal, literal_cell
 from llama_tui.ui.messages import DownloadStateChanged
-
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class DownloadFinished(Message):
 
 
 class HubPanel(Vertical):
-    def __init__(self, *, n_ctx: int = 4096, n_gpu_layers: int = 0, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, n_ctx: int = 4096, n_gpu_layers: int = 0, **kwargs: Any) -> None:  # kwargs: id, classes...
+        super().__init__(**kwargs)
         self.n_ctx = n_ctx
         """The context length models will be loaded with: the Recommended memory figures use it."""
         self.n_gpu_layers = n_gpu_layers
@@ -116,7 +116,7 @@ class HubPanel(Vertical):
         table = self.query_one("#hub-recommended", DataTable)
         row = table.cursor_row
         table.clear()
-        for model, fit in zip(recommended.RECOMMENDED, self._fits):
+        for model, fit in zip(recommended.RECOMMENDED, self._fits, strict=True):
             cells = (model.name, model.parameters, "thinks" if model.thinks else "", human_bytes(model.size_bytes),
                      recommended.gib(fit.needed), f"⚠ {fit.warning}" if fit.warning else "")
             table.add_row(*(literal_cell(cell) for cell in cells))
@@ -135,8 +135,9 @@ class HubPanel(Vertical):
         lines = [
             f"{model.repo_id} · {model.filename}",
             f"{model.about} Licence: {model.licence}.",
-            f"Needs about {recommended.gib(fit.needed)}: the file, a KV cache of {human_bytes(estimate.kv_cache_bytes)} "
-            f"at {self.n_ctx} tokens and work buffers of {human_bytes(estimate.compute_bytes)}" + (f"; {free}" if free else "."),
+            f"Needs about {recommended.gib(fit.needed)}: the file, a KV cache of "
+            f"{human_bytes(estimate.kv_cache_bytes)} at {self.n_ctx} tokens and work buffers of "
+            f"{human_bytes(estimate.compute_bytes)}" + (f"; {free}" if free else "."),
             "Enter downloads and opens it; type to search Hugging Face instead.",
         ]
         self._status("\n".join(lines), error=not fit.fits)
@@ -183,7 +184,7 @@ class HubPanel(Vertical):
     def _search(self, query: str) -> None:
         try:
             self.post_message(SearchDone(hub.search_gguf_models(query)))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - told to the user; _explain logs the unexpected
             self.post_message(HubFailed(_explain(error)))
 
     def on_search_done(self, message: SearchDone) -> None:
@@ -191,8 +192,12 @@ class HubPanel(Vertical):
         table = self.query_one("#hub-repos", DataTable)
         table.clear()
         for repo in message.repos:
-            table.add_row(literal_cell(repo.repo_id), _count(repo.downloads), _count(repo.likes), "gated" if repo.gated else "")
-        self._status(f"{len(message.repos)} repositories. Enter lists a repository's files." if message.repos else "Nothing found.")
+            table.add_row(literal_cell(repo.repo_id), _count(repo.downloads), _count(repo.likes),
+                          "gated" if repo.gated else "")
+        if message.repos:
+            self._status(f"{len(message.repos)} repositories. Enter lists a repository's files.")
+        else:
+            self._status("Nothing found.")
         if message.repos:
             table.focus()
 
@@ -207,7 +212,7 @@ class HubPanel(Vertical):
     def _list(self, repo_id: str) -> None:
         try:
             self.post_message(FilesListed(repo_id, hub.list_gguf_files(repo_id)))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - see _search
             self.post_message(HubFailed(_explain(error)))
 
     def on_files_listed(self, message: FilesListed) -> None:
@@ -255,7 +260,7 @@ class HubPanel(Vertical):
             path = hub.download_gguf(
                 repo_id, filename, cancel=cancel, on_progress=lambda p: self.post_message(DownloadProgressed(p))
             )
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - see _search
             self.post_message(HubFailed(_explain(error)))
         else:
             self.post_message(DownloadFinished(path))

@@ -163,7 +163,8 @@ class MarkdownView(Widget):
         self._settled = _RenderedLines()
         for source in self._settled_sources:
             self._settled.extend(self._render_block(source), gap=True)
-        self._header = self._render_plain(self.header_text, "markdown-view--header") if self.header_text else _RenderedLines()
+        header = self.header_text
+        self._header = self._render_plain(header, "markdown-view--header") if header else _RenderedLines()
         self._line_cache.clear()
         self._line_style = None
         self._show(0)

@@ -90,7 +90,8 @@ class ModelPickerScreen(ModalScreen[ModelRef | None]):
             yield Label("Open a model", id="picker-title")
             with TabbedContent(id="picker-tabs", initial="picker-hub" if self.download else "picker-local"):
                 with TabPane("On this machine", id="picker-local"):
-                    yield Input(placeholder="Filter by name, architecture, quantization… (↓ to the list)", id="model-filter")
+                    yield Input(placeholder="Filter by name, architecture, quantization… (↓ to the list)",
+                                id="model-filter")
                     yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
                     yield Static(id="model-details")
                     yield PathInput(placeholder="Or type a path to a .gguf file (Tab completes), then Enter",
@@ -157,7 +158,8 @@ class ModelPickerScreen(ModalScreen[ModelRef | None]):
     def _describe(self, entry: ModelEntry | None) -> None:
         details = self.query_one("#model-details", Static)
         if entry is None:
-            details.update(Content("No models match." if self.entries else "No models found yet: type a path, or search Hugging Face."))
+            details.update(Content("No models match." if self.entries
+                                   else "No models found yet: type a path, or search Hugging Face."))
             return
         lines = [str(entry.path)]
         if entry.problem:

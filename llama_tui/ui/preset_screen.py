@@ -39,7 +39,8 @@ class PresetScreen(ModalScreen[str | None]):
             options = [Option(Content.assemble(("No preset", "bold"), ": the settings (F6) as they are"), id="\0")]
             for name, preset in self.presets.items():
                 marker = "● " if name == self.current else ""
-                options.append(Option(Content.assemble((marker + name, "bold"), "\n", literal(describe(preset))), id=name))
+                label = Content.assemble((marker + name, "bold"), "\n", literal(describe(preset)))
+                options.append(Option(label, id=name))
             yield OptionList(*options, id="preset-list")
             yield Static(Content("Enter chooses · Esc closes · presets are [presets.NAME] tables in the settings file"),
                          id="preset-help")

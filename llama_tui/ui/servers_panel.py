@@ -107,8 +107,13 @@ class ServersPanel(Vertical):
         listed = [ModelRef.server(message.endpoint, model) for model in message.models]
         self.rows = listed + [ref for ref in self.recent if ref not in listed]
         self._show_rows()
-        self._status(f"{len(message.models)} models at {message.endpoint}. Enter opens one." if message.models
-                     else f"{message.endpoint} lists no models.")
+        count = len(message.models)
+        if not count:
+            self._status(f"{message.endpoint} lists no models.")
+        elif count == 1:
+            self._status(f"1 model at {message.endpoint}. Enter opens it.")
+        else:
+            self._status(f"{count} models at {message.endpoint}. Enter opens one.")
         if listed:
             self.query_one(DataTable).focus()
 

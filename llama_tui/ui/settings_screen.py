@@ -4,6 +4,9 @@ Every row is made from engine.settings.SETTINGS (label, hint, kind, range), in i
 order; every check is the engine's `validate_field`, the same one the settings file and the
 command line go through. The panel only edits a copy: it dismisses with the new Settings (or
 None on cancel) and leaves saving the file and reloading the model to whoever opened it.
+
+With a model on a server open, the settings it does not use (how llama.cpp loads a local
+model; sampling fields that server's API has no room for) say so in their notes.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Select, Switch, TextArea
 
+from llama_tui.engine.backend import Capabilities
 from llama_tui.engine.config import GPU_INSTALL_HINT, format_overrides, gpu_offload_supported, validate_field
-from llama_tui.engine.settings import SECTIONS, SETTINGS, Setting, Settings, available_cores
+from llama_tui.engine.settings import SECTIONS, SETTINGS, Backend, Setting, Settings, available_cores
 from llama_tui.ui.footer import AppFooter
+from llama_tui.ui.literal import literal
 
 AUTO = ""
 """A choice left to the engine (the chat format's "auto")."""
@@ -44,7 +48,7 @@ class FieldValidator(Validator):
         self.field_name = name
 
     def validate(self, value: str) -> ValidationResult:
-        _, error = validate_field(self.field_name, value, n_ctx=self.settings_screen.context_length())
+        _, error = validate_field(self.field_name, value)
         return self.success() if error is None else self.failure(error)
 
 
@@ -65,12 +69,18 @@ class SettingsScreen(ModalScreen[Settings | None]):
         Binding("escape", "cancel", "Cancel", id="settings.cancel", tooltip="Close without changing anything"),
     ]
 
-    def __init__(self, settings: Settings, *, gpu_offload: bool | None = None) -> None:
+    def __init__(self, settings: Settings, *, gpu_offload: bool | None = None, model_name: str = "",
+                 backend: Backend | None = None, capabilities: Capabilities | None = None) -> None:
+        """`model_name`, `backend`, `capabilities`: the model open now, if any, so the settings it
+        does not use can say so."""
         super().__init__()
         self.settings = settings
         """The settings the form started from."""
         self.gpu_offload = gpu_offload_supported() if gpu_offload is None else gpu_offload
         """Whether this llama.cpp build can offload layers to a GPU."""
+        self.model_name = model_name
+        self.backend = backend
+        self.capabilities = capabilities
         self.typed = [s for s in SETTINGS.values() if s.kind in ("int", "float", "overrides")
                       or (s.kind == "text" and not s.multiline)]
         """The settings typed into an Input, checked as typed."""
@@ -82,7 +92,10 @@ class SettingsScreen(ModalScreen[Settings | None]):
             dialog.border_title = "Settings"
             with VerticalScroll(id="settings-form", can_focus=False):
                 for section in SECTIONS:
-                    yield self._group_title(*SECTION_TITLES[section])
+                    title, effect = SECTION_TITLES[section]
+                    if section == "load" and self.backend == "server":
+                        effect = f"for local models only: not used by {self.model_name}"
+                    yield self._group_title(title, effect)
                     if section == "load":
                         yield Label(Content(self._gpu_status()), id="settings-gpu", classes="settings-gpu")
                     for setting in (s for s in SETTINGS.values() if s.section == section):
@@ -97,7 +110,7 @@ class SettingsScreen(ModalScreen[Settings | None]):
     def _group_title(self, title: str, effect: str) -> Horizontal:
         return Horizontal(
             Label(Content(title), classes="settings-group-title"),
-            Label(Content(effect), classes="settings-group-effect"),
+            Label(literal(effect), classes="settings-group-effect"),  # may name the model
             classes="settings-group",
         )
 
@@ -119,10 +132,25 @@ class SettingsScreen(ModalScreen[Settings | None]):
         else:
             field = Input(input_text(s, value), id=field_id, validators=[FieldValidator(self, s.name)],
                           classes="settings-input", compact=True)
-        yield Horizontal(label, field, Label(Content(self._hint(s)), id=f"{field_id}-note", classes="settings-note"),
+        row = Horizontal(label, field, Label(literal(self._hint(s)), id=f"{field_id}-note", classes="settings-note"),
                          classes="settings-row")
+        row.set_class(self.unused(s) is not None, "-unused")
+        yield row
+
+    def unused(self, s: Setting) -> str | None:
+        """Why the model open now does not use `s`, or None if it does (or none is open)."""
+        if self.backend == "server":
+            if "server" not in s.backends:
+                return f"not used by {self.model_name}: its server loads the model"
+            caps = self.capabilities
+            if caps is not None and s.section == "sampling" and s.name != "seed" and s.name not in caps.sampling:
+                return f"not sent to {self.model_name}: its server's API has no such field"
+        return None
 
     def _hint(self, s: Setting) -> str:
+        unused = self.unused(s)
+        if unused is not None:
+            return unused
         if s.name == "n_gpu_layers" and not self.gpu_offload:
             return "no effect in this CPU-only build (see above)"
         if s.machine_default is not None:
@@ -145,15 +173,6 @@ class SettingsScreen(ModalScreen[Settings | None]):
     def input_for(self, name: str) -> Input:
         return self.query_one(f"#settings-{name}", Input)
 
-    def context_length(self) -> int | None:
-        """The context length typed so far, if valid: max_reply_tokens must fit in it."""
-        try:
-            raw = self.input_for("n_ctx").value
-        except NoMatches:  # not composed yet
-            return self.settings.load.n_ctx
-        value, error = validate_field("n_ctx", raw)
-        return value if error is None else None
-
     def _check(self, name: str) -> str | None:
         """Validate one field, mark it and show its error, caution or hint; returns the error."""
         field = self.input_for(name)
@@ -161,13 +180,15 @@ class SettingsScreen(ModalScreen[Settings | None]):
         error = None if result is None or result.is_valid else "; ".join(result.failure_descriptions)
         note = self.query_one(f"#settings-{name}-note", Label)
         caution = None if error else self._caution(name, field.value)
-        note.update(Content(error or caution or self._hint(SETTINGS[name])))
+        note.update(literal(error or caution or self._hint(SETTINGS[name])))  # a hint may name the model
         note.set_class(error is not None, "-error")
         note.set_class(caution is not None, "-caution")
         return error
 
     def _caution(self, name: str, raw: str) -> str | None:
-        """A warning for a valid but unwise value."""
+        """A warning for a valid but unwise value (for the model open now)."""
+        if self.unused(SETTINGS[name]) is not None:
+            return None
         if name in ("n_threads", "n_threads_batch"):
             value, _ = validate_field(name, raw)
             cores = available_cores()
@@ -182,8 +203,6 @@ class SettingsScreen(ModalScreen[Settings | None]):
         name = (event.input.id or "").removeprefix("settings-")
         if name in SETTINGS:
             self._check(name)
-        if name == "n_ctx":
-            self._check("max_reply_tokens")
         self.query_one("#settings-status", Label).update(Content(""))
 
     # -- closing --------------------------------------------------------------------------
@@ -196,12 +215,11 @@ class SettingsScreen(ModalScreen[Settings | None]):
             self.query_one("#settings-status", Label).update(Content(f"Fix the marked fields first: {labels}"))
             self.input_for(invalid[0].name).focus()
             return None
-        n_ctx = self.context_length()
         values: dict[str, Any] = {}
         for s in SETTINGS.values():
             widget = self.query_one(f"#settings-{s.name}")
             if isinstance(widget, Input):
-                values[s.name] = validate_field(s.name, widget.value, n_ctx=n_ctx)[0]
+                values[s.name] = validate_field(s.name, widget.value)[0]
             elif isinstance(widget, TextArea):
                 values[s.name] = widget.text
             elif isinstance(widget, Switch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
@@ -17,8 +19,8 @@ def format_rate(value: float | None) -> str:
 class StatusBar(Horizontal):
     """Every figure here comes from the engine's GenerationStats, never from a UI estimate."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:  # the widget's own: id, classes...
+        super().__init__(**kwargs)
         self._shown: dict[str, str] = {}
         """The text each label shows, to skip updates that change nothing."""
 
