@@ -2,8 +2,10 @@
 
 Not a speed benchmark: it prints each answer so a person can judge it (right? on topic? does
 it stop by itself?). Every question is a fresh one-turn chat through the app's own engine
-(engine.opening.open_model, then the backend's chat()), greedy (temperature 0) with a fixed
-reply limit, as the Chat tab would send it with no system prompt.
+(engine.opening.open_model, then the backend's chat()) with a fixed reply limit, as the Chat
+tab would send it with no system prompt: greedy (temperature 0), and each variant again with
+the app's default sampling (temperature 0.8, top-p/top-k/min-p and the default seed: what a
+newcomer who changed no setting gets).
 
 Questions: a dozen a newcomer might ask first (QUESTIONS, the ones the starter's worked
 examples were tried against), then a dozen held out (HELD_OUT, written after the examples were
@@ -18,9 +20,9 @@ Variants:
 
 Figures per answer: tokens generated, why it stopped (end = the model ended its turn,
 length = cut at --max-tokens) and decode tok/s. The load average is printed: on a shared
-2-core machine the speeds move with it, the answers do not (greedy).
+2-core machine the speeds move with it, the answers do not (greedy, or a fixed seed).
 
-    .venv/bin/python bench/first_answers.py [--max-tokens 96] [--candidate NAME=PATH ...]
+    .venv/bin/python bench/first_answers.py [--max-tokens 96] [--candidate NAME=PATH ...] [--temperature T]
                                             [--skip-starter] [--out bench/results/first_answers.txt]
 """
 
@@ -97,15 +99,24 @@ def install_plain_transcript() -> None:
     chat_templates._EXTRA_STOPS[PLAIN_NAME] = chat_templates._EXTRA_STOPS["transcript"]
 
 
-def ask_all(label: str, ref: ModelRef, chat_format: str | None, max_tokens: int) -> list[dict[str, object]]:
+def ask_all(
+    label: str, ref: ModelRef, chat_format: str | None, max_tokens: int, greedy: bool = True,
+    temperature: float | None = None,
+) -> list[dict[str, object]]:
     settings = Settings(load=replace(LoadSettings(), n_ctx=4096, chat_format=chat_format))
     started = time.perf_counter()
     model = open_model(ref, settings)
     load_seconds = time.perf_counter() - started
     print(f"\n## {label}\n")
     print(f"{model.description}")
-    print(f"loaded in {load_seconds:.1f} s; greedy, at most {max_tokens} tokens per answer\n")
-    sampling = SamplingSettings(temperature=0.0, max_reply_tokens=max_tokens)
+    sampling = SamplingSettings(max_reply_tokens=max_tokens)
+    if temperature is not None:
+        sampling = replace(sampling, temperature=temperature)
+    how = "greedy" if greedy else (f"the app's default sampling (temperature {sampling.temperature}, "
+                                   f"seed {sampling.seed})")
+    if greedy:
+        sampling = replace(sampling, temperature=0.0)
+    print(f"loaded in {load_seconds:.1f} s; {how}, at most {max_tokens} tokens per answer\n")
     answers = []
     try:
         for number, question in enumerate(QUESTIONS + HELD_OUT, 1):
@@ -138,21 +149,29 @@ def main() -> None:
     parser.add_argument("--candidate", action="append", default=[], metavar="NAME=PATH",
                         help="another GGUF file to ask, with its own chat template")
     parser.add_argument("--skip-starter", action="store_true")
+    parser.add_argument("--temperature", type=float, metavar="T",
+                        help="in place of the app's default temperature (the other sampling stays)")
     parser.add_argument("--out", type=Path, default=benchlib.RESULTS / "first_answers.txt")
     args = parser.parse_args()
 
     benchlib.quiet_native_log()
     install_plain_transcript()
-    variants: list[tuple[str, ModelRef, str | None]] = []
+    variants: list[tuple[str, ModelRef, str | None, bool]] = []
     if not args.skip_starter:
         variants += [
-            ("Gemma 3 270M starter (base model), plain transcript prompt (before)", ModelRef.starter(), PLAIN_NAME),
-            ("Gemma 3 270M starter (base model), the engine's prompt now", ModelRef.starter(), None),
+            ("Gemma 3 270M starter (base model), plain transcript prompt (before)", ModelRef.starter(), PLAIN_NAME,
+             True),
+            ("Gemma 3 270M starter (base model), plain transcript prompt (before), the app's default sampling",
+             ModelRef.starter(), PLAIN_NAME, False),
+            ("Gemma 3 270M starter (base model), the engine's prompt now", ModelRef.starter(), None, True),
+            ("Gemma 3 270M starter (base model), the engine's prompt now, the app's default sampling",
+             ModelRef.starter(), None, False),
         ]
     for candidate in args.candidate:
         name, _, path = candidate.partition("=")
         label = f"{name} ({Path(path).name}, {os.path.getsize(path) / 1e6:.0f} MB)"
-        variants.append((label, ModelRef.file(path), None))
+        variants += [(label, ModelRef.file(path), None, True),
+                     (f"{label}, the app's default sampling", ModelRef.file(path), None, False)]
 
     report = io.StringIO()
 
@@ -168,8 +187,8 @@ def main() -> None:
         print(f"\n{info['time']} · {info['cpu']} · {info['cores']} cores · load average "
               f"{', '.join(f'{x:.2f}' for x in info['load_average'])} · llama-cpp-python "
               f"{info['versions']['llama_cpp_python']}")
-        for label, ref, chat_format in variants:
-            ask_all(label, ref, chat_format, args.max_tokens)
+        for label, ref, chat_format, greedy in variants:
+            ask_all(label, ref, chat_format, args.max_tokens, greedy, args.temperature)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.getvalue(), encoding="utf-8")
     print(f"\nwritten to {args.out}")
