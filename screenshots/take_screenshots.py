@@ -81,6 +81,7 @@ from llama_tui.ui.hub_panel import HubPanel  # noqa: E402
 from llama_tui.ui.messages import ModelLoadFailed  # noqa: E402
 from llama_tui.ui.picker_screen import ModelPickerScreen  # noqa: E402
 from llama_tui.ui.settings_screen import SettingsScreen  # noqa: E402
+from llama_tui.ui.status_bar import StatusBar  # noqa: E402
 from tests.hub_server import FakeHub  # noqa: E402
 from tests.scripted_model import ScriptedModel  # noqa: E402
 from tests.tiny_gguf import write_tiny_llama_gguf  # noqa: E402
@@ -468,16 +469,24 @@ async def shoot_history(pilot: Pilot) -> None:
     await wait_for(lambda: not isinstance(app.screen, HistoryScreen), "the history to close")
 
 
+def stand_in(app: LlamaApp, model: ScriptedModel) -> ScriptedModel:
+    """`model` named as the stand-in it is, in the chat header and the status bar."""
+    model.description = "a scripted stand-in for a reasoning model: the starter does not think"
+    app.query_one(StatusBar).show_model(model.name)
+    app.chat_pane.show_model(model.description)
+    return model
+
+
 async def shoot_thinking(pilot: Pilot) -> None:
     """thinking.svg: a new chat with the scripted reasoning model: the first reply's thinking
     folded, the second one caught while it thinks."""
     app = pilot.app
     await pilot.press("ctrl+n")
-    app.model = ScriptedModel(THINKING_FIRST, name=THINKING_MODEL)
+    app.model = stand_in(app, ScriptedModel(THINKING_FIRST, name=THINKING_MODEL))
     first = await send_chat(app, THINKING_ASKED[0])
     await wait_for(lambda: first.has_class("ended") and not app.generating, "the first reply to end")
     hold = threading.Event()
-    app.model = ScriptedModel(THINKING_SECOND, name=THINKING_MODEL, hold=hold)
+    app.model = stand_in(app, ScriptedModel(THINKING_SECOND, name=THINKING_MODEL, hold=hold))
     second = await send_chat(app, THINKING_ASKED[1])
     await wait_for(lambda: "Assesses" in second.header_text, "the second reply's thinking")
     await snap(pilot, "thinking.svg")
