@@ -657,7 +657,10 @@ class LlamaApp(App[None]):
         """A new chat: the context starts empty (if no reply is being written elsewhere)."""
         if self.model is not None and self.model.clear_context():
             self.last_stats = None
-            self.status_bar.show_stats(GenerationStats(context_size=self.model.context_size))
+            # The chat may have been cleared (a conversation opened) just before a quit:
+            # by the time this arrives the status bar may be gone.
+            for bar in self.query(StatusBar):
+                bar.show_stats(GenerationStats(context_size=self.model.context_size))
 
     def action_stop_generation(self) -> None:
         if self._generating_in is not None and self.model is not None:
