@@ -629,9 +629,6 @@ async def test_resume_of_an_unknown_id_says_so_and_opens_a_new_chat(tiny_model: 
         assert message_widgets(app) == []
 
 
-@pytest.mark.xfail(strict=True, reason="--resume is only an option of the main parser: after the model command "
-                                       "(`llama-tui local FILE --resume last`) argparse refuses it, "
-                                       "unlike every other option")
 def test_resume_may_come_after_the_model_command(tiny_model: Path) -> None:
     args = cli.build_parser().parse_args(["local", str(tiny_model), "--resume", "last"])
     assert args.resume == "last"
