@@ -449,8 +449,6 @@ async def test_delete_in_the_history_asks_first(tiny_model: Path) -> None:
         assert store.list("Gone") == []
 
 
-@pytest.mark.xfail(strict=True, reason="the history screen's Delete binding has priority over the search box: "
-                                       "the Delete key there asks to delete a conversation instead of a character")
 async def test_the_delete_key_in_the_search_box_deletes_a_character(tiny_model: Path) -> None:
     with history_file() as store:
         saved_chat(store, "A conversation", "A reply")
