@@ -154,6 +154,9 @@ class ChatPane(Vertical):
         self._in_store: str | None = None
         """The id of the shown conversation once the store holds it (its first reply, or loaded
         from it): until then there is nothing to update there."""
+        self._dropped: str | None = None
+        """A conversation deleted from the history while on screen: it stays on screen, and
+        nothing of it is saved again (not even when it goes on)."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-header"):
@@ -237,6 +240,7 @@ class ChatPane(Vertical):
         shown = self.conversation.id
         if shown in deleted:
             self._in_store = None  # it is gone from the store; what is on screen stays, unsaved
+            self._dropped = shown
             self.notify("The conversation on screen was deleted from the history: it is no longer saved.",
                         severity="warning")
         elif shown in renamed:
@@ -314,6 +318,8 @@ class ChatPane(Vertical):
     def _show_header(self) -> None:
         parts = [self.conversation.display_title]
         parts.append(f"preset: {self.conversation.preset}" if self.conversation.preset else "no preset (F8)")
+        if self.conversation.id == self._dropped:
+            parts.append("not saved (deleted from the history)")
         self.query_one("#chat-title", Label).update(literal(" · ".join(parts)))
 
     def show_model(self, description: str) -> None:
@@ -401,7 +407,9 @@ class ChatPane(Vertical):
             widget = self._reply_widget(reply.id)
             assert widget is not None
         self._writing = _Writing(reply.id, widget, prefix, typed=asked.typed, saved_at=time.monotonic())
-        if self._in_store != conversation.id:
+        if conversation.id == self._dropped:
+            pass  # deleted from the history: the user was told it is no longer saved
+        elif self._in_store != conversation.id:
             self.store.create(conversation)
             self._in_store = conversation.id
         else:
@@ -449,7 +457,8 @@ class ChatPane(Vertical):
             widget.append(widget.visible_part(batch.text))
             reply = self.conversation.messages[writing.message_id]
             self.conversation.update(writing.message_id, text=reply.text + batch.text)
-            if time.monotonic() - writing.saved_at >= SAVE_EVERY:  # a crash loses at most this much
+            # Saved as it grows: a crash loses at most SAVE_EVERY of it.
+            if self._stored() and time.monotonic() - writing.saved_at >= SAVE_EVERY:
                 writing.saved_at = time.monotonic()
                 self.store.update_message(self.conversation.id, self.conversation.messages[writing.message_id])
         state = None
@@ -476,7 +485,8 @@ class ChatPane(Vertical):
         if widget.thinking:
             kept.update(thinking_tokens=widget.thinking_tokens, thinking_seconds=widget.thinking_seconds)
         reply = self.conversation.update(writing.message_id, stop_reason=finished.reason.value, figures=kept)
-        self.store.update_message(self.conversation.id, reply)
+        if self._stored():
+            self.store.update_message(self.conversation.id, reply)
         widget.end(finished.reason, describe_speed(finished.stats) if self.verbose else None)
         self.post_message(GenerationEnded())
 
@@ -487,7 +497,8 @@ class ChatPane(Vertical):
         reply = self.conversation.messages[writing.message_id]
         if reply.text != writing.prefix or writing.prefix:  # it said something: that stays, marked
             reply = self.conversation.update(reply.id, stop_reason=StopReason.CANCELLED.value)
-            self.store.update_message(self.conversation.id, reply)
+            if self._stored():
+                self.store.update_message(self.conversation.id, reply)
             writing.widget.end(StopReason.CANCELLED, None)
             await self._add_notice(error, error=True)
             self.post_message(GenerationEnded())
