@@ -717,8 +717,6 @@ async def test_regenerate_makes_a_sibling_reply_and_left_right_switch_between_th
     assert sorted(m.text for m in saved.messages.values()) == ["Blue.", "Name a colour", "Red."]
 
 
-@pytest.mark.xfail(strict=True, reason="after r the replaced reply widget is removed and the focus falls on the user "
-                                       "message above, so ← does nothing until the user moves back down to the reply")
 async def test_after_regenerating_the_focus_is_on_the_new_reply(tiny_model: Path) -> None:
     """So that ← can be pressed right away to compare with the old one."""
     app = LlamaApp(persisting(tiny_model))

@@ -406,6 +406,10 @@ class ChatPane(Vertical):
                 self._starting = None
             widget = self._reply_widget(reply.id)
             assert widget is not None
+            if asked.kind == "regenerate":
+                # r was pressed on the old reply, whose widget is gone: the new one takes the
+                # focus, so ← compares with the old one right away.
+                widget.focus()
         self._writing = _Writing(reply.id, widget, prefix, typed=asked.typed, saved_at=time.monotonic())
         if conversation.id == self._dropped:
             pass  # deleted from the history: the user was told it is no longer saved
