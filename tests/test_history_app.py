@@ -803,9 +803,6 @@ async def test_the_version_chosen_is_the_one_the_conversation_opens_on(tiny_mode
         assert "1/2" in shown(message_widgets(app)[-1])
 
 
-@pytest.mark.xfail(strict=True, reason="switching versions of the first message (←/→) does not refresh the chat "
-                                       "header: it keeps the title of the version shown before "
-                                       "(ChatPane._switch_version never calls _show_header)")
 async def test_the_header_follows_the_version_of_the_first_message(tiny_model: Path) -> None:
     app = LlamaApp(persisting(tiny_model))
     async with app.run_test(size=SIZE) as pilot:

@@ -517,6 +517,7 @@ class ChatPane(Vertical):
             self.store.delete_messages(self.conversation.id, removed)
             self.store.update_conversation(self.conversation)
         await self._render_branch(scroll_to_end=True)
+        self._show_header()  # a first message taken back takes the title with it
         if typed is not None:
             self.chat_input.put_back(typed)
         await self._add_notice(error, error=True)
@@ -604,6 +605,7 @@ class ChatPane(Vertical):
         if self._stored():
             self.store.update_conversation(self.conversation)
         await self._render_branch()
+        self._show_header()  # the title is the start of the first message shown
         for widget in self._message_widgets():
             if getattr(widget, "message_id", None) == chosen:
                 widget.focus()
