@@ -128,6 +128,9 @@ class ChatPane(Vertical):
         Binding("ctrl+n", "new_chat", "New chat", id="chat.new", tooltip="Start a new conversation (this one is kept)"),
         Binding("f8", "choose_preset", "Preset", id="chat.preset",
                 tooltip="The system prompt and sampling preset of this conversation"),
+        # Only while a message is being edited (see check_action); else Esc stops a reply.
+        Binding("escape", "give_up_edit", "Give up the edit", id="chat.give_up_edit",
+                tooltip="Leave the message as it was; the box gets back what it held before"),
     ]
 
     def __init__(self, *, verbose: bool = False, persist: bool = True, id: str | None = None) -> None:
@@ -146,6 +149,8 @@ class ChatPane(Vertical):
         """The reply whose widget is being made as it starts (shown as live, not as cut short)."""
         self._editing: str | None = None
         """While a message is being edited: its id (the new version becomes its sibling)."""
+        self._before_edit = ""
+        """What the message box held when the edit began, given back if the edit is given up."""
         self._window = WINDOW
         self._code_copied: tuple[str, int] | None = None
         self._draft = ""
@@ -230,6 +235,7 @@ class ChatPane(Vertical):
         self._in_store = conversation.id
         self._window = WINDOW
         self._editing = None
+        self.refresh_bindings()
         self.chat_input.sent_messages = [m.text for m in conversation.branch() if m.role == "user"]
         self.post_message(ChatCleared())  # what the model holds is another conversation's
         self.run_worker(self._render_branch(scroll_to_end=True), exclusive=True, group="transcript")
@@ -340,7 +346,8 @@ class ChatPane(Vertical):
             self.notify("A reply is still being written: wait, or press Esc to stop it.", severity="warning")
             return
         editing, self._editing = self._editing, None
-        if editing is not None:
+        self.refresh_bindings()  # Esc no longer gives up an edit
+        if editing is not None and editing in self.conversation.messages:  # (it may have been deleted since)
             parent = self.conversation.messages[editing].parent_id
             message = self.conversation.add("user", text, parent_id=parent)
             kind = "edit"
@@ -559,16 +566,34 @@ class ChatPane(Vertical):
         elif action == "continue":
             await self._request(_Asked("continue", reply_id=message.id), prefill=message.text)
         elif action == "edit":
+            if self._editing is None:
+                self._before_edit = self.chat_input.text
             self._editing = message.id
             self.chat_input.load_text(message.text)
             self.chat_input.move_cursor(self.chat_input.document.end)
             self.chat_input.focus()
-            self.notify("Editing: Enter sends it as a new version (the old one stays, ◀/▶ on it).", timeout=5)
+            self.refresh_bindings()
+            self.notify("Editing: Enter sends it as a new version (the old one stays, ◀/▶ on it); Esc gives up.",
+                        timeout=5)
         elif action == "delete":
             self.app.push_screen(
                 ConfirmScreen("Delete this message and everything after it in this branch?", yes="Delete", no="Keep"),
                 lambda yes: self._delete(message.id) if yes else None,
             )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "give_up_edit":
+            return self._editing is not None and not self.generating  # else Esc stops the reply
+        return True
+
+    def action_give_up_edit(self) -> None:
+        """Esc while editing: the message stays as it was, and the next one is a new message."""
+        self._editing = None
+        self.chat_input.load_text(self._before_edit)
+        self.chat_input.move_cursor(self.chat_input.document.end)
+        self._before_edit = ""
+        self.refresh_bindings()
+        self.notify("Edit given up: the message stays as it was.", timeout=3)
 
     def _move_focus(self, message_id: str, step: int) -> None:
         widgets = self._message_widgets()
@@ -646,6 +671,7 @@ class ChatPane(Vertical):
         self.conversation = Conversation(preset=preset)
         self._in_store = None
         self._editing = None
+        self.refresh_bindings()
         self._window = WINDOW
         self.post_message(ChatCleared())
         await self._render_branch()
