@@ -1092,9 +1092,6 @@ async def test_presets_come_from_the_config_file_and_no_preset_uses_the_settings
         assert model.asked[-1][0].content == "You are terse."
 
 
-@pytest.mark.xfail(strict=True, reason="the app never gives the model a conversation's own system prompt "
-                                       "(Conversation.system_prompt, e.g. from an import): "
-                                       "only the preset's or the settings'")
 async def test_an_imported_conversation_keeps_its_system_prompt(tiny_model: Path, tmp_path: Path) -> None:
     exported = tmp_path / "pirate.json"
     exported.write_text(json.dumps([
@@ -1112,8 +1109,6 @@ async def test_an_imported_conversation_keeps_its_system_prompt(tiny_model: Path
         assert (model.asked[-1][0].role, model.asked[-1][0].content) == ("system", "Talk like a pirate.")
 
 
-@pytest.mark.xfail(strict=True, reason="the system prompt a conversation was held with is not kept with it: "
-                                       "its export has no system message and no system prompt in the header")
 async def test_the_export_of_a_chat_shows_the_system_prompt_it_was_held_with(tiny_model: Path, capsys: Any) -> None:
     app = LlamaApp(options_as_cli("local", str(tiny_model)))
     async with app.run_test(size=SIZE) as pilot:
@@ -1126,6 +1121,57 @@ async def test_the_export_of_a_chat_shows_the_system_prompt_it_was_held_with(tin
     assert cli.main(["export", "last", "--format", "json"]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert exported["messages"][0] == {"role": "system", "content": BUILT_IN["Concise"].system_prompt}
+
+
+async def test_a_reopened_conversation_goes_on_with_the_system_prompt_it_was_held_with(tiny_model: Path) -> None:
+    """The settings' system prompt changed in the file between two runs: the conversation
+    resumed keeps its own; a new chat takes the new one."""
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text('[chat]\nsystem_prompt = "You are terse."\n')
+    app = LlamaApp(options_as_cli("local", str(tiny_model)))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        model = scripted(app)
+        await chat_turns(pilot, model, ("Hello", "Hi."))
+        assert (model.asked[-1][0].role, model.asked[-1][0].content) == ("system", "You are terse.")
+        first_id = app.chat_pane.conversation.id
+    assert stored(first_id).system_prompt == "You are terse."
+    config_path().write_text('[chat]\nsystem_prompt = "You are chatty."\n')
+    app = LlamaApp(options_as_cli("local", str(tiny_model), "--resume", "last"))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_for(pilot, lambda: len(message_widgets(app)) == 2)
+        model = scripted(app)
+        await chat_turns(pilot, model, ("Still there?", "Yes."))
+        assert [(m.role, m.content) for m in model.asked[-1]] == [
+            ("system", "You are terse."), ("user", "Hello"), ("assistant", "Hi."), ("user", "Still there?")]
+        await pilot.press("ctrl+n")
+        await chat_turns(pilot, model, ("A new chat", "Hello again."))
+        assert (model.asked[-1][0].role, model.asked[-1][0].content) == ("system", "You are chatty.")
+
+
+async def test_a_system_prompt_changed_in_the_settings_applies_to_the_chat_on_screen(tiny_model: Path) -> None:
+    """The settings panel says a change applies to the next reply: so it does, in the chat
+    on screen too (which was held with the old prompt until then)."""
+    from llama_tui.ui.settings_screen import SettingsScreen
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text('[chat]\nsystem_prompt = "You are terse."\n')
+    app = LlamaApp(options_as_cli("local", str(tiny_model)))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        model = scripted(app)
+        await chat_turns(pilot, model, ("Hello", "Hi."))
+        assert (model.asked[-1][0].role, model.asked[-1][0].content) == ("system", "You are terse.")
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        app.screen.query_one("#settings-system_prompt", TextArea).text = "Be brief."
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        await chat_turns(pilot, model, ("And now?", "Brief."))
+        assert (model.asked[-1][0].role, model.asked[-1][0].content) == ("system", "Be brief.")
+        conversation_id = app.chat_pane.conversation.id
+    assert stored(conversation_id).system_prompt == "Be brief."
 
 
 # -- drafts -------------------------------------------------------------------------------------------

@@ -253,6 +253,12 @@ class ChatPane(Vertical):
             self.conversation.title = renamed[shown]
         self._show_header()
 
+    def system_prompt_changed(self) -> None:
+        """The settings' system prompt was changed (F6): a conversation without a preset takes
+        it from its next reply, rather than going on with the one it was held with."""
+        if self.conversation.preset not in self.presets:  # (a preset's own prompt still applies)
+            self.conversation.system_prompt = ""
+
     def suggest_preset(self, name: str) -> None:
         """The preset this model was last used with: taken by a conversation without one yet."""
         if not self.conversation.messages and not self.conversation.preset and name in self.presets:
@@ -367,7 +373,8 @@ class ChatPane(Vertical):
             until = self.conversation.messages[asked.reply_id].parent_id
         chat = [m.as_chat() for m in self.conversation.branch(until) if m.role != "assistant" or m.text]
         another = len(self.conversation.children(asked.parent_id)) if asked.kind == "regenerate" else 0
-        self.post_message(GenerationRequested(self, chat=chat, preset=self.conversation.preset, prefill=prefill,
+        self.post_message(GenerationRequested(self, chat=chat, preset=self.conversation.preset,
+                                              system_prompt=self.conversation.system_prompt, prefill=prefill,
                                               another=another))
 
     async def on_generation_refused(self, message: GenerationRefused) -> None:
@@ -418,6 +425,9 @@ class ChatPane(Vertical):
                 # focus, so ← compares with the old one right away.
                 widget.focus()
         self._writing = _Writing(reply.id, widget, prefix, typed=asked.typed, saved_at=time.monotonic())
+        # The conversation keeps the system prompt it is held with (saved below, exported with
+        # it, and used again when it is reopened).
+        conversation.system_prompt = started.system_prompt
         if conversation.id == self._dropped:
             pass  # deleted from the history: the user was told it is no longer saved
         elif self._in_store != conversation.id:
@@ -656,6 +666,7 @@ class ChatPane(Vertical):
         if name is None:
             return
         self.conversation.preset = name
+        self.conversation.system_prompt = ""  # the preset's, or the settings', from the next reply
         if self._stored():
             self.store.update_conversation(self.conversation)
         self._show_header()
