@@ -90,8 +90,12 @@ class HistoryScreen(ModalScreen[HistoryResult]):
         Binding("escape", "close", "Close", id="history.close", tooltip="Back to the chat"),
         Binding("ctrl+r", "rename", "Rename", id="history.rename", tooltip="Rename the highlighted conversation",
                 priority=True),
-        Binding("ctrl+d,delete", "delete", "Delete", id="history.delete",
+        Binding("ctrl+d", "delete", "Delete", id="history.delete",
                 tooltip="Delete the highlighted conversation (asks first)", priority=True),
+        # Not priority: in the search box Delete deletes a character; in the list it asks
+        # to delete the conversation (the table has no Delete key of its own).
+        Binding("delete", "delete", "Delete", id="history.delete_key", show=False,
+                tooltip="Delete the highlighted conversation (asks first)"),
     ]
 
     def __init__(self, store: ConversationStore) -> None:
