@@ -570,11 +570,11 @@ async def test_a_reply_can_be_selected_with_the_mouse_and_copied(tiny_model: Pat
 
 
 async def test_the_starter_answers_a_newcomers_first_question_and_stops(starter_model: Path) -> None:
-    """README, "What the starter model can and cannot do": with the settings a newcomer has
-    (no system prompt, the default sampling and seed), the starter answers a short question
-    of fact in a sentence and ends its turn by itself. (The base-model prompt behind it, and
-    other questions, greedy: tests/test_base_model_prompt.py; the two dozen questions judged:
-    bench/first_answers.py.)"""
+    """README, "What the starter model can and cannot do": with what a newcomer has (no system
+    prompt, the default settings and seed, the Starter preset the starter gets until another is
+    chosen), the starter answers a short question of fact in a sentence and ends its turn by
+    itself. (The base-model prompt behind it, and other questions, greedy:
+    tests/test_base_model_prompt.py; the two dozen questions judged: bench/first_answers.py.)"""
     app = LlamaApp(LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096)))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None, timeout=120)
@@ -586,3 +586,6 @@ async def test_the_starter_answers_a_newcomers_first_question_and_stops(starter_
         assert "max reply length" not in reply.footer_text
         role, answer = said(app)[-1]
         assert role == "assistant" and "Paris" in answer and len(answer) < 200, answer
+        # With the preset the starter gets until another is chosen: no system prompt, temperature 0.3.
+        assert app.chat_pane.conversation.preset == "Starter"
+        assert app.chat_pane.conversation.branch()[-1].sampling["temperature"] == 0.3

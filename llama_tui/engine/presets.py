@@ -17,12 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import SamplingSettings, Settings
 
 SAMPLING_KEYS = frozenset(f.name for f in fields(SamplingSettings))
 
 NO_PRESET = ""
 """A conversation without a preset uses the settings (F6) as they are."""
+STARTER_PRESET = "Starter"
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,17 @@ BUILT_IN: dict[str, Preset] = {preset.name: preset for preset in (
     Preset("Write", "Help the user write: keep their voice, fix grammar and flow, and say what you "
                     "changed.", {"temperature": 0.7}),
     Preset("Creative", "Be imaginative and vivid; surprise the reader.", {"temperature": 1.0, "top_p": 0.98}),
+    # No system prompt, so a base model's transcript keeps its own header and worked
+    # examples; a low temperature keeps a small model on the question
+    # (bench/first_answers.py).
+    Preset(STARTER_PRESET, "", {"temperature": 0.3}),
 )}
+
+
+def default_preset(ref: ModelRef) -> str:
+    """The preset a model gets before one was chosen for it: the starter's own for the
+    starter model (a newcomer's first answers), none for any other."""
+    return STARTER_PRESET if ref.kind == "starter" else NO_PRESET
 
 
 def effective(
