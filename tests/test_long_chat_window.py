@@ -212,3 +212,31 @@ async def test_up_through_the_messages_keeps_the_focus_on_a_message(tiny_model: 
         # mounted yet (none, when the view reached the top and mounted them first).
         assert widget_text(app.focused) in (f"answer {200 - WINDOW - 11}", f"question {200 - WINDOW - 10}",
                                             f"answer {200 - WINDOW - 9}")
+
+
+async def test_a_long_conversation_opens_with_its_last_screenful_then_the_rest_of_the_window_in_order(
+        tiny_model: Path, monkeypatch: Any) -> None:
+    """Only what fills the screen is made before the first frame; the rest of the window is
+    mounted above it afterwards, and ends up the same as if it had all been mounted at once."""
+    from llama_tui.ui.chat_pane import ChatPane
+
+    first_render: list[int] = []
+    render_branch = ChatPane._render_branch
+
+    async def counted(self: ChatPane, **kwargs: Any) -> None:
+        await render_branch(self, **kwargs)
+        first_render.append(len(self._message_widgets()))
+
+    monkeypatch.setattr(ChatPane, "_render_branch", counted)
+    chat = long_chat(500)
+    app = LlamaApp(persisting(tiny_model, resume=chat.id))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+        await pilot.pause()
+        assert 2 <= first_render[0] < WINDOW
+        assert [widget_text(w) for w in message_widgets(app)] == [
+            f"question {n}" if n % 2 == 0 else f"answer {n}" for n in range(500 - WINDOW, 500)]
+        assert earlier_notice(app) == f"⋯ {500 - WINDOW} earlier messages: scroll up to see them"
+        transcript = app.chat_pane.transcript_view
+        assert transcript.scroll_y == transcript.max_scroll_y > 0

@@ -339,7 +339,8 @@ class ChatPane(Vertical):
 
     async def _render_branch(self, *, scroll_to_end: bool = False) -> None:
         """Make the transcript show the current branch from `_shown_from` on, keeping the
-        widgets of messages already shown."""
+        widgets of messages already shown. With none kept (another conversation), only the
+        last screenful is mounted here, and the rest after it is drawn (`_fill`)."""
         async with self._rendering:
             transcript = self.transcript_view
             branch = self._shown_branch()
@@ -360,9 +361,9 @@ class ChatPane(Vertical):
             await transcript.query("#chat-empty").remove()
             for widget in shown[keep:]:
                 await widget.remove()
-            if keep == 0:
+            if keep == 0:  # another conversation: its last screenful now, the rest once that is drawn
                 transcript.keep_in_place(None)
-                first = self._shown_from
+                first = max(self._shown_from, self._screenful_from(branch, len(branch)))
             for widget, message in zip(shown[:keep], branch[first:], strict=False):
                 widget.show_versions(self.conversation.siblings(message.id))
             new = [self._widget_for(message) for message in branch[first + keep:]]
