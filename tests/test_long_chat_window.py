@@ -240,3 +240,29 @@ async def test_a_long_conversation_opens_with_its_last_screenful_then_the_rest_o
         assert earlier_notice(app) == f"⋯ {500 - WINDOW} earlier messages: scroll up to see them"
         transcript = app.chat_pane.transcript_view
         assert transcript.scroll_y == transcript.max_scroll_y > 0
+
+
+async def test_sending_after_scrolling_far_up_unmounts_all_but_the_last_window(tiny_model: Path) -> None:
+    """A layout costs as much as there are widgets mounted: once more than two windows are,
+    the next message sent leaves only the last window of them (and what follows)."""
+    chat = long_chat(300)
+    app = LlamaApp(persisting(tiny_model, resume=chat.id))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+        transcript = app.chat_pane.transcript_view
+        for windows in (2, 3):
+            await pilot.pause()
+            transcript.scroll_to(y=5, animate=False)
+            await pilot.pause()
+            transcript.scroll_home(animate=False)
+            await wait_for(pilot, lambda windows=windows: len(message_widgets(app)) == windows * WINDOW)
+        model = scripted(app)
+        await chat_turns(pilot, model, ("question 300", "answer 301"))
+        await pilot.pause()
+        texts = [widget_text(w) for w in message_widgets(app)]
+        assert texts[0] == f"answer {301 - WINDOW}" and texts[-2:] == ["question 300", "answer 301"]
+        assert len(texts) == WINDOW + 1
+        assert earlier_notice(app) == f"⋯ {301 - WINDOW} earlier messages: scroll up to see them"
+        assert transcript.scroll_y == transcript.max_scroll_y
+        assert len(model.asked[-1]) == 301  # the model still gets the whole conversation

@@ -196,7 +196,8 @@ class ChatPane(Vertical):
         self._shown_from = 0
         """Where in the branch (system prompt left out) the mounted messages start, once the
         window is filled: only the last WINDOW at first, WINDOW more each time the reader
-        reaches the top. Messages sent or replies added after it are mounted too."""
+        reaches the top. Messages sent and replies are mounted after the others; once more
+        than 2 * WINDOW are, a message sent unmounts all but the last WINDOW."""
         self._rendering = asyncio.Lock()
         """One change of the mounted messages at a time."""
         self._filling = False
@@ -369,6 +370,8 @@ class ChatPane(Vertical):
             new = [self._widget_for(message) for message in branch[first + keep:]]
             if new:
                 await transcript.mount_all(new)
+            if keep and scroll_to_end and len(branch) - first > 2 * WINDOW:
+                first = await self._unmount_before(len(branch) - WINDOW)
             await self._show_hidden(first)
             if not branch:
                 await transcript.mount(self._empty_hint())
@@ -376,6 +379,23 @@ class ChatPane(Vertical):
                 transcript.scroll_end(animate=False)
         if first > self._shown_from:
             self._start_fill()
+
+    async def _unmount_before(self, start: int) -> int:
+        """Unmount the messages (and notices) before the branch's message `start`, as the
+        conversation goes on at the end, so that what is mounted stays about one window: each
+        layout costs as much as there are widgets mounted. Returns `start`."""
+        transcript = self.transcript_view
+        keep_from = self._shown_branch()[start].id
+        gone: list[Widget] = []
+        for child in transcript.children:
+            if getattr(child, "message_id", None) == keep_from:
+                break
+            if child.id != "chat-earlier":
+                gone.append(child)
+        transcript.keep_in_place(None)
+        await transcript.remove_children(gone)
+        self._shown_from = start
+        return start
 
     async def _show_hidden(self, hidden: int) -> None:
         """The line above the messages that says how many earlier ones are not mounted."""
