@@ -62,6 +62,8 @@ FILL_SLACK_ROWS = 8
 """A conversation opens with its last screenful of messages, estimated from their text with
 these rows to spare (Markdown wraps at words, and adds lines between blocks); the rest of
 the window follows, a screenful a frame."""
+FILL_TYPING_PAUSE = 0.3
+"""Seconds after a change to the message box before more of the window is mounted."""
 DRAFT = "chat"
 DRAFT_SAVE_AFTER = 1.0
 """Seconds after the last change to the message box before its text is saved as a draft."""
@@ -202,6 +204,8 @@ class ChatPane(Vertical):
         """One change of the mounted messages at a time."""
         self._filling = False
         """A worker is mounting the messages before the first one mounted (`_fill`)."""
+        self._typed_at = 0.0
+        """When the message box last changed: mounting earlier messages waits while the user types."""
         self._code_copied: tuple[str, int] | None = None
         self._draft = ""
         """The message box's text as of its last change."""
@@ -238,6 +242,7 @@ class ChatPane(Vertical):
     def _box_changed(self, event: ChatInput.Changed) -> None:
         """What is in the box is saved a moment after it changes, and when the app ends."""
         self._draft = event.text_area.text
+        self._typed_at = time.monotonic()
         if self._draft_timer is not None:
             self._draft_timer.stop()
         if self.persist:
@@ -441,6 +446,8 @@ class ChatPane(Vertical):
         try:
             while True:
                 await self.wait_for_refresh()  # the last ones are laid out and drawn; keys got in
+                while (wait := self._typed_at + FILL_TYPING_PAUSE - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)  # a key would wait for a screenful to be laid out
                 async with self._rendering:
                     transcript = self.transcript_view
                     shown = self._message_widgets()
