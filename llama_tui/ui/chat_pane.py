@@ -7,8 +7,10 @@ GenerationStarted or GenerationRefused; it never reaches into the app.
 
 Branches: regenerating a reply adds a sibling reply, editing a message adds a sibling message
 (the old ones stay, ◀/▶ on the message switches between them); the current branch is what the
-model sees. Long conversations: only the last `WINDOW` messages are mounted; scrolling to the
-top mounts more.
+model sees. Long conversations: only the last `WINDOW` messages are mounted (the last
+screenful first, then the rest a screenful a frame); reaching the top mounts up to `WINDOW`
+more above them, keeping the reader's place and the focus. Messages sent are added at the
+end; once more than two windows are mounted, sending unmounts all but the last window.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from textual.scrollbar import ScrollBar
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Label, Static
+from textual.worker import Worker
 
 from llama_tui.engine.conversation import Conversation, Message
 from llama_tui.engine.drafts import load_draft, save_draft
@@ -202,8 +205,8 @@ class ChatPane(Vertical):
         than 2 * WINDOW are, a message sent unmounts all but the last WINDOW."""
         self._rendering = asyncio.Lock()
         """One change of the mounted messages at a time."""
-        self._filling = False
-        """A worker is mounting the messages before the first one mounted (`_fill`)."""
+        self._filler: Worker[None] | None = None
+        """The worker mounting the messages before the first one mounted (`_fill`)."""
         self._typed_at = 0.0
         """When the message box last changed: mounting earlier messages waits while the user types."""
         self._code_copied: tuple[str, int] | None = None
@@ -435,33 +438,34 @@ class ChatPane(Vertical):
                     return n
         return -1
 
+    @property
+    def _filling(self) -> bool:
+        filler = self._filler
+        return filler is not None and not filler.is_cancelled and not filler.is_finished
+
     def _start_fill(self) -> None:
         if not self._filling:
-            self._filling = True
-            self.run_worker(self._fill(), group="transcript")
+            self._filler = self.run_worker(self._fill(), group="transcript", exit_on_error=False)
 
     async def _fill(self) -> None:
         """Mount the messages from `_shown_from` up to the first one mounted, a screenful at a
         time, each drawn before the next is made, keeping the reader's place."""
-        try:
-            while True:
-                await self.wait_for_refresh()  # the last ones are laid out and drawn; keys got in
-                while (wait := self._typed_at + FILL_TYPING_PAUSE - time.monotonic()) > 0:
-                    await asyncio.sleep(wait)  # a key would wait for a screenful to be laid out
-                async with self._rendering:
-                    transcript = self.transcript_view
-                    shown = self._message_widgets()
-                    branch = self._shown_branch()
-                    first = self._first_shown()
-                    if first <= self._shown_from:
-                        transcript.keep_in_place(None)  # the last ones were laid out at the place kept
-                        return
-                    start = max(self._shown_from, self._screenful_from(branch, first))
-                    transcript.keep_in_place(shown[0])
-                    await transcript.mount_all([self._widget_for(m) for m in branch[start:first]], before=shown[0])
-                    await self._show_hidden(start)
-        finally:
-            self._filling = False
+        while True:
+            await self.wait_for_refresh()  # the last ones are laid out and drawn; keys got in
+            while (wait := self._typed_at + FILL_TYPING_PAUSE - time.monotonic()) > 0:
+                await asyncio.sleep(wait)  # a key would wait for a screenful to be laid out
+            async with self._rendering:
+                transcript = self.transcript_view
+                shown = self._message_widgets()
+                branch = self._shown_branch()
+                first = self._first_shown()
+                if first <= self._shown_from:
+                    transcript.keep_in_place(None)  # the last ones were laid out at the place kept
+                    return
+                start = max(self._shown_from, self._screenful_from(branch, first))
+                transcript.keep_in_place(shown[0])
+                await transcript.mount_all([self._widget_for(m) for m in branch[start:first]], before=shown[0])
+                await self._show_hidden(start)
 
     async def _add_notice(self, text: str, *, error: bool = False, before: Widget | None = None) -> None:
         transcript = self.transcript_view
