@@ -1,7 +1,7 @@
 """Run every benchmark, one after another, and sum them up in one table.
 
 What: decode_speed (with the app's threads, then with every core), llama_bench, ui_drain,
-prompt_reuse and startup_memory, each in its own process and never two at once (on 2 cores a
+prompt_reuse, startup_memory and long_chat (3 runs), each in its own process and never two at once (on 2 cores a
 second benchmark would only measure the first). llama_bench skips itself with a message when
 llama-bench cannot be built. Then one table of the headline figures against their targets,
 bench/results/latest.json (the figures and a description of the machine), and the chart
@@ -22,7 +22,8 @@ from contextlib import redirect_stdout
 
 import benchlib
 
-SCRIPTS = ["decode_speed", "decode_speed_all_cores", "llama_bench", "ui_drain", "prompt_reuse", "startup_memory"]
+SCRIPTS = ["decode_speed", "decode_speed_all_cores", "llama_bench", "ui_drain", "prompt_reuse", "startup_memory",
+           "long_chat"]
 
 
 def command(name: str) -> list[str]:
@@ -32,6 +33,8 @@ def command(name: str) -> list[str]:
 
     if name == "decode_speed_all_cores":
         return ["decode_speed.py", "--threads", str(available_cores()), "--out", name]
+    if name == "long_chat":
+        return ["long_chat.py", "--runs", "3"]
     return [f"{name}.py"]
 DOCS = benchlib.ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- results:begin (bench/run_all.py --update-docs) -->", "<!-- results:end -->"
@@ -133,6 +136,27 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
             kept = trimmed - mem["after_first_close_mib"]
             rows.append(["memory", "kept after all swaps and malloc_trim, vs after the first close (MiB)",
                          f"{kept:+.0f}", "≈ 0 (< 10)", check(kept, kept < 10)])
+    if (lc := results.get("long_chat")) and "summary" in lc:
+        s = lc["summary"]
+        lengths = sorted(int(n) for n in s if n.isdigit() and n != "0")
+        longest, shortest = s[str(lengths[-1])], s[str(lengths[0])]
+        rows.append(["long chat", f"open {lengths[-1]} messages from the history: last screen / window mounted (ms)",
+                     f"{f(longest['open_ms'], 0)} / {f(longest.get('window_ms'), 0)}", "< 300",
+                     check(longest["open_ms"], longest["open_ms"] < 300 if longest["open_ms"] else None)])
+        rows.append(["long chat", "open " + " / ".join(str(n) for n in lengths) + " messages (ms)",
+                     " / ".join(f(s[str(n)]["open_ms"], 0) for n in lengths), "", ""])
+        for label, figures in ((f"{lengths[-1]} messages open", longest), ("new chat", s["0"]),
+                               (f"{lengths[-1]} messages, as they are mounted", s.get("keys_opening"))):
+            if figures:
+                p95 = figures["key_painted_p95"]
+                rows.append(["long chat", f"typed key → frame p50 / p95, {label} (ms)",
+                             f"{f(figures['key_painted_p50'])} / {f(p95)}", "p95 < 50",
+                             check(p95, p95 < 50 if p95 else None)])
+        p95 = longest["scroll_key_p95"]
+        rows.append(["long chat", f"page up/down key → frame p50 / p95, {lengths[-1]} messages (ms)",
+                     f"{f(longest['scroll_key_p50'])} / {f(p95)}", "p95 < 50", check(p95, p95 < 50 if p95 else None)])
+        rows.append(["long chat", f"streaming frame CPU p50, {lengths[0]} / {lengths[-1]} messages (ms)",
+                     f"{f(shortest['stream_frame_cpu_p50'])} / {f(longest['stream_frame_cpu_p50'])}", "flat", ""])
     return rows
 
 

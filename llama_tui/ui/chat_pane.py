@@ -7,12 +7,15 @@ GenerationStarted or GenerationRefused; it never reaches into the app.
 
 Branches: regenerating a reply adds a sibling reply, editing a message adds a sibling message
 (the old ones stay, ◀/▶ on the message switches between them); the current branch is what the
-model sees. Long conversations: only the last `WINDOW` messages are mounted; scrolling to the
-top mounts more.
+model sees. Long conversations: only the last `WINDOW` messages are mounted (the last
+screenful first, then the rest a screenful a frame); reaching the top mounts up to `WINDOW`
+more above them, keeping the reader's place and the focus. Messages sent are added at the
+end; once more than two windows are mounted, sending unmounts all but the last window.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -23,9 +26,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.errors import NoWidget
+from textual.geometry import Size
+from textual.layout import DockArrangeResult
+from textual.scrollbar import ScrollBar
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Label, Static
+from textual.worker import Worker
 
 from llama_tui.engine.conversation import Conversation, Message
 from llama_tui.engine.drafts import load_draft, save_draft
@@ -53,6 +61,12 @@ SAVE_EVERY = 0.5
 """Seconds between saves of a growing reply: a crash loses at most this much of it."""
 WINDOW = 60
 """Messages mounted at first; scrolling to the top mounts this many more."""
+FILL_SLACK_ROWS = 8
+"""A conversation opens with its last screenful of messages, estimated from their text with
+these rows to spare (Markdown wraps at words, and adds lines between blocks); the rest of
+the window follows, a screenful a frame."""
+FILL_TYPING_PAUSE = 0.3
+"""Seconds after a change to the message box before more of the window is mounted."""
 DRAFT = "chat"
 DRAFT_SAVE_AFTER = 1.0
 """Seconds after the last change to the message box before its text is saved as a draft."""
@@ -113,7 +127,45 @@ class _Writing:
 
 
 class Transcript(VerticalScroll):
-    """The messages; reaching the top mounts earlier ones (see ChatPane.show_earlier)."""
+    """The messages; reaching the top mounts earlier ones (see ChatPane.show_earlier), and
+    while they are mounted above what is on screen, the view stays where it was."""
+
+    def __init__(self, *children: Widget, id: str | None = None) -> None:
+        super().__init__(*children, id=id)
+        self._pinned: tuple[Widget, int] | None = None
+
+    def keep_in_place(self, widget: Widget | None) -> None:
+        """Keep `widget` where it is on screen while widgets are mounted above it: the view
+        moves down by as much as it does (until called with None). A widget not laid out
+        yet has no place to keep."""
+        self._pinned = None
+        if widget is not None:
+            try:
+                y = self.screen.find_widget(widget).virtual_region.y
+            except NoWidget:
+                return
+            if self.scroll_y <= 0:  # the reader is on the line saying that earlier messages follow
+                y = widget.styles.margin.top  # they get the message under it at the top
+            self._pinned = (widget, y)
+
+    def arrange(self, size: Size, optimal: bool = False) -> DockArrangeResult:
+        arrangement = super().arrange(size, optimal)
+        if self._pinned is not None:
+            widget, y = self._pinned
+            for placement in arrangement.placements:
+                if placement.widget is widget:
+                    moved = placement.region.y - y
+                    if moved:
+                        # Set as the compositor sets an anchored view's: it reads the scroll
+                        # offset after arranging, so the frame with the new widgets already
+                        # shows the old place (no watchers: this is not the reader scrolling).
+                        self._pinned = (widget, placement.region.y)
+                        scroll_y = max(0.0, self.scroll_y + moved)
+                        self.set_reactive(Widget.scroll_y, scroll_y)
+                        self.set_reactive(Widget.scroll_target_y, scroll_y)
+                        self.vertical_scrollbar.set_reactive(ScrollBar.position, scroll_y)
+                    break
+        return arrangement
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -151,7 +203,17 @@ class ChatPane(Vertical):
         """While a message is being edited: its id (the new version becomes its sibling)."""
         self._before_edit = ""
         """What the message box held when the edit began, given back if the edit is given up."""
-        self._window = WINDOW
+        self._shown_from = 0
+        """Where in the branch (system prompt left out) the mounted messages start, once the
+        window is filled: only the last WINDOW at first, WINDOW more each time the reader
+        reaches the top. Messages sent and replies are mounted after the others; once more
+        than 2 * WINDOW are, a message sent unmounts all but the last WINDOW."""
+        self._rendering = asyncio.Lock()
+        """One change of the mounted messages at a time."""
+        self._filler: Worker[None] | None = None
+        """The worker mounting the messages before the first one mounted (`_fill`)."""
+        self._typed_at = 0.0
+        """When the message box last changed: mounting earlier messages waits while the user types."""
         self._code_copied: tuple[str, int] | None = None
         self._draft = ""
         """The message box's text as of its last change."""
@@ -191,6 +253,7 @@ class ChatPane(Vertical):
     def _box_changed(self, event: ChatInput.Changed) -> None:
         """What is in the box is saved a moment after it changes, and when the app ends."""
         self._draft = event.text_area.text
+        self._typed_at = time.monotonic()
         if self._draft_timer is not None:
             self._draft_timer.stop()
         if self.persist:
@@ -233,7 +296,7 @@ class ChatPane(Vertical):
             return
         self.conversation = conversation
         self._in_store = conversation.id
-        self._window = WINDOW
+        self._shown_from = max(0, len(self._shown_branch()) - WINDOW)
         self._editing = None
         self.refresh_bindings()
         self.chat_input.sent_messages = [m.text for m in conversation.branch() if m.role == "user"]
@@ -282,42 +345,143 @@ class ChatPane(Vertical):
         live = message.id in (self._starting, self._writing.message_id if self._writing else None)
         return AssistantMessage(message, versions, speed=speed, live=live)
 
-    async def _render_branch(self, *, scroll_to_end: bool = False) -> None:
-        """Make the transcript show the current branch's last `_window` messages, keeping the
-        widgets of messages already shown."""
-        branch = [m for m in self.conversation.branch() if m.role != "system"]
-        wanted = branch[max(0, len(branch) - self._window):]
+    def _shown_branch(self) -> list[Message]:
+        return [m for m in self.conversation.branch() if m.role != "system"]
+
+    def _screenful_from(self, branch: list[Message], end: int) -> int:
+        """Where messages ending at `end` start to fill the transcript's height (estimated
+        from their text: a message is measured only once mounted); at least two of them."""
         transcript = self.transcript_view
-        shown = self._message_widgets()
-        keep = 0
-        while keep < min(len(shown), len(wanted)) and getattr(shown[keep], "message_id", None) == wanted[keep].id:
-            keep += 1
-        if keep == 0 or keep < len(shown):
-            # Something before the kept part changed (another branch, another conversation):
-            # notices belong to what is gone.
-            await transcript.query(Notice).remove()
-        await transcript.query("#chat-empty, #chat-earlier").remove()
-        for widget in shown[keep:]:
-            await widget.remove()
-        for widget, message in zip(shown[:keep], wanted, strict=False):
-            widget.show_versions(self.conversation.siblings(message.id))
-        new = [self._widget_for(message) for message in wanted[keep:]]
-        if new:
-            await transcript.mount_all(new)
-        hidden = len(branch) - len(wanted)
-        if hidden:
-            await transcript.mount(Static(literal(f"⋯ {hidden} earlier messages: scroll up to see them"),
-                                          id="chat-earlier", classes="notice"), before=0)
-        if not branch:
-            await transcript.mount(self._empty_hint())
-        if scroll_to_end:
-            transcript.scroll_end(animate=False)
+        height = transcript.size.height or self.app.size.height
+        width = max(20, (transcript.size.width or self.app.size.width) - 16)  # margins, borders, padding
+        rows = 0
+        start = end
+        while start > 0 and (rows < height + FILL_SLACK_ROWS or end - start < 2):
+            start -= 1
+            text = branch[start].text
+            rows += 2 + sum(max(1, -(-len(line) // width)) for line in text.split("\n"))  # margin, footer
+        return start
+
+    async def _render_branch(self, *, scroll_to_end: bool = False) -> None:
+        """Make the transcript show the current branch from `_shown_from` on, keeping the
+        widgets of messages already shown. With none kept (another conversation), only the
+        last screenful is mounted here, and the rest after it is drawn (`_fill`)."""
+        async with self._rendering:
+            transcript = self.transcript_view
+            branch = self._shown_branch()
+            if self._shown_from >= len(branch):
+                self._shown_from = max(0, len(branch) - WINDOW)
+            position = {message.id: n for n, message in enumerate(branch)}
+            shown = self._message_widgets()
+            first = position.get(shown[0].message_id, -1) if shown else -1
+            keep = 0
+            if first >= self._shown_from:
+                while (keep < len(shown) and first + keep < len(branch)
+                       and shown[keep].message_id == branch[first + keep].id):
+                    keep += 1
+            if keep == 0 or keep < len(shown):
+                # Something in the kept part changed (another branch, another conversation):
+                # notices belong to what is gone.
+                await transcript.query(Notice).remove()
+            await transcript.query("#chat-empty").remove()
+            for widget in shown[keep:]:
+                await widget.remove()
+            if keep == 0:  # another conversation: its last screenful now, the rest once that is drawn
+                transcript.keep_in_place(None)
+                first = max(self._shown_from, self._screenful_from(branch, len(branch)))
+            for widget, message in zip(shown[:keep], branch[first:], strict=False):
+                widget.show_versions(self.conversation.siblings(message.id))
+            new = [self._widget_for(message) for message in branch[first + keep:]]
+            if new:
+                await transcript.mount_all(new)
+            if keep and scroll_to_end and len(branch) - first > 2 * WINDOW:
+                first = await self._unmount_before(len(branch) - WINDOW)
+            await self._show_hidden(first)
+            if not branch:
+                await transcript.mount(self._empty_hint())
+            if scroll_to_end:
+                transcript.scroll_end(animate=False)
+        if first > self._shown_from:
+            self._start_fill()
+
+    async def _unmount_before(self, start: int) -> int:
+        """Unmount the messages (and notices) before the branch's message `start`, as the
+        conversation goes on at the end, so that what is mounted stays about one window: each
+        layout costs as much as there are widgets mounted. Returns `start`."""
+        transcript = self.transcript_view
+        keep_from = self._shown_branch()[start].id
+        gone: list[Widget] = []
+        for child in transcript.children:
+            if getattr(child, "message_id", None) == keep_from:
+                break
+            if child.id != "chat-earlier":
+                gone.append(child)
+        transcript.keep_in_place(None)
+        await transcript.remove_children(gone)
+        self._shown_from = start
+        return start
+
+    async def _show_hidden(self, hidden: int) -> None:
+        """The line above the messages that says how many earlier ones are not mounted."""
+        transcript = self.transcript_view
+        found = transcript.query("#chat-earlier")
+        if not hidden:
+            await found.remove()
+            return
+        text = literal(f"⋯ {hidden} earlier messages: scroll up to see them")
+        if found:
+            found.first(Static).update(text)
+        else:
+            await transcript.mount(Static(text, id="chat-earlier", classes="notice"), before=0)
 
     def show_earlier(self) -> None:
-        branch_length = len(self.conversation.branch())
-        if self._window < branch_length:
-            self._window += WINDOW
-            self.run_worker(self._render_branch(), exclusive=True, group="transcript")
+        """The reader reached the top: mount up to WINDOW more messages above."""
+        if self._filling:
+            return  # it will be filled as far as `_shown_from` says
+        first = self._first_shown()
+        if first <= 0:
+            return  # none mounted, or all of them
+        if first <= self._shown_from:
+            self._shown_from = max(0, first - WINDOW)
+        self._start_fill()
+
+    def _first_shown(self) -> int:
+        """Where the first message mounted is in the branch (-1: none is)."""
+        shown = self._message_widgets()
+        if shown:
+            for n, message in enumerate(self._shown_branch()):
+                if message.id == shown[0].message_id:
+                    return n
+        return -1
+
+    @property
+    def _filling(self) -> bool:
+        filler = self._filler
+        return filler is not None and not filler.is_cancelled and not filler.is_finished
+
+    def _start_fill(self) -> None:
+        if not self._filling:
+            self._filler = self.run_worker(self._fill(), group="transcript", exit_on_error=False)
+
+    async def _fill(self) -> None:
+        """Mount the messages from `_shown_from` up to the first one mounted, a screenful at a
+        time, each drawn before the next is made, keeping the reader's place."""
+        while True:
+            await self.wait_for_refresh()  # the last ones are laid out and drawn; keys got in
+            while (wait := self._typed_at + FILL_TYPING_PAUSE - time.monotonic()) > 0:
+                await asyncio.sleep(wait)  # a key would wait for a screenful to be laid out
+            async with self._rendering:
+                transcript = self.transcript_view
+                shown = self._message_widgets()
+                branch = self._shown_branch()
+                first = self._first_shown()
+                if first <= self._shown_from:
+                    transcript.keep_in_place(None)  # the last ones were laid out at the place kept
+                    return
+                start = max(self._shown_from, self._screenful_from(branch, first))
+                transcript.keep_in_place(shown[0])
+                await transcript.mount_all([self._widget_for(m) for m in branch[start:first]], before=shown[0])
+                await self._show_hidden(start)
 
     async def _add_notice(self, text: str, *, error: bool = False, before: Widget | None = None) -> None:
         transcript = self.transcript_view
@@ -683,7 +847,7 @@ class ChatPane(Vertical):
         self._in_store = None
         self._editing = None
         self.refresh_bindings()
-        self._window = WINDOW
+        self._shown_from = 0
         self.post_message(ChatCleared())
         await self._render_branch()
         self._show_header()
