@@ -41,6 +41,7 @@ from tomlkit.items import Table
 
 from llama_tui import paths
 from llama_tui.engine.chat_templates import chat_format_names
+from llama_tui.engine.drafting import SPECULATIVE_MODES
 from llama_tui.engine.settings import (
     LoadSettings,
     OverrideValue,
@@ -220,6 +221,10 @@ def validate_field(name: str, raw: str, *, n_ctx: int | None = None) -> tuple[ob
         if not 1 <= tokens <= (n_ctx or MAX_CONTEXT):
             return None, _max_reply_message(n_ctx)
         return tokens, None
+    if name == "speculative":
+        if text in SPECULATIVE_MODES:
+            return text, None
+        return None, f"must be one of: {', '.join(SPECULATIVE_MODES)}"
     if name == "chat_format":
         if text in ("", "auto"):
             return None, None
@@ -426,6 +431,8 @@ top_k = 40              # 0..1000; 0 turns it off
 min_p = 0.05            # 0..1
 repeat_penalty = 1.0    # 0.5..3; 1 turns it off
 max_reply_tokens = 0    # stop a reply after this many tokens; 0 = no limit
+speculative = "auto"    # drafting from text already in the chat: "auto" (only while it pays),
+                        # "on" or "off"; it never changes a reply, only its speed
 '''
 
 

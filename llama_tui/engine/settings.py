@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from llama_tui.engine.drafting import SpeculativeMode
+
 # The seed the original Rust CLI used; kept so runs stay reproducible across the two.
 DEFAULT_SEED = 561371
 # The Rust CLI had no context option and used the model's default; 4096 fits chat on
@@ -68,6 +70,10 @@ class SamplingSettings:
     repeat_penalty: float = 1.0
     max_reply_tokens: int | None = None
     """Stop a reply after this many tokens; None lets it run until the context is full."""
+    speculative: SpeculativeMode = "auto"
+    """Speculative decoding by prompt lookup (engine.drafting): "on" drafts whenever the
+    conversation holds a match, "auto" only while drafts are being accepted, "off" never.
+    It never changes the reply, only how fast it comes."""
 
 
 def parse_override(text: str) -> tuple[str, OverrideValue]:
