@@ -22,6 +22,7 @@ reply of N tokens leaves prompt + N - 1 tokens in the context.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,8 @@ class SamplerChain:
         self._chain: llama_cpp.llama_sampler_p | None = None
         self.greedy = temp == 0.0 and sampling.repeat_penalty == 1.0
         self._n_vocab = n_vocab
+        self._row_address: int | None = None
+        self._row: np.ndarray = np.zeros(0, dtype=np.float32)
         if self.greedy:
             return
         params = llama_cpp.llama_sampler_chain_default_params()
@@ -106,11 +109,16 @@ class SamplerChain:
         """Sample the batch's `index`th output (-1: the last) and record the token in the
         chain (penalties, RNG): llama_sampler_sample accepts it itself."""
         if self._chain is None:
-            # llama.cpp owns the logits; the view is used before the next decode.
             logits = llama_cpp.llama_get_logits_ith(ctx, index)
             if not logits:
                 raise DecodeError(f"llama.cpp has no logits for output {index}")
-            return int(np.ctypeslib.as_array(logits, shape=(self._n_vocab,)).argmax())
+            # A numpy view of llama.cpp's row, made again only when the row moves: making one
+            # costs more than the argmax. llama.cpp owns the memory; the view is read at once.
+            address = ctypes.cast(logits, ctypes.c_void_p).value
+            if address != self._row_address:
+                self._row_address = address
+                self._row = np.ctypeslib.as_array(logits, shape=(self._n_vocab,))
+            return int(self._row.argmax())
         return int(llama_cpp.llama_sampler_sample(self._chain, ctx, index))
 
     def close(self) -> None:
