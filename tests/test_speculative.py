@@ -131,6 +131,17 @@ def test_a_drafted_token_is_kept_only_when_the_sampled_token_equals_it(tiny: Loa
     assert counters.drafted > 0 and counters.accepted == 0
 
 
+def test_a_recurrent_model_is_never_drafted_for(tiny: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recurrent state cannot give back rejected drafts: such models decode plainly."""
+    llm = tiny._llm
+    assert llm is not None
+    prompt = llm.tokenize(REPEATING.encode(), add_bos=True)
+    monkeypatch.setattr(llama_cpp, "llama_model_is_recurrent", lambda model: True)
+    tokens, counters = loop_tokens(llm, prompt, GREEDY, 1, 80, "on")
+    assert counters.drafted == 0
+    assert tokens == generate_tokens(llm, prompt, GREEDY, 1, 80)
+
+
 def test_greedy_sampling_takes_llama_cpps_greedy_choice(tiny: LoadedModel) -> None:
     """The greedy shortcut (numpy's argmax) and llama.cpp's greedy sampler agree."""
     llm = tiny._llm

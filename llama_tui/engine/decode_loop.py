@@ -59,6 +59,14 @@ def hold_all_tokens(llm: llama_cpp.Llama) -> None:
         llm.input_ids = np.concatenate([llm.input_ids, np.zeros(missing, dtype=llm.input_ids.dtype)])
 
 
+def can_take_back_tokens(llm: llama_cpp.Llama) -> bool:
+    """Whether rejected drafts can be removed from the model's memory. A recurrent model
+    (Mamba, RWKV) or a hybrid one keeps a state that has taken in every token of a batch
+    and cannot drop the last few (llama_memory_seq_rm fails), so it is never drafted for."""
+    model = llm.model
+    return not (llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model))
+
+
 class SamplerChain:
     """A llama.cpp sampler chain built as `Llama.generate` builds it (`Llama._init_sampler`),
     so replies are the same as through the binding.
@@ -193,7 +201,7 @@ class DecodeLoop:
         self._limit = limit
         self._policy = drafts if drafts is not None and drafts.mode != "off" else None
         self._max_draft = min(MAX_DRAFT, llm.n_batch - 1, llama_cpp.llama_n_ubatch(llm.ctx) - 1)
-        if self._max_draft < 1:
+        if self._max_draft < 1 or not can_take_back_tokens(llm):
             self._policy = None
         self.counters = DecodeCounters()
         self._chain = SamplerChain(sampling, seed, llm.n_vocab())
