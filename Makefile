@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench screenshots clean
+.PHONY: run test bench screenshots docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/llama-tui $(ARGS)
 
-## Run the whole test suite.
+## Lint (ruff), type-check the package (mypy), then run the whole test suite.
 test: $(STAMP)
+	$(BIN)/ruff check llama_tui tests bench screenshots
+	$(BIN)/mypy llama_tui
 	$(BIN)/python -m pytest -q
 
 ## Print decode speed of the bare binding against the app (see bench/README.md).
@@ -30,5 +32,9 @@ bench: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/take_screenshots.py
 
+## Re-write the README's options table from the app's parser (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(BIN)/python docs/make_docs.py
+
 clean:
-	rm -rf $(VENV) .test-home
+	rm -rf $(VENV) .test-home .mypy_cache .ruff_cache

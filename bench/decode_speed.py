@@ -32,14 +32,14 @@ import collections
 import time
 
 import benchlib
-from what_if import what_if
-
 from llama_tui.ui.markdown_blocks import split_blocks
+from what_if import what_if
 
 # A base model (no instruction tuning) answers in the style of the example it is shown, so
 # the system prompt is a transcript with one long Markdown answer. Greedy decoding of this
 # prompt gives headings, bullet lists and ```python fences up to the token limit.
-SYSTEM_PROMPT = """The assistant answers in long Markdown documents: headings, bullet lists and Python code blocks for every item.
+SYSTEM_PROMPT = """The assistant answers in long Markdown documents: headings, bullet lists and Python code \
+blocks for every item.
 
 User: List the Python string methods, each with an example.
 Assistant: # Python string methods
@@ -202,7 +202,8 @@ async def run_app(path, threads: int, tokens: int, app_class=None) -> dict:
     from llama_tui.ui.messages import ReplyReady
 
     load, sampling = settings(threads, tokens)
-    app = (app_class or LlamaApp)(LaunchOptions(model_path=path, load=load, sampling=sampling, system_prompt=SYSTEM_PROMPT))
+    options = LaunchOptions.opening(path, load=load, sampling=sampling, system_prompt=SYSTEM_PROMPT)
+    app = (app_class or LlamaApp)(options)
     drains = 0
 
     def count_drains(message) -> None:
@@ -240,7 +241,8 @@ def main() -> None:
     # runs it with every core, where llama.cpp's threads compete with the UI for the cores.
     parser.add_argument("--threads", type=int, default=default_threads(),
                         help="llama.cpp threads for every variant (default: the app's default, cores - 1)")
-    parser.add_argument("--out", default="decode_speed", help="results file name in bench/results (default decode_speed)")
+    parser.add_argument("--out", default="decode_speed",
+                        help="results file name in bench/results (default decode_speed)")
     parser.add_argument("--what-if", metavar="SPEC", action="append", default=[],
                         help="add a variant: the app with a change tried from outside, e.g. "
                         "switch=0.001,frame=0.1,css-without=:last-child (see bench/what_if.py); repeatable")
@@ -302,7 +304,8 @@ def main() -> None:
         }
     for name in [n for n in runs if n != "binding"]:
         summary[name]["ratio_to_binding"] = benchlib.median(
-            [x["tok_s"] / b["tok_s"] for x, b in zip(runs[name], runs["binding"]) if x["tok_s"] and b["tok_s"]]
+            [x["tok_s"] / b["tok_s"] for x, b in zip(runs[name], runs["binding"], strict=True)
+             if x["tok_s"] and b["tok_s"]]
         )
         # Other work on the machine only ever slows a run down, so the best run of each
         # variant is the steadiest estimate of its speed on an idle machine.
@@ -320,8 +323,9 @@ def main() -> None:
     )
     busy = summary["binding"]["spread"] > 1.25
     if busy:
-        print(f"\nWARNING: the bare binding's runs differ by {summary['binding']['spread']:.1f}x: the machine was busy, "
-              "so tok/s and the median ratios are unreliable; trust the ratio of bests, overhead ms/token and UI CPU.")
+        print(f"\nWARNING: the bare binding's runs differ by {summary['binding']['spread']:.1f}x: "
+              "the machine was busy, so tok/s and the median ratios are unreliable; "
+              "trust the ratio of bests, overhead ms/token and UI CPU.")
     app_ratio, app_best = summary["app"]["ratio_to_binding"], summary["app"]["best_ratio_to_binding"]
     met = lambda r: "met" if r is not None and r >= 0.97 else "NOT met"  # noqa: E731
     print(f"\napp/binding {benchlib.fmt(app_ratio, 3)} median of rounds ({met(app_ratio)}), "
@@ -334,8 +338,8 @@ def main() -> None:
             r["text"] = r["text"][:200]
     # What-if runs go to their own file, so decode_speed.json always holds the plain app.
     path_out = benchlib.write_results("decode_speed_what_if" if args.what_if else args.out, {
-        "settings": {"what_if": args.what_if, "threads": args.threads, "tokens": args.tokens, "rounds": args.rounds, "n_ctx": N_CTX,
-                     "prompt_tokens": len(prompt_tokens), "model": path.name},
+        "settings": {"what_if": args.what_if, "threads": args.threads, "tokens": args.tokens, "rounds": args.rounds,
+                     "n_ctx": N_CTX, "prompt_tokens": len(prompt_tokens), "model": path.name},
         "identical_work": identical,
         "machine_busy": busy,
         "summary": summary,

@@ -32,7 +32,6 @@ from functools import partial
 from pathlib import Path
 
 import benchlib
-
 from llama_tui.engine import store_codec
 from llama_tui.engine.conversation import Conversation, Message, Role, new_id
 from llama_tui.engine.store import SqliteStore
@@ -93,7 +92,7 @@ def generate(path: Path, conversations: int, seed: int = 1) -> dict[str, object]
         turns = max(1, min(int(rng.gauss(5, 2.5)), 15))
         parent: str | None = None
         rows = []
-        for turn in range(turns):
+        for _ in range(turns):
             for role, median in ROLES:
                 when += rng.uniform(5, 120)
                 model = "Gemma 3 270m" if role == "assistant" else ""
@@ -153,7 +152,9 @@ def main() -> None:
     }
     with sqlite3.connect(path) as db:  # how many messages each search matches, for context
         share = {
-            text: db.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (fts_query(text),)).fetchone()[0]
+            text: db.execute(
+                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (fts_query(text),)
+            ).fetchone()[0]
             / made["messages"]  # type: ignore[operator]
             for text in searches.values()
         }

@@ -107,7 +107,9 @@ def main() -> None:
 
     # Side by side, round after round: the machine's load changes within minutes, so each
     # round's ratios compare runs made under the same load.
-    runs: dict[str, list[float]] = {"llama-bench": [], "llama-bench, flash attention auto": [], "binding": [], "app": []}
+    runs: dict[str, list[float]] = {
+        "llama-bench": [], "llama-bench, flash attention auto": [], "binding": [], "app": []
+    }
     for round_ in range(1, args.rounds + 1):
         runs["llama-bench"].append(run(command)["avg_ts"])
         runs["llama-bench, flash attention auto"].append(run(base)["avg_ts"])
@@ -121,7 +123,7 @@ def main() -> None:
         summary[name] = {
             "tok_s": benchlib.median(speeds),
             "best_tok_s": max(speeds),
-            "ratio_to_llama_bench": benchlib.median([x / b for x, b in zip(speeds, reference)]),
+            "ratio_to_llama_bench": benchlib.median([x / b for x, b in zip(speeds, reference, strict=True)]),
             "best_ratio_to_llama_bench": max(speeds) / max(reference),
         }
     print()
@@ -133,7 +135,8 @@ def main() -> None:
     app = summary["app"]
     met = lambda r: "met" if r >= 0.95 else "NOT met"  # noqa: E731
     print(f"\napp/llama-bench {app['ratio_to_llama_bench']:.3f} median of rounds ({met(app['ratio_to_llama_bench'])}), "
-          f"{app['best_ratio_to_llama_bench']:.3f} ratio of bests ({met(app['best_ratio_to_llama_bench'])}); target >= 0.95")
+          f"{app['best_ratio_to_llama_bench']:.3f} ratio of bests ({met(app['best_ratio_to_llama_bench'])}); "
+          "target >= 0.95")
     out = benchlib.write_results("llama_bench", {
         "settings": {"threads": args.threads, "tokens": args.tokens, "prompt_tokens": len(prompt_tokens),
                      "rounds": args.rounds, "command": command[1:]},

@@ -30,7 +30,7 @@ async def profiled_reply(tokens: int, threads: int, app_class, profiler: cProfil
     from llama_tui.launch import LaunchOptions
 
     load, sampling = decode_speed.settings(threads, tokens)
-    options = LaunchOptions(model_path=benchlib.starter_model(), load=load, sampling=sampling,
+    options = LaunchOptions.opening(benchlib.starter_model(), load=load, sampling=sampling,
                             system_prompt=decode_speed.SYSTEM_PROMPT)
     from textual.css.stylesheet import Stylesheet
 

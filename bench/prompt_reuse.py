@@ -93,7 +93,8 @@ def main() -> None:
         })
     benchlib.print_table(
         ["turn N", "prompt tokens", "evaluated", "TTFT ms (best)", "TTFT ms (median)"],
-        [[t["turn"], t["prompt_tokens"], t["evaluated"], benchlib.fmt(t["ttft_ms"], 0), benchlib.fmt(t["ttft_ms_median"], 0)]
+        [[t["turn"], t["prompt_tokens"], t["evaluated"],
+          benchlib.fmt(t["ttft_ms"], 0), benchlib.fmt(t["ttft_ms_median"], 0)]
          for t in turns],
     )
     later = turns[1:]  # turn 1 evaluates the whole prompt: nothing is cached yet
@@ -111,7 +112,8 @@ def main() -> None:
     second_half = benchlib.median([t["ttft_ms"] for t in later[len(later) // 2:]])
     summary["ttft_growth_second_half_vs_first"] = second_half / first_half if first_half else None
     print(f"\nturns 2-{args.turns}: at most {summary['later_evaluated_max']} tokens evaluated per turn while the "
-          f"prompt grows to {summary['last_prompt_tokens']}; TTFT median {benchlib.fmt(summary['later_ttft_ms_median'], 0)} ms, "
+          f"prompt grows to {summary['last_prompt_tokens']}; "
+          f"TTFT median {benchlib.fmt(summary['later_ttft_ms_median'], 0)} ms, "
           f"second half / first half {benchlib.fmt(summary['ttft_growth_second_half_vs_first'], 2)}")
     out = benchlib.write_results("prompt_reuse", {"settings": vars(args), "summary": summary, "turns": turns,
                                                   "passes": passes})

@@ -53,8 +53,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
     if d := results["decode_speed"]:
         s = d["summary"]
         for name in ("binding", "engine", "app"):
-            rows.append(["decode", f"{name} tok/s: median / best", f"{f(s[name]['tok_s'])} / {f(s[name]['best_tok_s'])}",
-                         "", ""])
+            rows.append(["decode", f"{name} tok/s: median / best",
+                         f"{f(s[name]['tok_s'])} / {f(s[name]['best_tok_s'])}", "", ""])
             if name != "binding":
                 rows.append(["decode", f"{name} Python overhead per token (ms)", f(s[name]["overhead_ms_per_token"], 2),
                              "", ""])
@@ -68,7 +68,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
         ui = d.get("app_ui", {}).get("app")
         if ui:
             rows.append(["decode", "app UI thread CPU while streaming", f"{ui['core_share']:.0%} of a core", "", ""])
-        rows.insert(0, ["decode", "llama.cpp threads (the app's default: cores - 1)", str(d["settings"]["threads"]), "", ""])
+        rows.insert(0, ["decode", "llama.cpp threads (the app's default: cores - 1)", str(d["settings"]["threads"]),
+                        "", ""])
     if a := results.get("decode_speed_all_cores"):
         s = a["summary"]
         rows.append(["decode, all cores", "llama.cpp threads", str(a["settings"]["threads"]), "", ""])
@@ -80,8 +81,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
     if (lb := results.get("llama_bench")) and "summary" in lb:
         s = lb["summary"]
         rows.append(["llama-bench", f"llama.cpp's own tok/s, {lb['settings']['threads']} threads, flash attention off "
-                     "like the app: median / best", f"{f(s['llama-bench']['tok_s'])} / {f(s['llama-bench']['best_tok_s'])}",
-                     "", ""])
+                     "like the app: median / best",
+                     f"{f(s['llama-bench']['tok_s'])} / {f(s['llama-bench']['best_tok_s'])}", "", ""])
         auto = s["llama-bench, flash attention auto"]
         rows.append(["llama-bench", "the same with llama-bench's default flash attention (auto)",
                      f"{f(auto['tok_s'])} / {f(auto['best_tok_s'])}", "", ""])
@@ -89,7 +90,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
                      f"{f(s['binding']['ratio_to_llama_bench'], 3)} / {f(s['app']['ratio_to_llama_bench'], 3)}",
                      "app >= 0.95", check(s["app"]["ratio_to_llama_bench"], s["app"]["ratio_to_llama_bench"] >= 0.95)])
         rows.append(["llama-bench", "binding / app over llama-bench, ratio of bests",
-                     f"{f(s['binding']['best_ratio_to_llama_bench'], 3)} / {f(s['app']['best_ratio_to_llama_bench'], 3)}",
+                     f"{f(s['binding']['best_ratio_to_llama_bench'], 3)} / "
+                     f"{f(s['app']['best_ratio_to_llama_bench'], 3)}",
                      "app >= 0.95",
                      check(s["app"]["best_ratio_to_llama_bench"], s["app"]["best_ratio_to_llama_bench"] >= 0.95)])
     if (sp := results.get("speculative")) and "ratios" in sp:
@@ -117,7 +119,8 @@ def headline_rows(results: dict[str, dict | None]) -> list[list[str]]:
         rows.append(["prompt reuse", "most tokens evaluated in a later turn",
                      f"{s['later_evaluated_max']} of {s['last_prompt_tokens']}", "", ""])
     if m := results["startup_memory"]:
-        rows.append(["start-up", "to first frame, no model (ms)", f(m["startup"]["first_frame_seconds"] * 1000, 0), "", ""])
+        rows.append(["start-up", "to first frame, no model (ms)", f(m["startup"]["first_frame_seconds"] * 1000, 0),
+                     "", ""])
         for label, r in m["load"].items():
             rows.append(["load", f"{label}: binding / in app worker / app start → ready (ms)",
                          f"{r['binding'] * 1000:.0f} / {r['app_worker'] * 1000:.0f} / {r['app'] * 1000:.0f}", "", ""])
@@ -153,16 +156,20 @@ def speculative_rows(sp: dict) -> list[list[str]]:
         ratio = r["tok_s_ratio"]
         target = 1.8 if name.startswith("edit") else 0.97
         same = r["same_text"]
-        same_text = ("same text" if all(same) else f"same text in {sum(same)} of {len(same)}") if name.startswith("edit") else ""
+        same_text = ""
+        if name.startswith("edit"):
+            same_text = "same text" if all(same) else f"same text in {sum(same)} of {len(same)}"
         base = summary[f"{name} | {variant.split(' ')[0]} off"]["tok_s"]["median"]
-        rows.append(["speculative", f"{name}, {variant} vs off: tok/s; x (range){'; ' + same_text if same_text else ''}",
-                     f"{f(summary[key]['tok_s']['median'])} vs {f(base)}; x{f(ratio['median'], 2)} "
-                     f"({f(ratio['min'], 2)}-{f(ratio['max'], 2)}; bests x{f(r.get('best_ratio'), 2)})",
+        rows.append(["speculative",
+                     f"{name}, {variant} vs off: tok/s; x (range){'; ' + same_text if same_text else ''}",
+                     (f"{f(summary[key]['tok_s']['median'])} vs {f(base)}; x{f(ratio['median'], 2)} "
+                      f"({f(ratio['min'], 2)}-{f(ratio['max'], 2)}; bests x{f(r.get('best_ratio'), 2)})"),
                      f">= {target}", check(ratio["median"], ratio["median"] >= target if ratio["median"] else None)])
     if "decode_speed engine | before" in summary:
         before, after = summary["decode_speed engine | before"], summary["decode_speed engine | after"]
         over = after["overhead_ms_per_token"]["median"]
-        rows.append(["speculative", f"engine overhead per token, off, before ({sp['settings']['before']}) -> after (ms)",
+        rows.append(["speculative",
+                     f"engine overhead per token, off, before ({sp['settings']['before']}) -> after (ms)",
                      f"{f(before['overhead_ms_per_token']['median'], 2)} -> {f(over, 2)}", "<= 0.3",
                      check(over, over <= 0.3 if over is not None else None)])
         prompt = ratios["decode_speed engine | after"]["prompt_tok_s_ratio"]["median"]

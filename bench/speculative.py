@@ -305,7 +305,8 @@ for event in model.chat(decode_speed.messages(), sampling):
 model.close()
 print(json.dumps({
     "tokens": s.generated_tokens, "tok_s": s.tokens_per_second,
-    "overhead_ms_per_token": decode_speed.per_token_overhead_ms(s.generated_tokens, s.decode_seconds, s.llama_eval_seconds),
+    "overhead_ms_per_token": decode_speed.per_token_overhead_ms(s.generated_tokens, s.decode_seconds,
+                                                                s.llama_eval_seconds),
     "prompt_tokens": s.prompt_tokens, "prompt_tok_s": s.prompt_tokens_per_second, "ttft_seconds": s.time_to_first_token,
     "text": text,
 }))
@@ -350,6 +351,10 @@ def fmt_spread(s: dict, digits: int = 2) -> str:
     return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
 
 
+def same_text_cell(same: list[bool]) -> str:
+    return "all" if all(same) else f"{sum(same)} of {len(same)}"
+
+
 def main() -> None:
     from llama_tui.engine.model import LoadedModel
     from llama_tui.engine.settings import default_batch_threads, default_threads
@@ -370,8 +375,9 @@ def main() -> None:
     benchlib.print_table(["tokens", "ms", "x one token", "ms per token"],
                          [[n, f"{c['ms']:.1f}", f"{c['x_single']:.2f}", f"{c['ms_per_token']:.1f}"]
                           for n, c in costs["batch"].items()])
-    print("choosing one token over the starter's %d-token vocabulary (median ms): %s" % (
-        costs["n_vocab"], ", ".join(f"{k} {v:.3f}" for k, v in costs["sampling_ms"].items())), flush=True)
+    choosing = ", ".join(f"{k} {v:.3f}" for k, v in costs["sampling_ms"].items())
+    print(f"choosing one token over the starter's {costs['n_vocab']}-token vocabulary (median ms): {choosing}",
+          flush=True)
 
     before_tree = None
     scratch = tempfile.TemporaryDirectory(prefix="llama-tui-before-")
@@ -435,20 +441,22 @@ def main() -> None:
         if mode in ("on", "auto") and off_key in runs:
             offs = runs[off_key]
             ratios[key] = {
-                "tok_s_ratio": spread([r["tok_s"] / o["tok_s"] for r, o in zip(rs, offs) if r["tok_s"] and o["tok_s"]]),
+                "tok_s_ratio": spread([r["tok_s"] / o["tok_s"] for r, o in zip(rs, offs, strict=True)
+                                       if r["tok_s"] and o["tok_s"]]),
                 # Other work on the machine only slows a run down: the best runs are the
                 # steadiest estimate of each variant's speed on an idle machine.
                 "best_ratio": max(r["tok_s"] or 0 for r in rs) / max(o["tok_s"] or 1e-9 for o in offs),
-                "same_text": [r["text"].strip() == o["text"].strip() for r, o in zip(rs, offs)],
+                "same_text": [r["text"].strip() == o["text"].strip() for r, o in zip(rs, offs, strict=True)],
             }
     if "decode_speed engine | before" in runs:
         before, after = runs["decode_speed engine | before"], runs["decode_speed engine | after"]
         ratios["decode_speed engine | after"] = {
-            "tok_s_ratio": spread([a["tok_s"] / b["tok_s"] for a, b in zip(after, before)]),
+            "tok_s_ratio": spread([a["tok_s"] / b["tok_s"] for a, b in zip(after, before, strict=True)]),
             "best_ratio": max(a["tok_s"] for a in after) / max(b["tok_s"] for b in before),
-            "prompt_tok_s_ratio": spread([a["prompt_tok_s"] / b["prompt_tok_s"] for a, b in zip(after, before)
+            "prompt_tok_s_ratio": spread([a["prompt_tok_s"] / b["prompt_tok_s"]
+                                          for a, b in zip(after, before, strict=True)
                                           if a["prompt_tok_s"] and b["prompt_tok_s"]]),
-            "same_text": [a["text"].strip() == b["text"].strip() for a, b in zip(after, before)],
+            "same_text": [a["text"].strip() == b["text"].strip() for a, b in zip(after, before, strict=True)],
         }
 
     print()
@@ -457,17 +465,20 @@ def main() -> None:
          "accepted/drafted", "overhead ms/token", "prompt tok/s"],
         [[key, fmt_spread(s["tok_s"], 1), fmt_spread(ratios[key]["tok_s_ratio"]) if key in ratios else "",
           benchlib.fmt(ratios[key].get("best_ratio"), 2) if key in ratios else "",
-          (("all" if all(ratios[key]["same_text"]) else f"{sum(ratios[key]['same_text'])} of {len(ratios[key]['same_text'])}")
-           if key in ratios else ""),
+          same_text_cell(ratios[key]["same_text"]) if key in ratios else "",
           fmt_spread(s["acceptance"]), fmt_spread(s["overhead_ms_per_token"]), fmt_spread(s["prompt_tok_s"], 0)]
          for key, s in summary.items()],
     )
     first_edit = f"{next(iter(EDITS))} | engine auto"
+
+    def median_ratio(key: str) -> float | None:
+        return ratios.get(key, {}).get("tok_s_ratio", {}).get("median")
+
     checks: list[tuple[str, float | None, float | None]] = [
-        ("editing task, auto/off (engine)", ratios.get(first_edit, {}).get("tok_s_ratio", {}).get("median"), 1.8),
-        ("editing task, on/off (engine)", ratios.get(first_edit.replace("auto", "on"), {}).get("tok_s_ratio", {}).get("median"), 1.8),
-        ("prose essay, auto/off", ratios.get("prose: essay, sampled | engine auto", {}).get("tok_s_ratio", {}).get("median"), 0.97),
-        ("prose Markdown chat, auto/off", ratios.get("prose: Markdown chat, sampled | engine auto", {}).get("tok_s_ratio", {}).get("median"), 0.97),
+        ("editing task, auto/off (engine)", median_ratio(first_edit), 1.8),
+        ("editing task, on/off (engine)", median_ratio(first_edit.replace("auto", "on")), 1.8),
+        ("prose essay, auto/off", median_ratio("prose: essay, sampled | engine auto"), 0.97),
+        ("prose Markdown chat, auto/off", median_ratio("prose: Markdown chat, sampled | engine auto"), 0.97),
     ]
     if "decode_speed engine | after" in summary:
         checks.append(("engine overhead per token without speculation, ms (decode_speed's reply)",
@@ -477,9 +488,11 @@ def main() -> None:
     print()
     for label, value, target in checks:
         if target is None:  # lower is better: <= 0.3 ms
-            print(f"{label}: {benchlib.fmt(value, 3)} (target <= 0.3: {'met' if value is not None and value <= 0.3 else 'NOT met'})")
+            met = value is not None and value <= 0.3
+            print(f"{label}: {benchlib.fmt(value, 3)} (target <= 0.3: {'met' if met else 'NOT met'})")
             continue
-        print(f"{label}: {benchlib.fmt(value, 3)} (target >= {target}: {'met' if value and value >= target else 'NOT met'})")
+        met = bool(value and value >= target)
+        print(f"{label}: {benchlib.fmt(value, 3)} (target >= {target}: {'met' if met else 'NOT met'})")
 
     for rs in runs.values():
         for r in rs:

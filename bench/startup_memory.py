@@ -57,8 +57,12 @@ def child_first_frame() -> None:
     failed: list[object] = []
 
     async def run() -> None:
-        app = LlamaApp(LaunchOptions(model_path=NO_MODEL))
-        async with app.run_test(size=APP_SIZE, message_hook=lambda m: isinstance(m, ModelLoadFailed) and failed.append(m)):
+        app = LlamaApp(LaunchOptions.opening(NO_MODEL))
+        def note_failure(message: object) -> None:
+            if isinstance(message, ModelLoadFailed):
+                failed.append(message)
+
+        async with app.run_test(size=APP_SIZE, message_hook=note_failure):
             await benchlib.wait_until(lambda: painted, poll=0.001)
             # Exit only once the (failing) load is done: a log line arriving while the app
             # shuts down once made the app raise NoMatches; kept so the figure stays comparable.
@@ -146,7 +150,7 @@ async def load_app(path: Path) -> tuple[float, float]:
         if isinstance(message, ModelLoaded):
             loaded.append(message.seconds)
 
-    app = LlamaApp(LaunchOptions(model_path=path))
+    app = LlamaApp(LaunchOptions.opening(path))
     started = time.perf_counter()
     async with app.run_test(size=APP_SIZE, message_hook=hook):
         await benchlib.wait_until(lambda: app.model is not None, poll=0.005)

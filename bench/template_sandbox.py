@@ -27,9 +27,10 @@ import time
 from collections.abc import Callable
 from statistics import median
 
-import benchlib
-
+import jinja2
 from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
+
+import benchlib
 from llama_tui.engine import template_sandbox, template_worker
 from llama_tui.engine.jinja_chat import compile_template, render_compiled
 from llama_tui.engine.template_sandbox import TemplateSandbox
@@ -81,6 +82,18 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def _variants(
+    box: TemplateSandbox, name: str, source: str, compiled: jinja2.Template, chat: list[dict[str, str]]
+) -> dict[str, Callable[[], object]]:
+    """One chat rendered three ways: in this process, in the sandbox, by llama-cpp-python."""
+    return {
+        "in-process": lambda: render_compiled(compiled, chat, bos_token="<s>", eos_token="</s>"),
+        "sandbox": lambda: box.render(source, chat, bos_token="<s>", eos_token="</s>",
+                                      cancelled=never, template_name=name),
+        "formatter": lambda: Jinja2ChatFormatter(source, "</s>", "<s>")(messages=chat),  # type: ignore[arg-type]
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=200)
@@ -99,12 +112,7 @@ def main() -> None:
             expected = render_compiled(compiled, chat, bos_token="<s>", eos_token="</s>")
             assert box.render(source, chat, bos_token="<s>", eos_token="</s>", cancelled=never,
                               template_name=name) == expected
-            variants: dict[str, Callable[[], object]] = {
-                "in-process": lambda: render_compiled(compiled, chat, bos_token="<s>", eos_token="</s>"),
-                "sandbox": lambda: box.render(source, chat, bos_token="<s>", eos_token="</s>",
-                                              cancelled=never, template_name=name),
-                "formatter": lambda: Jinja2ChatFormatter(source, "</s>", "<s>")(messages=chat),  # type: ignore[arg-type]
-            }
+            variants = _variants(box, name, source, compiled, chat)
             for _ in range(args.rounds):  # interleaved, so load hits all variants alike
                 for variant, action in variants.items():
                     samples.setdefault(f"{name}|{chat_name}|{variant}", []).append(timed(action))
@@ -121,7 +129,8 @@ def main() -> None:
           f"(min {min(starts) * ms:.1f}, max {max(starts) * ms:.1f}, n={len(starts)})")
     print(f"first render without start(): median {median(colds) * ms:.1f} ms")
     print(f"first render of a new template, warm worker: median {median(news) * ms:.2f} ms\n")
-    print("| template | chat | in-process (compiled kept) ms | sandbox ms | sandbox - in-process ms | Jinja2ChatFormatter per render ms |")
+    print("| template | chat | in-process (compiled kept) ms | sandbox ms | sandbox - in-process ms "
+          "| Jinja2ChatFormatter per render ms |")
     print("|---|---|---|---|---|---|")
     per_render: dict[str, dict[str, float]] = {}
     results = {"spawn_to_ready_ms": median(starts) * ms, "cold_first_render_ms": median(colds) * ms,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import time
 
 import benchlib
@@ -98,8 +99,8 @@ def press_now(app, key: str) -> None:
 async def one_reply(path, tokens: int, threads: int) -> dict:
     from llama_tui.engine.settings import LoadSettings, SamplingSettings
     from llama_tui.launch import LaunchOptions
-    from llama_tui.ui.chat_input import ChatInput
     from llama_tui.ui.app import LlamaApp
+    from llama_tui.ui.chat_input import ChatInput
     from llama_tui.ui.messages import ReplyReady
 
     probe = Probe()
@@ -110,8 +111,8 @@ async def one_reply(path, tokens: int, threads: int) -> dict:
             drain_cpu.append(time.thread_time())
         probe.message(message)
 
-    options = LaunchOptions(
-        model_path=path,
+    options = LaunchOptions.opening(
+        path,
         load=LoadSettings(n_ctx=2 * tokens + 256, n_threads=threads, n_threads_batch=threads),
         sampling=SamplingSettings(max_reply_tokens=tokens),
     )
@@ -133,7 +134,7 @@ async def one_reply(path, tokens: int, threads: int) -> dict:
             lag = probe.on_screen - probe.finished_pushed  # type: ignore[operator]
             # UI CPU per drain cycle, early and late in the reply: growth means the cost of a
             # drain depends on how long the reply already is.
-            cycles = [b - a for a, b in zip(drain_cpu, drain_cpu[1:])]
+            cycles = [b - a for a, b in itertools.pairwise(drain_cpu)]
             fifth = max(1, len(cycles) // 5)
             return {
                 "tokens": stats.generated_tokens,
@@ -191,8 +192,9 @@ def main() -> None:
              benchlib.fmt(summary["key_ms_p95"]), "p95 < 50"],
             ["key → next frame (ms)", benchlib.fmt(summary["key_to_frame_ms_p50"]),
              benchlib.fmt(summary["key_to_frame_ms_p95"]), ""],
-            ["UI CPU per drain, first / last fifth of the reply (ms)", benchlib.fmt(summary["ui_ms_per_drain_first_fifth"]),
-             benchlib.fmt(summary["ui_ms_per_drain_last_fifth"]), ""],
+            ["UI CPU per drain, first / last fifth of the reply (ms)",
+             benchlib.fmt(summary["ui_ms_per_drain_first_fifth"]), benchlib.fmt(summary["ui_ms_per_drain_last_fifth"]),
+             ""],
         ],
     )
     lag_ok = summary["lag_ms_max"] < 100

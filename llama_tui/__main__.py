@@ -23,7 +23,7 @@ def main() -> int:
 def _run() -> int:
     from llama_tui.guardian import run_guarded, should_guard
 
-    if should_guard():
+    if should_guard() and not set(sys.argv[1:2]) & {"history", "export", "import", "--help", "-h"}:
         from llama_tui.paths import log_file
 
         return run_guarded(sys.argv[1:], log_file())

@@ -1,6 +1,7 @@
 """The command line, as the Rust CLI it descends from had it.
 
-    llama-tui [OPTIONS] [local PATH | hf-model REPO FILE]
+    llama-tui [OPTIONS] [local PATH | hf-model REPO FILE | remote URL [--model ID]]
+    llama-tui history | export ID | import FILE    (history_cli.py)
 
 Options may come before or after the model command. Bad values get a usage error.
 """
@@ -14,18 +15,12 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 from llama_tui import paths
-from llama_tui.engine.chat_templates import chat_format_names
 from llama_tui.engine.config import AppConfig, config_path, load_config, merge_cli, validate_field
-from llama_tui.engine.settings import (
-    DEFAULT_CONTEXT,
-    DEFAULT_SEED,
-    OverrideValue,
-    default_batch_threads,
-    default_threads,
-    parse_override,
-)
+from llama_tui.engine.model_ref import ModelRef, normalize_endpoint
+from llama_tui.engine.settings import SETTINGS, OverrideValue, Setting, parse_override
 from llama_tui.engine.starter import starter_model_installed
 from llama_tui.guardian import (
     CHILD_ENV,
@@ -35,6 +30,8 @@ from llama_tui.guardian import (
     handle_ctrl_c,
     tell_guardian,
 )
+from llama_tui.history_cli import COMMANDS, add_commands
+from llama_tui.history_cli import run as run_history_command
 from llama_tui.launch import LaunchOptions
 
 
@@ -58,45 +55,62 @@ def _override(text: str) -> tuple[str, OverrideValue]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-# argparse dest -> the setting it sets (see engine.config): flags override the settings file.
-_SETTING_OF_FLAG = {
-    "max_token": "n_ctx",
-    "n_gpu_layers": "n_gpu_layers",
-    "seed": "seed",
-    "threads": "n_threads",
-    "threads_batch": "n_threads_batch",
-    "chat_format": "chat_format",
-    "override": "overrides",
-    "system_prompt": "system_prompt",
-}
+def _flag_help(s: Setting) -> str:
+    default = s.default
+    if s.machine_default is not None:
+        shown = f" (default here: {default})"
+    elif default in (None, "", {}):
+        shown = f" (default: {s.empty})" if s.empty else ""
+    else:
+        shown = f" (default: {default})"
+    return s.hint + shown + (" (repeatable)" if s.kind == "overrides" else "")
 
 
-def _add_options(parser: argparse.ArgumentParser, *, override_dest: str = "override") -> None:
-    """The shared options, on the main parser and each sub-command. None has an argparse
-    default (SUPPRESS), so what the user typed is told apart from the settings file.
+def _server_address(text: str) -> str:
+    try:
+        return normalize_endpoint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+_AFTER_COMMAND = "_after_command"
+
+
+class _FlagArgs(TypedDict):
+    """What every setting's flag passes to add_argument."""
+
+    default: str
+    help: str
+    dest: str
+    metavar: NotRequired[str]
+
+
+def _add_options(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:
+    """The shared options, on the main parser and each sub-command: one per setting that has
+    a flag (engine.settings), plus the run's own. None has an argparse default (SUPPRESS), so
+    what the user typed is told apart from the settings file.
 
     A sub-command's values replace the main parser's, so its -o list gets its own dest and
     the two lists are joined (`-o a=1 local m.gguf -o b=2` keeps both)."""
     none = argparse.SUPPRESS
     parser.add_argument("-m", "--mode", choices=["chat", "completion"], default=none,
                         help="the tab to open on (default: chat)")
-    parser.add_argument("--max-token", type=_setting("n_ctx"), default=none, metavar="N",
-                        help=f"context length in tokens (default: {DEFAULT_CONTEXT})")
-    parser.add_argument("-o", "--override", type=_override, action="append", default=none, metavar="KEY=VALUE",
-                        dest=override_dest,
-                        help="override GGUF metadata; VALUE is read as int, float, bool, else string (repeatable)")
-    parser.add_argument("-g", "--n-gpu-layers", type=_setting("n_gpu_layers"), default=none, metavar="N",
-                        help="layers to offload to the GPU, -1 for all (default: 0; needs a GPU build of llama.cpp)")
-    parser.add_argument("-s", "--seed", type=_setting("seed"), default=none,
-                        help=f"sampling seed (default: {DEFAULT_SEED})")
-    parser.add_argument("--threads", type=_setting("n_threads"), default=none, metavar="N",
-                        help=f"threads for generation (default: {default_threads()}: the cores but one, kept for the UI)")
-    parser.add_argument("--threads-batch", type=_setting("n_threads_batch"), default=none, metavar="N",
-                        help=f"threads for prompt evaluation (default: {default_batch_threads()}: all cores)")
-    parser.add_argument("--chat-format", choices=chat_format_names(), default=none,
-                        help="chat template (default: the file's own, else picked by architecture; "
-                             "base models get 'transcript')")
-    parser.add_argument("--system-prompt", default=none, metavar="TEXT", help="system prompt for chats")
+    for s in SETTINGS.values():
+        if not s.flags:
+            continue
+        common: _FlagArgs = {"default": none, "help": _flag_help(s), "dest": s.name}
+        if s.metavar:
+            common["metavar"] = s.metavar
+        if s.kind == "overrides":
+            common["dest"] = s.name + (_AFTER_COMMAND if after_command else "")
+            parser.add_argument(*s.flags, type=_override, action="append", **common)
+        elif s.kind == "choice":
+            assert s.choices is not None
+            parser.add_argument(*s.flags, choices=s.choices(), **common)
+        elif s.kind == "bool":
+            parser.add_argument(*s.flags, action=argparse.BooleanOptionalAction, **common)
+        else:
+            parser.add_argument(*s.flags, type=_setting(s.name), **common)
     parser.add_argument("-v", "--verbose", action="store_true", default=none,
                         help="show tokens, tokens per second, prompt speed and time to first token under each reply")
 
@@ -126,21 +140,33 @@ def build_parser() -> argparse.ArgumentParser:
         f"Logs go to {paths.log_file()}. With no model command, the last model "
         "used opens (the first time: the starter model, Gemma 3 270M)."
     )
-    commands = parser.add_subparsers(dest="command", metavar="{local,hf-model}")
+    parser.add_argument("--resume", metavar="ID|last", default="",
+                        help="open a saved conversation (an id from `llama-tui history`, or last), "
+                             "with its model unless a model is named")
+    commands = parser.add_subparsers(dest="command", metavar="{local,hf-model,remote,history,export,import}")
     local = commands.add_parser("local", help="open a GGUF file on disk")
     local.add_argument("path", type=Path, help="path to a .gguf file")
-    _add_options(local, override_dest="override_after_command")
-    hub = commands.add_parser("hf-model", help="download a GGUF file from Hugging Face (in the app, with progress), then open it")
+    _add_options(local, after_command=True)
+    hub = commands.add_parser(
+        "hf-model", help="download a GGUF file from Hugging Face (in the app, with progress), then open it"
+    )
     hub.add_argument("repo", help="repository, e.g. unsloth/gemma-3-270m-it-GGUF")
     hub.add_argument("file", help="file in the repository, e.g. gemma-3-270m-it-Q4_K_M.gguf")
-    _add_options(hub, override_dest="override_after_command")
+    _add_options(hub, after_command=True)
+    remote = commands.add_parser("remote", help="chat with a model on an OpenAI-compatible server "
+                                                "(llama-server, vLLM, Ollama, LM Studio...)")
+    remote.add_argument("url", type=_server_address, help="the server's API address, e.g. http://gpu-box:8080/v1")
+    remote.add_argument("--model", default="", metavar="ID",
+                        help="the model's id on the server (needed only when it serves several)")
+    _add_options(remote, after_command=True)
+    add_commands(commands)
     return parser
 
 
 def typed_settings(args: argparse.Namespace) -> dict[str, object]:
     """The settings the user typed on the command line, by setting name."""
-    typed = {setting: getattr(args, flag) for flag, setting in _SETTING_OF_FLAG.items() if hasattr(args, flag)}
-    overrides = [*getattr(args, "override", []), *getattr(args, "override_after_command", [])]
+    typed = {name: getattr(args, name) for name, s in SETTINGS.items() if s.kind != "overrides" and hasattr(args, name)}
+    overrides = [*getattr(args, "overrides", []), *getattr(args, "overrides" + _AFTER_COMMAND, [])]
     if overrides:
         typed["overrides"] = dict(overrides)
     return typed
@@ -148,7 +174,7 @@ def typed_settings(args: argparse.Namespace) -> dict[str, object]:
 
 def options_from_args(
     args: argparse.Namespace,
-    model_path: Path | None,
+    model: ModelRef | None,
     saved: AppConfig | None = None,
     *,
     open_picker: bool = False,
@@ -156,32 +182,39 @@ def options_from_args(
     storage_problems: Iterable[str] = (),
 ) -> LaunchOptions:
     """Launch options: the saved settings (or defaults), with the typed flags on top."""
-    effective = merge_cli(saved or AppConfig(), typed_settings(args))
+    settings = merge_cli((saved or AppConfig()).settings, typed_settings(args))
     return LaunchOptions(
-        model_path=model_path,
-        load=effective.load,
-        sampling=effective.sampling,
+        model=model,
+        settings=settings,
         mode=getattr(args, "mode", "chat"),
         verbose=getattr(args, "verbose", False),
-        system_prompt=effective.system_prompt,
         open_picker=open_picker,
         hub_download=(args.repo, args.file) if getattr(args, "command", None) == "hf-model" else None,
+        model_named=getattr(args, "command", None) in ("local", "remote", "hf-model"),
+        resume=getattr(args, "resume", ""),
         saved_config=saved,
         config_warnings=tuple(config_warnings),
         storage_problems=tuple(storage_problems),
     )
 
 
-def choose_model(args: argparse.Namespace, saved: AppConfig) -> tuple[Path | None, bool]:
-    """(model path or None for the starter, whether to open the picker instead)."""
+def choose_model(args: argparse.Namespace, saved: AppConfig) -> tuple[ModelRef | None, bool]:
+    """(the model to open, or None for none; whether to open the picker instead)."""
     if args.command == "local":
-        return args.path.expanduser(), False
+        return ModelRef.file(args.path), False
+    if args.command == "remote":
+        return ModelRef.server(args.url, args.model), False  # a bad address: checked at parsing
     if args.command == "hf-model":
         return None, False  # the app downloads it first (see LaunchOptions.hub_download)
-    if saved.last_model is not None and saved.last_model.is_file():
-        return saved.last_model, False
+    last = saved.last_model
+    if (
+        last is not None
+        and (last.kind != "file" or (last.path is not None and last.path.is_file()))
+        and (last.kind != "starter" or starter_model_installed())
+    ):
+        return last, False
     if starter_model_installed():
-        return None, False
+        return ModelRef.starter(), False
     return None, True
 
 
@@ -202,10 +235,12 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in COMMANDS:  # history, export, import: no full-screen app
+        return run_history_command(args)
     saved, warnings = load_config()  # the app shows and logs the warnings
-    model_path, open_picker = choose_model(args, saved)
+    model, open_picker = choose_model(args, saved)
     problems = paths.unwritable_places()
-    options = options_from_args(args, model_path, saved, open_picker=open_picker, config_warnings=warnings,
+    options = options_from_args(args, model, saved, open_picker=open_picker, config_warnings=warnings,
                                 storage_problems=problems.values())
 
     # Imported late: `--help` and usage errors should not pay for loading Textual and llama.cpp.

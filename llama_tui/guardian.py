@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from llama_tui.python_child import child_env, python_argv
 
@@ -83,7 +84,7 @@ def run_guarded(argv: Sequence[str], log_path: Path) -> int:
     import termios
 
     try:
-        saved_modes: list[object] | None = termios.tcgetattr(0)
+        saved_modes: list[Any] | None = termios.tcgetattr(0)
     except termios.error:
         saved_modes = None
     state_read, state_write = os.pipe()
@@ -117,8 +118,8 @@ def run_guarded(argv: Sequence[str], log_path: Path) -> int:
         pass_fds=(state_write,),
     )
     child_pid = child.pid
-    for signum in _FORWARDED:
-        signal.signal(signum, forward)
+    for forwarded in _FORWARDED:
+        signal.signal(forwarded, forward)
     os.close(state_write)
     status = _wait(child.pid)
     child_pid = None
@@ -183,7 +184,7 @@ def _last_byte(fd: int) -> bytes:
     return last
 
 
-def _restore_terminal(saved_modes: list[object] | None, held_screen: bool) -> None:
+def _restore_terminal(saved_modes: list[Any] | None, held_screen: bool) -> None:
     import termios
 
     if saved_modes is not None:

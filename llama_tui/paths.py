@@ -51,6 +51,12 @@ def data_dir() -> Path:
     return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def state_dir() -> Path:
+    """Worth keeping between runs but not precious: the saved KV states of recent chats."""
+    home = _home_override()
+    return home / "state" if home else Path(platformdirs.user_state_dir(APP_NAME))
+
+
 def unwritable_places() -> dict[Path, str]:
     """For each folder the app writes to but cannot (a read-only home, a full disk), a line
     saying why and what is lost; the app keeps running without it and says so once."""
@@ -58,6 +64,7 @@ def unwritable_places() -> dict[Path, str]:
         (config_dir(), "settings changed in the app and recent models are not saved"),
         (log_dir(), "there is no log file (the Log tab still shows everything)"),
         (cache_dir(), "model file checks are not remembered between runs"),
+        (state_dir(), "chats are not saved with the model's memory of them, so a resumed chat is read again"),
     ]
     problems: dict[Path, str] = {}
     for folder, loss in places:

@@ -31,7 +31,8 @@ class Rescue:
         return not self.unsent and not self.conversation
 
     def markdown(self) -> str:
-        parts = [f"# Rescued by llama-tui on {time.strftime('%Y-%m-%d %H:%M:%S')}\n\nThe app stopped on: {self.error}\n"]
+        when = time.strftime("%Y-%m-%d %H:%M:%S")
+        parts = [f"# Rescued by llama-tui on {when}\n\nThe app stopped on: {self.error}\n"]
         for where, text in self.unsent:
             parts.append(f"## Not sent yet: {where}\n\n{text}\n")
         if self.conversation:

@@ -74,7 +74,8 @@ SIZE = (110, 32)
 TIMEOUT = 180.0  # seconds for any one step; the first load assembles the 253 MB model
 
 SYSTEM_PROMPT = """\
-A conversation between a user and a helpful assistant. The assistant answers in Markdown, with bullet lists and code blocks.
+A conversation between a user and a helpful assistant. The assistant answers in Markdown, with bullet lists and \
+code blocks.
 
 User: How do I read a file in Python?
 Assistant: Use `open()` in a `with` block:
@@ -132,7 +133,8 @@ HUB_DOWNLOAD = ("unsloth/gemma-3-270m-it-GGUF", "gemma-3-270m-it-Q4_K_M.gguf")
 HUB_THROTTLE = 0.06  # seconds per 64 KiB sent: about 1.1 MB/s, so 6.4 MB takes ~6 s
 HUB_SHOWN = (0.35, 0.8)  # capture when the progress bar is between these fractions
 
-OPTIONS = LaunchOptions(
+OPTIONS = LaunchOptions.opening(
+    None,
     load=LoadSettings(n_threads=2, n_threads_batch=2),
     sampling=SamplingSettings(temperature=0.3, repeat_penalty=1.1, max_reply_tokens=400),
     system_prompt=SYSTEM_PROMPT,

@@ -9,8 +9,10 @@ not a mocked one. Per request it can:
   (`drop_after`), or stop sending after N bytes and hold the connection open
   (`stall_after`, for `hold` seconds), noticing the client closing;
 - send a line of malformed SSE data after the first N events of the stream (`malformed_after`;
-  with `stall_after` set, then nothing more, holding the connection), or extra events before the server's last one (`extra_events`);
-- close the connection without answering (`close_at_once`).
+  with `stall_after` set, then nothing more, holding the connection), or extra events before
+  the server's last one (`extra_events`);
+- close the connection without answering (`close_at_once`);
+- end every held connection at once, mid-body, as when the server dies (`cut_held()`).
 
 Faults apply to requests whose path ends with `fault.path` (default: /chat/completions and
 /completions); everything else is forwarded untouched. The proxy asks the server for a
@@ -78,6 +80,7 @@ class FaultProxy:
         self.seen: list[Seen] = []
         self.request_seen = threading.Event()
         """Set when a faulted request arrives (cleared by reset)."""
+        self._cut = threading.Event()
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
@@ -110,6 +113,12 @@ class FaultProxy:
         self.fault = fault or Fault()
         self.seen.clear()
         self.request_seen.clear()
+        self._cut.clear()
+
+    def cut_held(self) -> None:
+        """End the connections held by `delay` or `stall_after` now: each closes without the
+        rest of its answer (a stalled body is then cut short), as when the server dies."""
+        self._cut.set()
 
     def faulted(self) -> list[Seen]:
         """The requests the current fault applied to."""
@@ -161,9 +170,10 @@ class FaultProxy:
         seen.client_closed.set()
 
     async def _wait_or_closed(self, seconds: float, seen: Seen) -> bool:
-        """Wait `seconds`; False (at once) if the client closes the connection meanwhile."""
+        """Wait `seconds`; False (at once) if the client closes the connection meanwhile, or
+        the proxy is told to cut it (cut_held)."""
         for _ in range(int(seconds * 20)):
-            if seen.client_closed.is_set():
+            if seen.client_closed.is_set() or self._cut.is_set():
                 return False
             await asyncio.sleep(0.05)
         return not seen.client_closed.is_set()

@@ -121,7 +121,8 @@ def main() -> None:
         opens = "yes" if starts_thinking(prompt, markers) else "no"
         leaks = "-"
         if markers is not None:
-            thinking_reply = f"{markers.open}\nSECRET THOUGHT\n{markers.close}\n\n{(markers.answer_prefixes or ('',))[0]}Paris."
+            answer_prefix = (markers.answer_prefixes or ("",))[0]
+            thinking_reply = f"{markers.open}\nSECRET THOUGHT\n{markers.close}\n\n{answer_prefix}Paris."
             chat = [*CHAT[:2], {"role": "assistant", "content": thinking_reply}, CHAT[3]]
             try:
                 leaks = "yes" if "SECRET THOUGHT" in render_chat(source, chat, bos_token=bos, eos_token=eos) else "no"

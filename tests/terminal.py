@@ -37,7 +37,17 @@ KEYS: dict[str, bytes] = {
     "ctrl+o": b"\x0f",
     "ctrl+q": b"\x11",
     "ctrl+s": b"\x13",
+    "shift+tab": b"\x1b[Z",
+    "left": b"\x1b[D",
+    "right": b"\x1b[C",
+    "ctrl+t": b"\x14",
+    "f2": b"\x1bOQ",
+    "f3": b"\x1bOR",
+    "f4": b"\x1bOS",
     "f6": b"\x1b[17~",
+    "f7": b"\x1b[18~",
+    "f8": b"\x1b[19~",
+    "f9": b"\x1b[20~",
 }
 
 PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
@@ -145,16 +155,18 @@ class Terminal:
         """Wait until the screen shows `condition` (text or pattern), or it returns True."""
         if isinstance(condition, str):
             wanted = condition
-            check: Callable[[], bool] = lambda: wanted in self.text()
+            check: Callable[[], bool] = lambda: wanted in self.text()  # noqa: E731  one of three
         elif isinstance(condition, re.Pattern):
             pattern = condition
-            check = lambda: pattern.search(self.text()) is not None
+            check = lambda: pattern.search(self.text()) is not None  # noqa: E731
         else:
             check = condition
         deadline = time.monotonic() + timeout
         while not check():
             if self.poll() is not None and not check():
-                raise AssertionError(f"the program ended ({self.describe_status()}) before {condition!r}:\n{self.text()}")
+                raise AssertionError(
+                    f"the program ended ({self.describe_status()}) before {condition!r}:\n{self.text()}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {condition!r}; the screen:\n{self.text()}")
             time.sleep(0.05)

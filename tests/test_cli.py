@@ -8,25 +8,26 @@ from pathlib import Path
 import pytest
 
 from llama_tui import cli
-from llama_tui.engine.settings import DEFAULT_SEED, available_cores
+from llama_tui.engine.model_ref import ModelRef
+from llama_tui.engine.settings import DEFAULT_SEED, SETTINGS, available_cores
 from tests.tiny_gguf import write_tiny_llama_gguf
 
 
 def options(argv: list[str]):
     args = cli.build_parser().parse_args(argv)
-    path = getattr(args, "path", None)
-    return args, cli.options_from_args(args, path)
+    model, _ = cli.choose_model(args, cli.AppConfig())
+    return args, cli.options_from_args(args, model)
 
 
 def test_defaults_match_the_seed_cli() -> None:
     args, opts = options([])
-    assert args.command is None and opts.model_path is None  # the starter model
-    assert opts.load.seed == DEFAULT_SEED == 561371
+    assert args.command is None and opts.model == ModelRef.starter()
+    assert opts.settings.sampling.seed == DEFAULT_SEED == 561371
     assert opts.mode == "chat" and not opts.verbose
     # Never more threads than cores; generation leaves one core to the UI.
-    assert opts.load.n_threads == max(1, available_cores() - 1)
-    assert opts.load.n_threads_batch == available_cores()
-    assert opts.load.n_ctx == 4096 and opts.load.n_gpu_layers == 0
+    assert opts.settings.load.n_threads == max(1, available_cores() - 1)
+    assert opts.settings.load.n_threads_batch == available_cores()
+    assert opts.settings.load.n_ctx == 4096 and opts.settings.load.n_gpu_layers == 0
 
 
 @pytest.mark.parametrize("argv", [
@@ -36,8 +37,8 @@ def test_defaults_match_the_seed_cli() -> None:
 ])
 def test_options_work_before_or_after_the_model_command(argv: list[str]) -> None:
     args, opts = options(argv)
-    assert args.command == "local" and opts.model_path == Path("m.gguf")
-    assert (opts.load.seed, opts.load.n_gpu_layers, opts.load.n_threads) == (5, 3, 1)
+    assert args.command == "local" and opts.model == ModelRef.file("m.gguf") and opts.model_named
+    assert (opts.settings.sampling.seed, opts.settings.load.n_gpu_layers, opts.settings.load.n_threads) == (5, 3, 1)
 
 
 def test_all_flags_reach_the_settings() -> None:
@@ -47,10 +48,11 @@ def test_all_flags_reach_the_settings() -> None:
         "--system-prompt", "Be kind.", "local", "x.gguf",
     ])
     assert opts.mode == "completion" and opts.verbose
-    assert opts.load.n_ctx == 1024 and opts.load.n_gpu_layers == -1 and opts.load.n_threads_batch == 2
-    assert opts.load.overrides == {"a.int": 1, "b.float": 1.5, "c.bool": True, "d.str": "hello"}
-    assert type(opts.load.overrides["a.int"]) is int and type(opts.load.overrides["c.bool"]) is bool
-    assert opts.load.chat_format == "chatml" and opts.system_prompt == "Be kind."
+    load = opts.settings.load
+    assert load.n_ctx == 1024 and load.n_gpu_layers == -1 and load.n_threads_batch == 2
+    assert opts.settings.load.overrides == {"a.int": 1, "b.float": 1.5, "c.bool": True, "d.str": "hello"}
+    assert type(opts.settings.load.overrides["a.int"]) is int and type(opts.settings.load.overrides["c.bool"]) is bool
+    assert opts.settings.load.chat_format == "chatml" and opts.settings.chat.system_prompt == "Be kind."
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -64,7 +66,9 @@ def test_all_flags_reach_the_settings() -> None:
     (["local"], "the following arguments are required: path"),
     (["hf-model", "only-repo"], "the following arguments are required: file"),
 ])
-def test_bad_values_get_a_usage_error_not_a_traceback(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_values_get_a_usage_error_not_a_traceback(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.build_parser().parse_args(argv)
     assert exit_info.value.code == 2
@@ -82,35 +86,39 @@ def test_help_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
 def test_hf_model_is_handed_to_the_app_to_download() -> None:
     args, opts = options(["-s", "3", "hf-model", "acme/tiny-GGUF", "tiny-F32.gguf"])
     assert cli.choose_model(args, cli.AppConfig()) == (None, False)
-    assert opts.hub_download == ("acme/tiny-GGUF", "tiny-F32.gguf") and opts.load.seed == 3
+    assert opts.hub_download == ("acme/tiny-GGUF", "tiny-F32.gguf") and opts.settings.sampling.seed == 3
 
 
 def test_saved_settings_are_defaults_and_flags_override_them_for_one_run(tmp_path: Path) -> None:
-    from dataclasses import replace
-
     from llama_tui.engine.config import AppConfig
 
-    saved = AppConfig(load=replace(AppConfig().load, seed=99, n_ctx=8192), system_prompt="Saved prompt.")
+    saved = AppConfig(
+        settings=AppConfig().settings.with_values({"seed": 99, "n_ctx": 8192, "system_prompt": "Saved prompt."})
+    )
     args = cli.build_parser().parse_args(["-s", "5"])
     opts = cli.options_from_args(args, None, saved)
-    assert opts.load.seed == 5  # typed
-    assert opts.load.n_ctx == 8192 and opts.system_prompt == "Saved prompt."  # from the file
-    assert opts.saved_config is saved and saved.load.seed == 99  # the file's values are not changed
+    assert opts.settings.sampling.seed == 5  # typed
+    assert opts.settings.load.n_ctx == 8192 and opts.settings.chat.system_prompt == "Saved prompt."  # from the file
+    assert opts.saved_config is saved and saved.settings.sampling.seed == 99  # the file's values are not changed
 
 
 def test_no_model_command_opens_the_last_model_then_the_starter(tmp_path: Path) -> None:
     from llama_tui.engine.config import AppConfig
 
     args = cli.build_parser().parse_args([])
-    last = write_tiny_llama_gguf(tmp_path / "last.gguf")
+    last = ModelRef.file(write_tiny_llama_gguf(tmp_path / "last.gguf"))
     assert cli.choose_model(args, AppConfig(last_model=last)) == (last, False)
     # A last model that was deleted since: the starter model (installed with the test extra).
-    assert cli.choose_model(args, AppConfig(last_model=tmp_path / "gone.gguf")) == (None, False)
+    gone = ModelRef.file(tmp_path / "gone.gguf")
+    assert cli.choose_model(args, AppConfig(last_model=gone)) == (ModelRef.starter(), False)
+    # A server model used last is opened again (whether it answers is found out then).
+    server = ModelRef.server("http://gpu:8080/v1", "qwen")
+    assert cli.choose_model(args, AppConfig(last_model=server)) == (server, False)
 
 
 def test_overrides_before_and_after_the_model_command_are_all_kept() -> None:
     _, opts = options(["-o", "a=1", "local", "m.gguf", "-o", "b=2", "-o", "a=3"])
-    assert opts.load.overrides == {"a": 3, "b": 2}  # the later value of a key wins
+    assert opts.settings.load.overrides == {"a": 3, "b": 2}  # the later value of a key wins
 
 
 def test_settings_file_warnings_are_handed_to_the_app() -> None:
@@ -126,7 +134,7 @@ def test_chat_format_takes_the_names_the_readme_lists(capsys: pytest.CaptureFixt
     listed = ["gguf", "transcript", "gemma", "chatml", "llama-3", "mistral"]
     for name in listed:
         _, opts = options(["--chat-format", name, "local", "m.gguf"])
-        assert opts.load.chat_format == name
+        assert opts.settings.load.chat_format == name
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["--chat-format", "llama-2"])
     err = capsys.readouterr().err
@@ -174,3 +182,38 @@ def test_bad_values_on_the_real_command_line_get_a_usage_error(tmp_path: Path, a
     assert done.returncode == 2
     assert done.stderr.startswith("usage: llama-tui") and message in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_remote_opens_a_server_model() -> None:
+    """`llama-tui remote URL [--model ID] [--api-key-env VAR]`."""
+    _, opts = options(["remote", "gpu-box:8080", "--model", "qwen3", "--api-key-env", "MY_KEY"])
+    assert opts.model == ModelRef.server("http://gpu-box:8080/v1", "qwen3") and opts.model_named
+    assert opts.settings.server.api_key_env == "MY_KEY"
+    _, only = options(["remote", "http://h:1234/v1"])
+    assert only.model == ModelRef.server("http://h:1234/v1", "")  # the server's only model
+
+
+def test_resume_is_handed_to_the_app() -> None:
+    _, opts = options(["--resume", "last"])
+    assert opts.resume == "last" and not opts.model_named
+
+
+def test_every_setting_with_a_flag_is_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The flags are made from the table of settings: each has its flag and its hint in --help."""
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for setting in SETTINGS.values():
+        for flag in setting.flags:
+            assert flag in out, flag
+        if setting.flags:
+            assert " ".join(setting.hint.split()[:4]) in out, setting.name
+
+
+def test_sampling_flags_reach_the_settings() -> None:
+    _, opts = options(["--temperature", "0.2", "--top-k", "5", "--top-p", "0.5", "--min-p", "0.1",
+                       "--repeat-penalty", "1.2", "--max-reply-tokens", "64", "--resume-last"])
+    sampling = opts.settings.sampling
+    assert (sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p, sampling.repeat_penalty,
+            sampling.max_reply_tokens) == (0.2, 5, 0.5, 0.1, 1.2, 64)
+    assert opts.settings.chat.resume_last is True

@@ -17,12 +17,9 @@ from llama_tui.engine.chat_templates import chat_format_names
 from llama_tui.engine.config import (
     MAX_CONFIG_BYTES,
     MAX_RECENT_MODELS,
-    RELOAD_FIELDS,
     AppConfig,
     ConfigSaveError,
     add_recent_model,
-    changed_fields,
-    changed_values,
     config_path,
     format_overrides,
     load_config,
@@ -31,9 +28,13 @@ from llama_tui.engine.config import (
     save_changes,
     validate_field,
 )
+from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import (
+    RELOAD_FIELDS,
+    ChatSettings,
     LoadSettings,
     SamplingSettings,
+    Settings,
     available_cores,
     default_batch_threads,
     default_threads,
@@ -42,22 +43,28 @@ from llama_tui.engine.settings import (
 
 def custom_config() -> AppConfig:
     return AppConfig(
-        load=LoadSettings(n_ctx=8192, n_gpu_layers=-1, n_threads=3, seed=7, chat_format="chatml",
-                          overrides={"tokenizer.ggml.add_bos_token": False, "llama.rope.scale": 1.5, "x": "y"}),
-        sampling=SamplingSettings(temperature=0.2, top_p=0.5, top_k=0, min_p=0.0, repeat_penalty=1.1,
-                                  max_reply_tokens=256),
-        system_prompt='Be brief.\nNo "[bold]" markup, \\ backslashes or """ quotes are special.',
-        last_model=Path("/models/a.gguf"),
-        recent_models=(Path("/models/a.gguf"), Path("/models/b.gguf")),
+        settings=Settings(
+            load=LoadSettings(n_ctx=8192, n_gpu_layers=-1, n_threads=3, chat_format="chatml",
+                              overrides={"tokenizer.ggml.add_bos_token": False, "llama.rope.scale": 1.5, "x": "y"}),
+            sampling=SamplingSettings(seed=7, temperature=0.2, top_p=0.5, top_k=0, min_p=0.0, repeat_penalty=1.1,
+                                      max_reply_tokens=256),
+            chat=ChatSettings(system_prompt='Be brief.\nNo "[bold]" markup, \\ backslashes or """ quotes are special.'),
+        ),
+        last_model=ModelRef.file("/models/a.gguf"),
+        recent_models=(ModelRef.file("/models/a.gguf"), ModelRef.server("http://gpu:8080/v1", "qwen")),
     )
 
 
 def write_config(config: AppConfig, path: Path) -> None:
     """Save `config` the two ways the app saves: the settings that differ from the defaults,
     then each recent model, oldest first."""
-    save_changes(changed_values(AppConfig(), config), path)
+    save_changes(Settings().changed(config.settings), path)
     for model in reversed(config.recent_models):
         remember_model_in_file(model, path)
+
+
+def file_ref(path: Path | str) -> ModelRef:
+    return ModelRef.file(path)
 
 
 def test_missing_file_gives_defaults_without_warnings(tmp_path: Path) -> None:
@@ -83,7 +90,7 @@ def test_round_trip_keeps_a_persons_comments_and_unknown_keys(tmp_path: Path) ->
     text = "# hand-edited\n" + text + "\n[plugins]\nname = 'kept'\n"
     path.write_text(text)
     loaded, warnings = load_config(path)
-    assert loaded.sampling.temperature == 0.3
+    assert loaded.settings.sampling.temperature == 0.3
     assert warnings == ["config.toml: unknown setting plugins (kept in the file, not used)",
                         "config.toml: unknown setting [sampling] mirostat (kept in the file, not used)"]
 
@@ -98,14 +105,14 @@ def test_round_trip_keeps_a_persons_comments_and_unknown_keys(tmp_path: Path) ->
 
 
 def replace_sampling(config: AppConfig, **changes: object) -> AppConfig:
-    return replace(config, sampling=replace(config.sampling, **changes))  # type: ignore[arg-type]
+    return replace(config, settings=config.settings.with_values(changes))
 
 
 def test_unchanged_values_keep_their_spelling_and_removed_overrides_go(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[load]\nn_ctx = 8_192\n[load.overrides]\nold = 1\n")
     config, warnings = load_config(path)
-    assert warnings == [] and config.load.n_ctx == 8192 and config.load.overrides == {"old": 1}
+    assert warnings == [] and config.settings.load.n_ctx == 8192 and config.settings.load.overrides == {"old": 1}
     save_changes({"overrides": {"new": True}}, path)
     saved = path.read_text()
     assert "n_ctx = 8_192" in saved
@@ -117,8 +124,8 @@ def test_default_threads_are_left_out_so_the_file_follows_the_machine(tmp_path: 
     save_changes({}, path)
     load = tomllib.loads(path.read_text())["load"]
     assert "n_threads" not in load and "n_threads_batch" not in load
-    assert load_config(path)[0].load.n_threads == default_threads()
-    assert load_config(path)[0].load.n_threads_batch == default_batch_threads()
+    assert load_config(path)[0].settings.load.n_threads == default_threads()
+    assert load_config(path)[0].settings.load.n_threads_batch == default_batch_threads()
     save_changes({"n_threads": default_threads() + 1}, path)
     assert tomllib.loads(path.read_text())["load"]["n_threads"] == default_threads() + 1
     save_changes({"n_threads": default_threads()}, path)  # set back to this machine's default
@@ -151,10 +158,10 @@ def test_a_broken_file_that_cannot_be_kept_aside_is_not_replaced(tmp_path: Path)
     path.write_text("[load\nn_ctx = 4096\n")
     # A link into a folder that does not exist: the copy fails, for root too.
     (tmp_path / "config.toml.broken").symlink_to(tmp_path / "missing" / "broken")
-    with pytest.raises(ConfigSaveError, match="not valid TOML and could not be copied to config.toml.broken"):
+    with pytest.raises(ConfigSaveError, match=r"not valid TOML and could not be copied to config\.toml\.broken"):
         save_changes({"top_k": 5}, path)
     with pytest.raises(ConfigSaveError):
-        remember_model_in_file(tmp_path / "m.gguf", path)
+        remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)
     assert path.read_text() == "[load\nn_ctx = 4096\n"
 
 
@@ -187,10 +194,10 @@ def test_bad_values_fall_back_one_by_one_with_warnings(tmp_path: Path) -> None:
     )
     config, warnings = load_config(path)
     defaults = AppConfig()
-    assert config.load == LoadSettings(seed=12, overrides={"ok": 1})
-    assert config.sampling == SamplingSettings(min_p=0.1)
-    assert config.system_prompt == defaults.system_prompt
-    assert config.recent_models == (Path("/m/a.gguf"), Path("/m/b.gguf"))
+    assert config.settings.load == LoadSettings(overrides={"ok": 1})
+    assert config.settings.sampling == SamplingSettings(seed=12, min_p=0.1)  # seed: read where older files kept it
+    assert config.settings.chat.system_prompt == defaults.settings.chat.system_prompt
+    assert config.recent_models == (file_ref("/m/a.gguf"), file_ref("/m/b.gguf"))
     text = "\n".join(warnings)
     for expected in (
         "system_prompt = 5 must be a string",
@@ -202,7 +209,7 @@ def test_bad_values_fall_back_one_by_one_with_warnings(tmp_path: Path) -> None:
         "[sampling] top_p = nan",
         "[sampling] top_k = 1.5 must be a whole number from 0 to 1000 (0 turns it off); using 40",
         "[sampling] max_reply_tokens = 5000 must be 0 (no limit) or a whole number from 1 to 4096",
-        "recent_models: 3 is not a path",
+        "recent_models: 3 is not a model",
     ):
         assert expected in text
     assert len(warnings) == 10
@@ -213,28 +220,28 @@ def test_a_section_that_is_not_a_table_gives_its_defaults(tmp_path: Path) -> Non
     path = tmp_path / "config.toml"
     path.write_text('load = 3\n[sampling]\ntemperature = 1\n')
     config, warnings = load_config(path)
-    assert config.load == LoadSettings() and config.sampling.temperature == 1.0
+    assert config.settings.load == LoadSettings() and config.settings.sampling.temperature == 1.0
     assert warnings == ["config.toml: load must be a [load] table; using the defaults for all of it"]
     save_changes({"top_k": 5}, path)  # not a load setting: the bad value stays
     assert "load = 3\n" in path.read_text()
     save_changes({"n_ctx": 2048}, path)  # a load setting: the bad value is replaced by a real table
-    assert load_config(path) == (replace(config, load=LoadSettings(n_ctx=2048), sampling=replace(
-        config.sampling, top_k=5)), [])
+    assert load_config(path) == (replace(config, settings=config.settings.with_values({"n_ctx": 2048, "top_k": 5})), [])
 
 
 def test_remember_model_moves_to_front_and_keeps_ten(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     for index in range(12):
-        recent = remember_model_in_file(tmp_path / f"m{index}.gguf", path)
+        recent = remember_model_in_file(file_ref(tmp_path / f"m{index}.gguf"), path)
     config, warnings = load_config(path)
-    assert warnings == [] and config.last_model == tmp_path / "m11.gguf"
-    assert config.recent_models == recent == tuple(tmp_path / f"m{i}.gguf" for i in range(11, 1, -1))
+    assert warnings == [] and config.last_model == file_ref(tmp_path / "m11.gguf")
+    assert config.recent_models == recent == tuple(file_ref(tmp_path / f"m{i}.gguf") for i in range(11, 1, -1))
     assert len(config.recent_models) == MAX_RECENT_MODELS
 
-    again = remember_model_in_file(tmp_path / "m5.gguf", path)
-    assert again[0] == tmp_path / "m5.gguf" == load_config(path)[0].last_model
-    assert again.count(tmp_path / "m5.gguf") == 1 and len(again) == 10
-    assert add_recent_model(again, tmp_path / "m5.gguf") == again
+    m5 = file_ref(tmp_path / "m5.gguf")
+    again = remember_model_in_file(m5, path)
+    assert again[0] == m5 == load_config(path)[0].last_model
+    assert again.count(m5) == 1 and len(again) == 10
+    assert add_recent_model(again, m5) == again
 
 
 def test_remember_model_stores_absolute_paths_without_resolving_links(
@@ -244,8 +251,8 @@ def test_remember_model_stores_absolute_paths_without_resolving_links(
     blob.write_bytes(b"")
     (tmp_path / "model.gguf").symlink_to(blob)
     monkeypatch.chdir(tmp_path)
-    remember_model_in_file(Path("model.gguf"), tmp_path / "config.toml")
-    assert load_config(tmp_path / "config.toml")[0].last_model == tmp_path / "model.gguf"
+    remember_model_in_file(file_ref("model.gguf"), tmp_path / "config.toml")
+    assert load_config(tmp_path / "config.toml")[0].last_model == file_ref(tmp_path / "model.gguf")
 
 
 @pytest.mark.parametrize(
@@ -283,9 +290,8 @@ def test_validate_field_values() -> None:
     assert validate_field("n_threads", "") == (default_threads(), None)
     assert validate_field("n_threads_batch", " ") == (default_batch_threads(), None)
     assert validate_field("max_reply_tokens", "") == (None, None)
-    assert validate_field("max_reply_tokens", "100000") == (100000, None)  # no context given
-    assert validate_field("max_reply_tokens", "513", n_ctx=512)[1] == (
-        "must be empty (no limit) or a whole number from 1 to 512 (the context length)")
+    assert validate_field("max_reply_tokens", "100000") == (100000, None)  # the engine stops at a full context
+    assert validate_field("max_reply_tokens", "0")[1] == "must be empty (no limit) or a whole number from 1 to 1048576"
     assert validate_field("chat_format", "auto") == (None, None)
     assert validate_field("chat_format", "gemma") == ("gemma", None)
     assert validate_field("overrides", "a=1, b=2.5, c=true, d=hello") == (
@@ -304,28 +310,28 @@ def test_format_overrides_reads_back() -> None:
 
 
 def test_merge_cli_wins_for_typed_flags_only() -> None:
-    config = custom_config()
-    merged = merge_cli(config, {"n_ctx": 2048, "seed": 1, "overrides": {"x": "z", "new": 2},
-                                "system_prompt": "CLI prompt", "temperature": 1.5})
-    assert merged.load.n_ctx == 2048 and merged.load.seed == 1
-    assert merged.load.overrides == {**config.load.overrides, "x": "z", "new": 2}
-    assert merged.system_prompt == "CLI prompt" and merged.sampling.temperature == 1.5
+    settings = custom_config().settings
+    merged = merge_cli(settings, {"n_ctx": 2048, "seed": 1, "overrides": {"x": "z", "new": 2},
+                                  "system_prompt": "CLI prompt", "temperature": 1.5})
+    assert merged.load.n_ctx == 2048 and merged.sampling.seed == 1
+    assert merged.load.overrides == {**settings.load.overrides, "x": "z", "new": 2}
+    assert merged.chat.system_prompt == "CLI prompt" and merged.sampling.temperature == 1.5
     # What was not typed comes from the file.
     assert merged.load.n_gpu_layers == -1 and merged.load.chat_format == "chatml"
-    assert merged.sampling.top_k == 0 and merged.recent_models == config.recent_models
-    assert merge_cli(config, {}) == config
+    assert merged.sampling.top_k == 0
+    assert merge_cli(settings, {}) == settings
     with pytest.raises(KeyError):
-        merge_cli(config, {"verbose": True})
+        merge_cli(settings, {"verbose": True})
 
 
-def test_changed_fields_tell_whether_to_reload() -> None:
-    old = custom_config()
-    sampling_only = replace_sampling(replace(old, load=replace(old.load, seed=99)), temperature=1.0)
-    assert changed_fields(old, sampling_only) == {"seed", "temperature"}
-    assert not changed_fields(old, sampling_only) & RELOAD_FIELDS
-    reload = replace(old, load=replace(old.load, n_ctx=1024), system_prompt="other")
-    assert changed_fields(old, reload) == {"n_ctx", "system_prompt"}
-    assert changed_fields(old, reload) & RELOAD_FIELDS == {"n_ctx"}
+def test_changed_settings_tell_whether_to_reload() -> None:
+    old = custom_config().settings
+    sampling_only = old.with_values({"seed": 99, "temperature": 1.0})
+    assert set(old.changed(sampling_only)) == {"seed", "temperature"}  # the seed needs no reload
+    assert not old.changed(sampling_only).keys() & RELOAD_FIELDS
+    reload = old.with_values({"n_ctx": 1024, "system_prompt": "other"})
+    assert old.changed(reload) == {"n_ctx": 1024, "system_prompt": "other"}
+    assert old.changed(reload).keys() & RELOAD_FIELDS == {"n_ctx"}
 
 
 def test_save_writes_through_a_symlink(tmp_path: Path) -> None:
@@ -348,14 +354,14 @@ def test_panel_edits_are_saved_but_not_command_line_values(tmp_path: Path) -> No
     path = tmp_path / "config.toml"
     saved = custom_config()
     write_config(saved, path)
-    shown = merge_cli(saved, {"n_ctx": 2048, "temperature": 1.5})  # this run's command line
-    edited = replace_sampling(replace(shown, system_prompt="New."), top_k=7)
-    assert changed_values(shown, edited) == {"system_prompt": "New.", "top_k": 7}
-    save_changes(changed_values(shown, edited), path)
-    assert load_config(path) == (replace_sampling(replace(saved, system_prompt="New."), top_k=7), [])
+    shown = merge_cli(saved.settings, {"n_ctx": 2048, "temperature": 1.5})  # this run's command line
+    edited = shown.with_values({"system_prompt": "New.", "top_k": 7})
+    assert shown.changed(edited) == {"top_k": 7, "system_prompt": "New."}
+    save_changes(shown.changed(edited), path)
+    assert load_config(path) == (replace_sampling(saved, system_prompt="New.", top_k=7), [])
     # A command-line value changed in the panel is saved as changed.
-    save_changes(changed_values(shown, replace_sampling(shown, temperature=0.9)), path)
-    assert load_config(path)[0].sampling.temperature == 0.9
+    save_changes(shown.changed(shown.with_values({"temperature": 0.9})), path)
+    assert load_config(path)[0].settings.sampling.temperature == 0.9
 
 
 def test_save_changes_refuses_a_name_that_is_not_a_setting(tmp_path: Path) -> None:
@@ -381,8 +387,8 @@ def test_an_invalid_value_survives_remembering_a_model_and_changing_another_sett
     )
     path.write_text(original)
     config, warnings = load_config(path)
-    assert config.sampling.temperature == SamplingSettings().temperature and len(warnings) == 3
-    remember_model_in_file(tmp_path / "m.gguf", path)
+    assert config.settings.sampling.temperature == SamplingSettings().temperature and len(warnings) == 3
+    remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)
     save_changes({"top_k": 5}, path)
     # Byte for byte what the person wrote, but for the one value changed and the models used.
     lines = path.read_text().splitlines(keepends=True)
@@ -397,15 +403,15 @@ def test_two_instances_keep_both_changes_and_both_models(tmp_path: Path) -> None
     path.write_text("[sampling]\ntop_k = 40\n")
     first, _ = load_config(path)  # both instances start from the same file
     second, _ = load_config(path)
-    remember_model_in_file(tmp_path / "a.gguf", path)  # the first opens a model,
-    remember_model_in_file(tmp_path / "b.gguf", path)  # then the second another
-    save_changes(changed_values(first, replace_sampling(first, temperature=0.3)), path)
-    save_changes(changed_values(second, replace_sampling(second, top_k=5)), path)
+    remember_model_in_file(file_ref(tmp_path / "a.gguf"), path)  # the first opens a model,
+    remember_model_in_file(file_ref(tmp_path / "b.gguf"), path)  # then the second another
+    save_changes(first.settings.changed(first.settings.with_values({"temperature": 0.3})), path)
+    save_changes(second.settings.changed(second.settings.with_values({"top_k": 5})), path)
     config, warnings = load_config(path)
     assert warnings == []
-    assert config.sampling.temperature == 0.3 and config.sampling.top_k == 5
-    assert config.last_model == tmp_path / "b.gguf"
-    assert config.recent_models == (tmp_path / "b.gguf", tmp_path / "a.gguf")
+    assert config.settings.sampling.temperature == 0.3 and config.settings.sampling.top_k == 5
+    assert config.last_model == file_ref(tmp_path / "b.gguf")
+    assert config.recent_models == (file_ref(tmp_path / "b.gguf"), file_ref(tmp_path / "a.gguf"))
 
 
 def test_a_too_large_file_is_neither_read_nor_rewritten(tmp_path: Path) -> None:
@@ -417,7 +423,10 @@ def test_a_too_large_file_is_neither_read_nor_rewritten(tmp_path: Path) -> None:
     assert config == AppConfig()  # top_k = 5 was not read
     assert len(warnings) == 1 and "larger than 1 MiB, too large for a settings file" in warnings[0]
     assert "leaving the file alone" in warnings[0]
-    for save in (lambda: save_changes({"top_k": 7}, path), lambda: remember_model_in_file(tmp_path / "m.gguf", path)):
+    for save in (
+        lambda: save_changes({"top_k": 7}, path),
+        lambda: remember_model_in_file(file_ref(tmp_path / "m.gguf"), path),
+    ):
         with pytest.raises(ConfigSaveError, match="larger than 1 MiB, too large for a settings file; it was left as"):
             save()
     assert path.read_bytes() == before
@@ -440,7 +449,7 @@ def test_saving_where_the_folder_is_a_file_raises_config_save_error(tmp_path: Pa
     (tmp_path / "parent").write_text("not a folder\n")
     path = tmp_path / "parent" / "sub" / "config.toml"
     with pytest.raises(ConfigSaveError, match=f"cannot (read|write) {path}: {tmp_path / 'parent'} is a file"):
-        remember_model_in_file(tmp_path / "m.gguf", path)
+        remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)
     assert (tmp_path / "config").read_text() == (tmp_path / "parent").read_text() == "not a folder\n"
 
 
@@ -499,7 +508,7 @@ def test_a_broken_file_is_not_replaced_when_a_model_is_merely_opened(tmp_path: P
     path = tmp_path / "config.toml"
     path.write_text("temperature = 0.2\n[sampling\ntop_k = 12\n")
     with pytest.raises(ConfigSaveError, match="not valid TOML, so it was left as it is"):
-        remember_model_in_file(tmp_path / "m.gguf", path)
+        remember_model_in_file(file_ref(tmp_path / "m.gguf"), path)
     assert path.read_text() == "temperature = 0.2\n[sampling\ntop_k = 12\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
 

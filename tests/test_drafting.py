@@ -6,7 +6,6 @@ import pytest
 
 from llama_tui.engine.drafting import DraftPolicy, PromptLookup, grown
 
-
 # -- the lookup ------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llama_tui.engine.events import Finished, TextDelta, ThinkingFormat
+from llama_tui.engine.events import Finished, TextDelta, ThinkingDelta, ThinkingFormat
 from llama_tui.engine.model import ChatMessage, LoadedModel
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.thinking import split_text
@@ -59,8 +59,10 @@ def test_markers_are_found_in_the_vocabulary_when_the_template_names_none(tmp_pa
         assert markers is not None and (markers.open, markers.found_in) == ("<think>", "vocabulary")
         events = list(model.chat([ChatMessage("user", "hi")], SamplingSettings(temperature=0.0, max_reply_tokens=2)))
         finished = events[-1]
-        assert isinstance(finished, Finished) and finished.text == "<think><think>"
-        assert split_text(finished.text, markers) == ("<think>", "")  # a second open marker is thinking text
+        # The reply is told apart: a second open marker is thinking text, and no answer came.
+        assert isinstance(finished, Finished) and (finished.thinking, finished.text) == ("<think>", "")
+        assert [e.text for e in events if isinstance(e, ThinkingDelta)] == ["<think>"]
+        assert split_text("<think><think>", markers) == ("<think>", "")
     finally:
         model.close()
 
@@ -80,13 +82,20 @@ def test_a_chat_reply_says_how_it_marks_its_thinking(tmp_path: Path) -> None:
     model = LoadedModel.load(path, SETTINGS)
     try:
         for thinking in (True, False):
-            chat = model.chat([ChatMessage("user", "hi")], SamplingSettings(temperature=0.0, max_reply_tokens=2),
-                              enable_thinking=thinking)
-            events = list(chat)
+            # Before the split (LoadedModel._run): a ThinkingFormat says how, before any text.
+            run = model._run(lambda t=thinking: model._fit_chat([ChatMessage("user", "hi")], SamplingSettings(
+                temperature=0.0, max_reply_tokens=2), t), SamplingSettings(temperature=0.0, max_reply_tokens=2), None)
+            events = list(run)
             formats = [e for e in events if isinstance(e, ThinkingFormat)]
             assert len(formats) == 1 and formats[0].markers == model.thinking_markers
             assert formats[0].opened_in_prompt is thinking
             assert events.index(formats[0]) < min(i for i, e in enumerate(events) if isinstance(e, TextDelta))
+            # What chat() gives: the block the prompt opened is closed by the model's first
+            # </think>, so the second is the answer; with thinking off, both are answer.
+            sampling = SamplingSettings(temperature=0.0, max_reply_tokens=2)
+            finished = list(model.chat([ChatMessage("user", "hi")], sampling, enable_thinking=thinking))[-1]
+            assert isinstance(finished, Finished)
+            assert (finished.thinking, finished.text) == (("", "</think>") if thinking else ("", "</think></think>"))
         # Raw completion has no chat template, so no format.
         events = list(model.complete("hello", SamplingSettings(temperature=0.0, max_reply_tokens=2)))
         assert not any(isinstance(e, ThinkingFormat) for e in events)

@@ -36,8 +36,8 @@ async def test_markup_in_a_model_name_and_file_name_is_shown_literally(tmp_path:
         await wait_for(pilot, lambda: app.model is not None)
         await pilot.pause()
         notes = [m.notification for m in seen if isinstance(m, Notify)]
-        loaded = [n for n in notes if "loaded in" in n.message]
-        assert loaded and loaded[0].message.startswith(SHOWN_NAME + " loaded in")
+        loaded = [n for n in notes if " ready in " in n.message]
+        assert loaded and loaded[0].message.startswith(SHOWN_NAME + " ready in")
         assert not loaded[0].markup
         assert label_text(app, "status-model") == SHOWN_NAME
         log_lines = app.query_one(Log).lines

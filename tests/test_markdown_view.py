@@ -52,7 +52,8 @@ class ViewApp(App[None]):
 def test_split_blocks_finds_each_top_level_block_and_where_it_starts() -> None:
     blocks = split_blocks(DOCUMENT)
     assert [block.kind for block in blocks] == [
-        "heading", "paragraph", "heading", "bullet_list", "fence", "ordered_list", "blockquote", "table", "hr", "paragraph",
+        "heading", "paragraph", "heading", "bullet_list", "fence", "ordered_list", "blockquote", "table", "hr",
+        "paragraph",
     ]
     for block in blocks:
         assert DOCUMENT[block.start:].startswith(block.source)
@@ -168,10 +169,41 @@ async def test_a_selection_copies_the_text_as_shown() -> None:
         assert "First paragraph." in text and "• one" in text and "• two" in text
 
 
+async def test_a_finished_text_is_drawn_the_same_without_caching_its_lines() -> None:
+    """While the text grows, lines as drawn are cached (every drain relays the widget out);
+    once it is finished they are not: Textual keeps what it shows, and a finished reply
+    should not keep a second copy of each line for as long as the chat lasts."""
+    app = ViewApp()
+    async with app.run_test(size=(70, 60)) as pilot:
+        view = app.query_one("#streamed", MarkdownView)
+        view.append(DOCUMENT)
+        await pilot.pause()
+        assert view._line_cache
+        before = app.export_screenshot()
+        view.finish()
+        view.refresh()
+        await pilot.pause()
+        assert view._line_cache == {}
+        assert app.export_screenshot() == before
+        view.append("\nMore text.\n")  # a finished text can still grow
+        await pilot.pause()
+        assert view._line_cache and view.text.endswith("More text.\n")
+
+
 def test_theme_colours_that_rich_cannot_read_fall_back() -> None:
-    theme = markdown_blocks.markdown_theme({"primary": "#0178D4", "surface": "transparent", "accent": "ansi_default 50%"})
+    theme = markdown_blocks.markdown_theme(
+        {"primary": "#0178D4", "surface": "transparent", "accent": "ansi_default 50%"}
+    )
     assert theme.styles["markdown.h1"].color is not None
     assert str(theme.styles["markdown.h1"].color.name).lower() == "#0178d4"
+
+
+def test_replies_in_the_same_colours_share_one_theme() -> None:
+    """Each reply asks for the theme; one Theme per set of colours, not one per reply."""
+    colours = {"primary": "#0178D4", "accent": "#FFA62B", "surface": "#1E1E1E"}
+    first = markdown_blocks.markdown_theme(dict(colours))
+    assert markdown_blocks.markdown_theme(dict(colours)) is first
+    assert markdown_blocks.markdown_theme({**colours, "primary": "#FF0000"}) is not first
 
 
 class ReplyApp(App[None]):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from textual.widgets import DataTable, Input, ProgressBar, TabbedContent
 from llama_tui import cli
 from llama_tui.engine.config import AppConfig
 from llama_tui.engine.model import LoadedModel
+from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.ui.app import LlamaApp
 from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, UserMessage
@@ -72,7 +72,7 @@ async def test_picker_lists_models_with_header_fields_and_filters_by_keyboard(ho
     folder = home / "data" / "models"
     folder.mkdir(parents=True)
     write_tiny_llama_gguf(folder / "dropped-in.gguf", name="dropped-in-llama")
-    app = LlamaApp(tiny_options(tiny_model, saved_config=AppConfig(recent_models=(tiny_model,))))
+    app = LlamaApp(tiny_options(tiny_model, saved_config=AppConfig(recent_models=(ModelRef.file(tiny_model),))))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await open_picker(pilot, app)
@@ -91,16 +91,18 @@ async def test_picker_lists_models_with_header_fields_and_filters_by_keyboard(ho
         await pilot.press("enter")  # opens the one match
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "Gemma 3 270m", timeout=60)
         assert not isinstance(app.screen, ModelPickerScreen)
-        assert app.recent_models[0].name == "gemma-3-270m-q4_k_m.gguf"
+        assert app.recent_models[0] == ModelRef.starter()  # the starter, however it is unpacked
 
 
-async def test_swapping_during_generation_stops_it_and_the_new_model_answers(home: Path, tiny_model: Path, tmp_path: Path) -> None:
+async def test_swapping_during_generation_stops_it_and_the_new_model_answers(
+    home: Path, tiny_model: Path, tmp_path: Path
+) -> None:
     other = write_tiny_llama_gguf(tmp_path / "other.gguf", name="other-llama", seed=3)
     app = LlamaApp(endless_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await send_chat(pilot, "write forever")
-        await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).raw_text)
+        await wait_for(pilot, lambda: app.query(AssistantMessage) and app.query_one(AssistantMessage).text)
         assert app.generating
         picker = await open_picker(pilot, app)
         path_input = picker.query_one("#model-path", Input)
@@ -111,14 +113,14 @@ async def test_swapping_during_generation_stops_it_and_the_new_model_answers(hom
         await wait_for(pilot, lambda: reply_ended(app))
         assert "stopped" in app.query(AssistantMessage).first().footer_text
         # The conversation stayed on screen, and the new model answers the next turn.
-        app.options = replace(app.options, sampling=SamplingSettings(max_reply_tokens=10))
+        app.settings = app.settings.with_values({"max_reply_tokens": 10})
         await send_chat(pilot, "and now?")
         await wait_for(pilot, lambda: len(app.query(AssistantMessage)) == 2 and reply_ended(app))
         assert [str(m.render()) for m in app.query(UserMessage)] == ["write forever", "and now?"]
-        assert app.query(AssistantMessage).last().raw_text.strip()
+        assert app.query(AssistantMessage).last().text.strip()
         assert app.last_stats is not None and app.last_stats.generated_tokens == 10
         pane = app.query_one(ChatPane)
-        assert [m.role for m in pane.conversation] == ["user", "assistant", "user", "assistant"]
+        assert [m.role for m in pane.conversation.branch()] == ["user", "assistant", "user", "assistant"]
         await pilot.press("f9")  # quick switch back to the model used before
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "tiny-test-llama", timeout=30)
 
@@ -135,8 +137,12 @@ async def test_a_crafted_file_that_aborts_llama_cpp_is_refused_and_the_app_keeps
         picker.query_one("#model-path", Input).value = str(crafted)
         picker.query_one("#model-path", Input).focus()
         await pilot.press("enter")
-        await wait_for(pilot, lambda: any(isinstance(m, Notify) and "cannot be loaded" in m.notification.message for m in seen))
-        note = next(m.notification.message for m in seen if isinstance(m, Notify) and "cannot be loaded" in m.notification.message)
+        def refusals() -> list[str]:
+            return [m.notification.message for m in seen
+                    if isinstance(m, Notify) and "cannot be loaded" in m.notification.message]
+
+        await wait_for(pilot, lambda: bool(refusals()))
+        note = refusals()[0]
         assert "aborted" in note and "GGML_ASSERT" in note
         # Still alive, still on the old model, still answering.
         assert app.model is not None and app.model.name == "tiny-test-llama"
@@ -162,7 +168,7 @@ async def test_download_from_the_hub_tab_shows_progress_then_opens_the_model(
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "from-the-hub", timeout=60)
         progress = [m.progress for m in seen if isinstance(m, DownloadProgressed)]
         assert progress and progress[-1].downloaded == progress[-1].total == len(data)
-        assert re.search(r"hub/models--acme--Tiny-GGUF/snapshots/\w+/tiny-F32.gguf$", str(app.model.path))
+        assert re.search(r"hub/models--acme--Tiny-GGUF/snapshots/\w+/tiny-F32.gguf$", str(app.model.ref.path))
 
 
 async def test_a_download_can_be_cancelled(
@@ -363,7 +369,7 @@ async def test_a_download_shows_bytes_speed_and_time_left_and_resumes_after_ctrl
         assert first is None and again is not None
         kept = int(re.fullmatch(r"bytes=(\d+)-", again).group(1))
         assert 0 < kept < len(data)  # resumed where it stopped, not from the start
-        assert app.model.path.read_bytes() == data
+        assert app.model.ref.path.read_bytes() == data
 
 
 @pytest.mark.parametrize("case, expected", [

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +23,8 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.widgets import Input, ProgressBar, TabbedContent, TextArea
 
+from llama_tui.engine.events import GenerationEvent, PromptProgress, TextDelta
+from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.launch import LaunchOptions
 from llama_tui.ui.app import LlamaApp
@@ -41,6 +47,22 @@ def record_states(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(StatusBar, "show_state", show_state)
     return shown
+
+
+def held(events: Iterator[GenerationEvent], holds: list[tuple[type, Callable[[], bool]]]) -> Iterator[GenerationEvent]:
+    """The engine's events, with the decode thread held after the first event of each kind
+    in `holds` until its condition is true (the screen shows it, or Esc reached the model).
+    So what the screen shows in between is the same on a fast machine and a loaded one."""
+    holds = list(holds)
+    with closing(events):
+        for event in events:
+            yield event
+            if holds and isinstance(event, holds[0][0]):
+                until = holds.pop(0)[1]
+                for _ in range(6000):  # a bound, so that a failing test does not hang
+                    if until():
+                        break
+                    time.sleep(0.01)
 
 
 # -- the keys table ------------------------------------------------------------------------------
@@ -67,7 +89,7 @@ async def test_the_command_palette_offers_the_keys_actions(tiny_model: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         await send_chat(pilot, "keep going")
-        await wait_for(pilot, lambda: app.generating and app.query(AssistantMessage).last().raw_text)
+        await wait_for(pilot, lambda: app.generating and app.query(AssistantMessage).last().text)
         # While a reply is written: "Stop generation" (Esc) is there, and does what Esc does.
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
@@ -151,12 +173,13 @@ async def test_ctrl_n_clears_the_conversation_from_the_screen(tiny_model: Path) 
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert not app.query(UserMessage) and not app.query(AssistantMessage)
-        assert app.query_one(ChatPane).conversation == []
+        assert not app.query_one(ChatPane).conversation.messages
         assert app.query("#chat-empty")  # the hint for an empty chat is back
         await send_chat(pilot, "second question")
         await wait_for(pilot, lambda: reply_ended(app))
         assert [str(m.render()) for m in app.query(UserMessage)] == ["second question"]
-        assert [m.content for m in app.query_one(ChatPane).conversation if m.role == "user"] == ["second question"]
+        branch = app.query_one(ChatPane).conversation.branch()
+        assert [m.text for m in branch if m.role == "user"] == ["second question"]
 
 
 # -- the status bar ------------------------------------------------------------------------------
@@ -184,12 +207,20 @@ async def test_the_state_reads_loading_prompt_generating_idle(
     """README, status bar: state (`loading`, `prompt n/N` while the prompt is evaluated,
     `generating`, `idle`). A long prompt on Gemma takes seconds: `prompt n/N` shows in between."""
     states = record_states(monkeypatch)
-    app = LlamaApp(LaunchOptions(load=LoadSettings(n_ctx=4096), sampling=SamplingSettings(max_reply_tokens=8)))
+    app = LlamaApp(
+        LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096), sampling=SamplingSettings(max_reply_tokens=8))
+    )
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None, timeout=120)
         await pilot.pause()
         assert states[-2:] == ["loading", "idle"]
         states.clear()
+        # However fast the machine, the engine goes on only once the screen has shown the
+        # first prompt batch, and the first text.
+        chat = app.model.chat
+        holds = [(PromptProgress, lambda: any(s.startswith("prompt ") for s in states)),
+                 (TextDelta, lambda: "generating" in states)]
+        monkeypatch.setattr(app.model, "chat", lambda *args, **kwargs: held(chat(*args, **kwargs), holds))
         await send_chat(pilot, "The quick brown fox jumps over the lazy dog. " * 160)
         await wait_for(pilot, lambda: reply_ended(app), timeout=120)
         progress = [tuple(map(int, m.groups())) for s in states if (m := re.fullmatch(r"prompt (\d+)/(\d+)", s))]
@@ -205,17 +236,30 @@ async def test_the_state_reads_loading_prompt_generating_idle(
 async def test_esc_stops_in_the_middle_of_a_long_prompt(starter_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """README: "Stopping is immediate between tokens, and also in the middle of a long prompt
     evaluation". Esc while the status bar still counts the prompt: the reply is stopped with
-    the prompt only part evaluated, nothing written."""
+    the prompt only part evaluated, nothing written. The engine waits after its first batch
+    until Esc has reached it, so the prompt cannot be done first on a fast machine (the stop
+    inside a batch is test_engine.py::test_stop_during_a_long_prompt_evaluation)."""
     states = record_states(monkeypatch)
-    app = LlamaApp(LaunchOptions(load=LoadSettings(n_ctx=4096)))
+    app = LlamaApp(LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096)))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None, timeout=120)
+        model = app.model
+        stopped = threading.Event()
+        cancel, chat = model.cancel, model.chat
+
+        def cancel_and_note() -> None:
+            cancel()
+            stopped.set()
+
+        monkeypatch.setattr(model, "cancel", cancel_and_note)
+        monkeypatch.setattr(model, "chat", lambda *args, **kwargs: held(chat(*args, **kwargs),
+                                                                          [(PromptProgress, stopped.is_set)]))
         await send_chat(pilot, "The quick brown fox jumps over the lazy dog. " * 300)
         await wait_for(pilot, lambda: any(re.fullmatch(r"prompt \d+/\d+", s) for s in states), timeout=60)
         await pilot.press("escape")
         await wait_for(pilot, lambda: reply_ended(app), timeout=60)
         reply = app.query(AssistantMessage).last()
-        assert "stopped" in reply.footer_text and reply.raw_text == ""
+        assert "stopped" in reply.footer_text and reply.text == ""
         stats = app.last_stats
         assert stats is not None and stats.generated_tokens == 0
         assert 0 < stats.prompt_evaluated < stats.prompt_tokens  # it did not finish the prompt first
@@ -329,12 +373,13 @@ async def test_a_new_model_evaluates_the_next_turn_afresh_with_its_own_template(
         await wait_for(pilot, lambda: reply_ended(app))
         assert app.model.chat_template.name == "transcript"
         states.clear()
-        app.swap_model(tiny_model_chatml)
+        app.swap_model(ModelRef.file(tiny_model_chatml))
         await wait_for(pilot, lambda: app.model is not None and app.model.name == "tiny-test-llama-chatml")
         await pilot.pause()
         assert "loading" in states and states[-1] == "idle"
         notes = [m.notification.message for m in seen if isinstance(m, Notify)]
-        assert any(n.startswith("tiny-test-llama-chatml loaded in") and n.endswith("chat template: gguf") for n in notes)
+        assert any(n.startswith("tiny-test-llama-chatml ready in") and "chat template gguf: the model file's own" in n
+                   for n in notes)
         await send_chat(pilot, "second with ChatML")
         await wait_for(pilot, lambda: reply_ended(app))
         stats = app.last_stats
@@ -411,7 +456,9 @@ def test_files_are_where_the_readme_says_and_the_status_bar_reads_left_to_right(
     assert log_file.is_relative_to(home)
 
     with Terminal([*LLAMA_TUI, "--max-token", "300", "local", str(tiny_model)], env=env) as term:
-        status = lambda: term.text().splitlines()[-2]  # the row above the footer
+        def status() -> str:
+            return term.text().splitlines()[-2]  # the row above the footer
+
         term.wait_for(lambda: re.search(r"tiny-test-llama +idle", status()) is not None)
         assert re.fullmatch(r" *tiny-test-llama +idle +– tok/s +TTFT – +ctx 0/512 · 0% ━+", status()), status()
         term.type("hello")
@@ -421,9 +468,13 @@ def test_files_are_where_the_readme_says_and_the_status_bar_reads_left_to_right(
                             status()), status()
 
         term.press("f6")
+        term.wait_for("Model loading")
+        term.press(*["tab"] * 9)  # from the context length to top-k (the form scrolls to it)
         term.wait_for("Top k")
-        term.press(*["tab"] * 9)  # from the context length to top-k
-        top_k = lambda: next(row for row in term.text().splitlines() if "Top k" in row)
+
+        def top_k() -> str:
+            return next(row for row in term.text().splitlines() if "Top k" in row)
+
         term.wait_for(lambda: re.search(r"Top k +40 ", top_k()) is not None)
         term.write(b"\x1b[F")  # End
         term.press("backspace", "backspace")
@@ -444,9 +495,9 @@ def test_files_are_where_the_readme_says_and_the_status_bar_reads_left_to_right(
 
     saved = home / ".config" / "llama-tui" / "config.toml"
     config, warnings = load_config(saved)
-    assert not warnings and config.sampling.top_k == 5
-    assert config.load.n_ctx == 4096  # --max-token 300 was for that run only
-    assert config.last_model == tiny_model
+    assert not warnings and config.settings.sampling.top_k == 5
+    assert config.settings.load.n_ctx == 4096  # --max-token 300 was for that run only
+    assert config.last_model == ModelRef.file(tiny_model)
     assert "llama_model_loader" in log_file.read_text(encoding="utf-8")
 
 
@@ -496,25 +547,16 @@ async def test_a_reply_can_be_selected_with_the_mouse_and_copied(tiny_model: Pat
     """README: "Text in replies can be selected with the mouse and copied". The reply's text is
     scripted (a random-weight model writes no sentence on demand); the path from the decode
     thread to the chat's reply widget is the real one."""
-    from llama_tui.engine.events import Finished, GenerationStats, StopReason, TextDelta
+    from tests.scripted_model import ScriptedModel
 
     written = ["Paris is the capital ", "of France.\n\nIt lies on the **Seine**."]
-
-    def scripted(_model):
-        stats = GenerationStats(generated_tokens=2, context_size=1)
-        for part in written:
-            yield TextDelta(part, stats)
-        yield Finished(StopReason.END, "".join(written), stats)
-
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        pane = app.query_one(ChatPane)
-        reply = AssistantMessage()
-        await pane.query_one("#transcript").mount(reply)
-        pane._reply = reply
-        app.start_generation(pane, scripted)
-        await wait_for(pilot, lambda: not app.generating and reply.has_class("ended"))
+        app.model = ScriptedModel(written)
+        await send_chat(pilot, "Where is Paris?")
+        await wait_for(pilot, lambda: reply_ended(app))
+        reply = app.query(AssistantMessage).last()
         await pilot.pause()
         lines = reply._lines.plain
         first, last = lines.index("Paris is the capital of France."), lines.index("It lies on the Seine.")

@@ -1,14 +1,17 @@
-"""ReplyBuffer: the hand-over from the decode thread to the UI, with a real thread."""
+"""ReplyBuffer: the hand-over from the decode thread to the UI, with a real thread.
+
+The frames are measured on clocks the tests move (the buffer takes them as arguments), and
+what happens is told by order and content, so the tests pass on a loaded machine.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
-from llama_tui.engine.events import Finished, GenerationStats, StopReason, TextDelta
+from llama_tui.engine.events import Finished, GenerationEvent, GenerationStats, StopReason, TextDelta
 from llama_tui.ui import reply_buffer
 from llama_tui.ui.reply_buffer import ReplyBuffer
 
@@ -28,48 +31,89 @@ def test_one_wake_per_batch_and_the_text_is_joined_in_order() -> None:
     assert len(wakes) == 2
 
 
+class FakeClock:
+    """A clock that moves only when the test moves it."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stopped_clocks() -> tuple[ReplyBuffer, FakeClock, FakeClock]:
+    """A buffer on clocks of its own: the time since the last drain and the UI's CPU time
+    are what the test says, however busy the machine."""
+    clock, ui_cpu = FakeClock(1_000_000.0), FakeClock(0.0)
+    return ReplyBuffer(wake=lambda: None, clock=clock, ui_cpu_clock=ui_cpu), clock, ui_cpu
+
+
+async def done_after_loop_turns(task: asyncio.Task[object], turns: int = 100) -> bool:
+    """Let the event loop go round up to `turns` times (no clock involved); whether `task` is done."""
+    for _ in range(turns):
+        if task.done():
+            break
+        await asyncio.sleep(0)
+    return task.done()
+
+
+def push_from_the_decode_thread(buffer: ReplyBuffer, event: GenerationEvent) -> None:
+    thread = threading.Thread(target=buffer.push, args=(event,))
+    thread.start()
+    thread.join()  # pushed: the order of what follows does not depend on timing
+
+
 async def test_the_end_of_a_reply_cuts_the_wait_for_the_next_frame_short(monkeypatch: pytest.MonkeyPatch) -> None:
     """The UI spaces drains by its CPU budget; the last text must not wait out that pause."""
-    monkeypatch.setattr(reply_buffer, "FRAME_SECONDS", 5.0)
-    buffer = ReplyBuffer(wake=lambda: None)
+    monkeypatch.setattr(reply_buffer, "FRAME_SECONDS", 3600.0)  # a frame that nothing here waits out
+    monkeypatch.setattr(reply_buffer, "MAX_FRAME_SECONDS", 3600.0)
+    buffer, _, _ = stopped_clocks()
     buffer.push(TextDelta("first", STATS))
     assert (await buffer.drain_next_frame()).text == "first"  # type: ignore[union-attr]
     buffer.push(TextDelta(" second", STATS))
+    drain = asyncio.create_task(buffer.drain_next_frame())
+    try:
+        assert not await done_after_loop_turns(drain)  # waiting for the next frame
+        push_from_the_decode_thread(buffer, TextDelta(" third", STATS))
+        assert not await done_after_loop_turns(drain)  # more text waits for the frame too
+        push_from_the_decode_thread(buffer, Finished(StopReason.END, "first second third", STATS))
+        assert await done_after_loop_turns(drain)  # the end is drained at once
+    finally:
+        drain.cancel()
+    batch = drain.result()
+    assert batch is not None and batch.text == " second third" and batch.finished is not None
 
-    def finish_from_another_thread() -> None:
-        time.sleep(0.2)
-        buffer.push(Finished(StopReason.END, "first second", STATS))
 
-    started = time.monotonic()
-    threading.Thread(target=finish_from_another_thread).start()
-    batch = await buffer.drain_next_frame()
-    waited = time.monotonic() - started
-    assert batch is not None and batch.text == " second" and batch.finished is not None
-    assert 0.15 < waited < 2.0  # woken by the end, not by the 5 s frame
-
-
-async def test_a_frame_still_waits_when_nothing_ends(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reply_buffer, "FRAME_SECONDS", 0.3)
-    buffer = ReplyBuffer(wake=lambda: None)
+async def test_a_frame_still_waits_when_nothing_ends() -> None:
+    """Text alone is drained a frame after the last drain: that is what batches it."""
+    buffer, clock, _ = stopped_clocks()
+    frame = reply_buffer.FRAME_SECONDS
     buffer.push(TextDelta("a", STATS))
     await buffer.drain_next_frame()
     buffer.push(TextDelta("b", STATS))
-    started = time.monotonic()
-    batch = await asyncio.wait_for(buffer.drain_next_frame(), 5)
-    assert batch is not None and batch.text == "b"
-    assert time.monotonic() - started >= 0.25
+    assert buffer.seconds_to_next_frame() == pytest.approx(frame)
+    clock.now += frame / 2
+    push_from_the_decode_thread(buffer, TextDelta("c", STATS))
+    assert buffer.seconds_to_next_frame() == pytest.approx(frame / 2)  # more text does not shorten it
+    # The drain waits out that half frame on the event loop's timer (the fake clock stands still).
+    batch = await buffer.drain_next_frame()
+    assert batch is not None and batch.text == "bc" and batch.finished is None
+    assert buffer.seconds_to_next_frame() == pytest.approx(frame)  # and the next frame starts
 
 
-async def test_a_busy_ui_does_not_stop_the_reply_for_long(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_busy_ui_does_not_stop_the_reply_for_long() -> None:
     """Drains are spaced by the UI's CPU since the last one; a burst of other UI work (a
     resize renders every reply again) must not hold the reply still for seconds."""
-    buffer = ReplyBuffer(wake=lambda: None)
+    buffer, clock, ui_cpu = stopped_clocks()
+    budget, frame = reply_buffer.UI_CPU_BUDGET, reply_buffer.FRAME_SECONDS
     buffer.push(TextDelta("a", STATS))
     await buffer.drain_next_frame()
-    busy_until = time.thread_time() + 0.4  # 0.4 s of UI CPU: 4 s at a tenth of a core
-    while time.thread_time() < busy_until:
-        pass
+    ui_cpu.now += 3 * frame * budget  # UI work worth three frames at the budget
+    assert buffer.seconds_to_next_frame() == pytest.approx(3 * frame)
+    ui_cpu.now = 0.4  # 0.4 s of UI CPU: the budget would ask for 4 s
+    assert buffer.seconds_to_next_frame() == pytest.approx(reply_buffer.MAX_FRAME_SECONDS)
+    clock.now += reply_buffer.MAX_FRAME_SECONDS
+    assert buffer.seconds_to_next_frame() == pytest.approx(0)  # due now, not in 3.5 s
     buffer.push(TextDelta("b", STATS))
-    started = time.monotonic()
-    await buffer.drain_next_frame()
-    assert time.monotonic() - started < reply_buffer.MAX_FRAME_SECONDS + 0.5  # not the 4 s the budget asks for
+    batch = await buffer.drain_next_frame()
+    assert batch is not None and batch.text == "b"

@@ -53,7 +53,7 @@ async def test_settings_are_validated_saved_reread_and_a_reload_applies_them(hom
         await wait_for(pilot, lambda: app.model is not None and app.model.context_size == 1024, timeout=30)
 
         # Sampling applies to the next reply.
-        assert app.options.sampling.temperature == 0.2
+        assert app.settings.sampling.temperature == 0.2
         await send_chat(pilot, "hi")
         await wait_for(pilot, lambda: reply_ended(app))
         assert app.last_stats is not None and app.last_stats.generated_tokens == 7
@@ -61,8 +61,11 @@ async def test_settings_are_validated_saved_reread_and_a_reload_applies_them(hom
     # Persisted in the TOML file, and read back on the next start.
     reread, warnings = load_config()
     assert not warnings
-    assert reread.load.n_ctx == 1024 and reread.sampling.temperature == 0.2 and reread.sampling.max_reply_tokens == 7
-    assert reread.last_model is not None and reread.last_model.name == tiny_model.name
+    settings = reread.settings
+    assert settings.load.n_ctx == 1024
+    assert settings.sampling.temperature == 0.2 and settings.sampling.max_reply_tokens == 7
+    assert reread.last_model is not None and reread.last_model.path is not None
+    assert reread.last_model.path.name == tiny_model.name
 
 
 async def test_sampling_changes_need_no_reload(home: Path, tiny_model: Path) -> None:
@@ -76,21 +79,19 @@ async def test_sampling_changes_need_no_reload(home: Path, tiny_model: Path) -> 
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert not isinstance(app.screen, (SettingsScreen, ConfirmScreen))
-        assert app.options.sampling.top_k == 5 and app.model is model  # not reloaded
+        assert app.settings.sampling.top_k == 5 and app.model is model  # not reloaded
     # This run's context (2048, as a command-line flag would set it) stays out of the file.
     reread, _ = load_config()
-    assert reread.sampling.top_k == 5 and reread.load.n_ctx == AppConfig().load.n_ctx != 2048
+    assert reread.settings.sampling.top_k == 5 and reread.settings.load.n_ctx == AppConfig().settings.load.n_ctx != 2048
 
 
 async def test_an_override_that_would_abort_llama_cpp_is_refused_in_the_app(home: Path, tiny_model: Path) -> None:
-    from dataclasses import replace
-
     from llama_tui.engine.settings import LoadSettings
     from llama_tui.ui.messages import ModelLoadFailed
 
     seen: list = []
     load = LoadSettings(n_ctx=512, overrides={"llama.block_count": 0})
-    app = LlamaApp(replace(tiny_options(tiny_model), load=load))
+    app = LlamaApp(tiny_options(tiny_model, load=load))
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await wait_for(pilot, lambda: any(isinstance(m, ModelLoadFailed) for m in seen), timeout=30)
         reason = next(m.reason for m in seen if isinstance(m, ModelLoadFailed))
@@ -124,7 +125,8 @@ async def test_config_warnings_are_shown_once_and_logged_and_the_bad_value_stays
     text = path.read_text()
     assert 'temperature = "hot"  # [b]mine[/b]' in text and "top_k = 5" in text
     reread, _ = load_config()
-    assert reread.sampling.top_k == 5 and reread.last_model is not None and reread.last_model.name == tiny_model.name
+    assert reread.settings.sampling.top_k == 5 and reread.last_model is not None
+    assert reread.last_model.path is not None and reread.last_model.path.name == tiny_model.name
 
 
 async def test_a_failed_save_shows_one_error_and_not_settings_saved(home: Path, tiny_model: Path) -> None:
@@ -141,7 +143,7 @@ async def test_a_failed_save_shows_one_error_and_not_settings_saved(home: Path, 
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
         await pilot.pause()
-        assert app.options.sampling.top_k == 5  # it still applies to this run
+        assert app.settings.sampling.top_k == 5  # it still applies to this run
     notes = [m.notification.message for m in seen if isinstance(m, Notify)]
     failures = [note for note in notes if note.startswith("Could not save the settings:")]
     assert len(failures) == 1 and str(config_path()) in failures[0]
@@ -160,9 +162,10 @@ async def test_settings_that_need_a_reload_offer_one_and_the_others_apply_to_the
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
         model = app.model
-        reloading = {"n_ctx": ("1024", "ctx"), "n_gpu_layers": ("2", "gpu layers"), "n_threads": ("2", "threads"),
-                     "n_threads_batch": ("2", "threads batch"), "chat_format": ("chatml", "chat format"),
-                     "overrides": ("general.name=renamed", "overrides")}
+        reloading = {"n_ctx": ("1024", "context length"), "n_gpu_layers": ("2", "gpu layers"),
+                     "n_threads": ("2", "threads"), "n_threads_batch": ("2", "prompt threads"),
+                     "chat_format": ("chatml", "chat format"),
+                     "overrides": ("general.name=renamed", "metadata overrides")}
         for name, (value, said) in reloading.items():
             await pilot.press("f6")
             await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
+from typing import Any
 
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, Select, TextArea
 
-from llama_tui.engine.config import GPU_INSTALL_HINT, AppConfig
-from llama_tui.engine.settings import LoadSettings, SamplingSettings
+from llama_tui.engine.config import GPU_INSTALL_HINT
+from llama_tui.engine.settings import SETTINGS, ChatSettings, LoadSettings, SamplingSettings, Settings
 from llama_tui.ui.settings_screen import SettingsScreen
 
 SIZE = (120, 50)
@@ -20,26 +19,26 @@ _UNSET = object()
 class SettingsApp(App[None]):
     """Opens the settings panel at once and keeps what it dismissed with."""
 
-    def __init__(self, config: AppConfig, *, gpu_offload: bool = False) -> None:
+    def __init__(self, config: Settings, *, gpu_offload: bool = False, **model: Any) -> None:
+        """`model`: SettingsScreen's model_name, backend and capabilities."""
         super().__init__()
         self.config = config
         self.gpu_offload = gpu_offload
+        self.model = model
         self.result: object = _UNSET
 
     def on_mount(self) -> None:
-        self.push_screen(SettingsScreen(self.config, gpu_offload=self.gpu_offload), self._dismissed)
+        self.push_screen(SettingsScreen(self.config, gpu_offload=self.gpu_offload, **self.model), self._dismissed)
 
-    def _dismissed(self, result: AppConfig | None) -> None:
+    def _dismissed(self, result: Settings | None) -> None:
         self.result = result
 
 
-def start_config() -> AppConfig:
-    return AppConfig(
+def start_config() -> Settings:
+    return Settings(
         load=LoadSettings(n_ctx=2048, n_threads=1, n_threads_batch=1, overrides={"a.b": 1}),
         sampling=SamplingSettings(max_reply_tokens=100),
-        system_prompt="Be brief.",
-        last_model=Path("/models/x.gguf"),
-        recent_models=(Path("/models/x.gguf"),),
+        chat=ChatSettings(system_prompt="Be brief."),
     )
 
 
@@ -92,14 +91,11 @@ async def test_invalid_value_is_marked_and_save_refused_until_fixed() -> None:
         await pilot.press("ctrl+s")
         await pilot.pause()
 
-    start = start_config()
-    expected = replace(
-        start,
-        load=replace(start.load, n_ctx=4096, chat_format="chatml", overrides={"a.b": 2, "flag": True},
-                     n_threads_batch=LoadSettings().n_threads_batch),
-        sampling=replace(start.sampling, temperature=1.5, max_reply_tokens=None),
-        system_prompt="Answer in [bold] French.",
-    )
+    expected = start_config().with_values({
+        "n_ctx": 4096, "chat_format": "chatml", "overrides": {"a.b": 2, "flag": True},
+        "n_threads_batch": LoadSettings().n_threads_batch, "temperature": 1.5, "max_reply_tokens": None,
+        "system_prompt": "Answer in [bold] French.",
+    })
     assert app.result == expected
 
 
@@ -128,28 +124,26 @@ async def test_tab_moves_through_the_fields_in_order() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         order = []
-        for _ in range(16):
+        for _ in range(len(SETTINGS) + 2):
             order.append(app.focused.id if app.focused else None)
             await pilot.press("tab")
-        assert order == [
-            "settings-n_ctx", "settings-n_gpu_layers", "settings-n_threads", "settings-n_threads_batch",
-            "settings-chat_format", "settings-overrides", "settings-seed", "settings-temperature",
-            "settings-top_p", "settings-top_k", "settings-min_p", "settings-repeat_penalty",
-            "settings-max_reply_tokens", "settings-system_prompt", "settings-save", "settings-cancel",
-        ]
+        # Every setting of the table, in the table's order, then the buttons.
+        assert order == [*(f"settings-{name}" for name in SETTINGS), "settings-save", "settings-cancel"]
         # Tab leaves the system prompt rather than typing a tab into it.
         assert "\t" not in app.screen.query_one("#settings-system_prompt", TextArea).text
 
 
-async def test_max_reply_tokens_follows_the_context_length() -> None:
+async def test_max_reply_tokens_is_not_tied_to_the_local_context_length() -> None:
+    """A reply stops when the context is full anyway, and a server's context is its own: a
+    reply length longer than the local context is a valid setting."""
     app = SettingsApp(start_config())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await type_into(pilot, "max_reply_tokens", "3000")
-        assert field(pilot, "max_reply_tokens").has_class("-invalid")  # the context is 2048
-        assert "1 to 2048 (the context length)" in note(pilot, "max_reply_tokens")
-        await type_into(pilot, "n_ctx", "4096")
-        assert not field(pilot, "max_reply_tokens").has_class("-invalid")
+        assert not field(pilot, "max_reply_tokens").has_class("-invalid")  # the context is 2048
+        await type_into(pilot, "max_reply_tokens", "0")
+        assert field(pilot, "max_reply_tokens").has_class("-invalid")
+        assert note(pilot, "max_reply_tokens").startswith("must be empty (no limit) or a whole number from 1")
 
 
 async def test_gpu_hint_depends_on_the_build() -> None:
@@ -201,3 +195,22 @@ async def test_escape_in_the_open_chat_format_list_only_closes_the_list() -> Non
         await pilot.press("escape")
         await pilot.pause()
     assert app.result is None
+
+
+async def test_sampling_a_servers_api_has_no_field_for_is_said_not_to_be_sent() -> None:
+    """An Ollama or other OpenAI-compatible server's API takes temperature and top-p, not top-k,
+    min-p or a repeat penalty (engine.remote_server.SAMPLING_BY_KIND)."""
+    from llama_tui.engine.backend import Capabilities
+    from llama_tui.engine.remote_server import STANDARD_SAMPLING
+
+    app = SettingsApp(start_config(), model_name="qwen3[Q4]", backend="server",
+                      capabilities=Capabilities(sampling=STANDARD_SAMPLING))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        for name in ("top_k", "min_p", "repeat_penalty"):
+            assert note(pilot, name) == "not sent to qwen3[Q4]: its server's API has no such field", name
+        for name in ("temperature", "top_p", "max_reply_tokens", "seed"):
+            assert "not sent" not in note(pilot, name), name
+        assert note(pilot, "n_gpu_layers") == "not used by qwen3[Q4]: its server loads the model"
+        await type_into(pilot, "n_threads", "200")  # no caution about cores for a setting not used
+        assert note(pilot, "n_threads") == "not used by qwen3[Q4]: its server loads the model"

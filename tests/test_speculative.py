@@ -49,7 +49,9 @@ def fresh_prompt(llm: llama_cpp.Llama, prompt: list[int]) -> None:
     llm.eval(prompt)
 
 
-def generate_tokens(llm: llama_cpp.Llama, prompt: list[int], sampling: SamplingSettings, seed: int, n: int) -> list[int]:
+def generate_tokens(
+    llm: llama_cpp.Llama, prompt: list[int], sampling: SamplingSettings, seed: int, n: int
+) -> list[int]:
     """The reply as the engine made it before this loop: the binding's Llama.generate."""
     fresh_prompt(llm, prompt)
     llm.set_seed(seed)
@@ -95,7 +97,9 @@ def tiny(tiny_model: Path) -> Iterator[LoadedModel]:
 
 @pytest.mark.parametrize("sampling", [GREEDY, RANDOM, PENALIZED], ids=["greedy", "random", "repeat-penalty"])
 @pytest.mark.parametrize("text", [REPEATING, PLAIN], ids=["repeating", "plain"])
-def test_every_mode_gives_the_bindings_reply_token_for_token(tiny: LoadedModel, sampling: SamplingSettings, text: str) -> None:
+def test_every_mode_gives_the_bindings_reply_token_for_token(
+    tiny: LoadedModel, sampling: SamplingSettings, text: str
+) -> None:
     llm = tiny._llm
     assert llm is not None
     prompt = llm.tokenize(text.encode(), add_bos=True)
@@ -171,8 +175,11 @@ def test_the_same_seed_gives_the_same_reply_with_speculation_on(tiny: LoadedMode
 
 @pytest.mark.parametrize("limit", [1, 2, 16, 37, 100])
 def test_max_reply_tokens_is_exact_and_the_figures_add_up(tiny: LoadedModel, limit: int) -> None:
-    off = run(tiny.complete(REPEATING, SamplingSettings(temperature=0.0, max_reply_tokens=limit, speculative="off")))[1]
-    deltas, on = run(tiny.complete(REPEATING, SamplingSettings(temperature=0.0, max_reply_tokens=limit, speculative="on")))
+    def greedy(mode: SpeculativeMode) -> SamplingSettings:
+        return SamplingSettings(temperature=0.0, max_reply_tokens=limit, speculative=mode)
+
+    off = run(tiny.complete(REPEATING, greedy("off")))[1]
+    deltas, on = run(tiny.complete(REPEATING, greedy("on")))
     s = on.stats
     assert on.text == off.text == "".join(deltas)
     assert s.generated_tokens == off.stats.generated_tokens == limit
@@ -203,7 +210,8 @@ def test_a_stop_string_inside_an_accepted_draft_cuts_the_reply_there(tiny: Loade
     llm = tiny._llm
     assert llm is not None
     prompt = llm.tokenize(REPEATING.encode(), add_bos=True)
-    free = run(tiny._run(lambda: (prompt, [], 0), SamplingSettings(temperature=0.0, max_reply_tokens=80, speculative="off"), None))[1].text
+    greedy = SamplingSettings(temperature=0.0, max_reply_tokens=80, speculative="off")
+    free = run(tiny._run(lambda: (prompt, [], 0), greedy, None))[1].text
     at = len(free) * 3 // 4  # in the tiny model's loop, where drafts are being accepted
     stop = free[at : at + 6]
     assert len(stop) == 6
@@ -327,7 +335,8 @@ EDIT_CODE = '''class StopScanner:
         self._pending = buffer[len(buffer) - hold :] if hold else ""
         return buffer[: len(buffer) - hold]
 '''
-EDIT_PROMPT = f"Task: rename `hits` to `found` in this code.\n\n```python\n{EDIT_CODE}```\n\nThe code after the change:\n\n```python\n"
+EDIT_PROMPT = (f"Task: rename `hits` to `found` in this code.\n\n```python\n{EDIT_CODE}```\n\n"
+               "The code after the change:\n\n```python\n")
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +367,9 @@ def batch_invariant_starter(starter_model: Path) -> Iterator[LoadedModel]:
 def test_starter_replies_are_the_same_in_every_mode(batch_invariant_starter: LoadedModel, temperature: float) -> None:
     model = batch_invariant_starter
     chat = [ChatMessage("user", "List three fruits, then three colours, each as a Markdown list.")]
-    for name, reply in (("edit", lambda s: model.complete(EDIT_PROMPT, s, seed=3)), ("chat", lambda s: model.chat(chat, s, seed=3))):
+    replies = (("edit", lambda s: model.complete(EDIT_PROMPT, s, seed=3)),
+               ("chat", lambda s: model.chat(chat, s, seed=3)))
+    for name, reply in replies:
         texts = {}
         for mode in MODES:
             model.clear_context()

@@ -78,7 +78,9 @@ def saved_chat(store: ConversationStore, *texts: str, model: str = "Tiny", at: f
 # -- round trips --------------------------------------------------------------------------------
 
 
-def test_a_branched_conversation_round_trips(store: ConversationStore, reopen: Callable[..., ConversationStore]) -> None:
+def test_a_branched_conversation_round_trips(
+    store: ConversationStore, reopen: Callable[..., ConversationStore]
+) -> None:
     chat = Conversation(title="", system_prompt="You are terse.", preset="terse")
     store.create(chat)
     question = chat.add("user", "What is the capital of France?")
@@ -111,7 +113,9 @@ def test_a_branched_conversation_round_trips(store: ConversationStore, reopen: C
     assert loaded.prompt_messages()[0].content == "You are terse."
 
 
-def test_a_conversation_created_with_messages_keeps_them_all(store: ConversationStore, reopen: Callable[..., ConversationStore]) -> None:
+def test_a_conversation_created_with_messages_keeps_them_all(
+    store: ConversationStore, reopen: Callable[..., ConversationStore]
+) -> None:
     chat = Conversation(title="Imported")
     root = chat.add("user", "one")
     chat.add("assistant", "two")
@@ -137,7 +141,9 @@ def test_a_reply_is_saved_as_it_grows(store: ConversationStore, reopen: Callable
         db.close()
 
 
-def test_a_reply_the_store_lacks_is_added_by_its_update(store: ConversationStore, reopen: Callable[..., ConversationStore]) -> None:
+def test_a_reply_the_store_lacks_is_added_by_its_update(
+    store: ConversationStore, reopen: Callable[..., ConversationStore]
+) -> None:
     """As when its add_message failed (a lock, a full disk): the next update heals it."""
     chat = saved_chat(store, "Hello?")
     reply = chat.add("assistant", "Hi", model_name="Tiny")
@@ -209,7 +215,9 @@ def test_rename(store: ConversationStore, reopen: Callable[..., ConversationStor
 
 
 def test_search_finds_messages_with_a_snippet(store: ConversationStore) -> None:
-    long_text = "Intro words here.\n\n" * 20 + "The albatross glides over\nthe Southern Ocean for hours. " + "Tail. " * 30
+    long_text = (
+        "Intro words here.\n\n" * 20 + "The albatross glides over\nthe Southern Ocean for hours. " + "Tail. " * 30
+    )
     birds = saved_chat(store, "Tell me about seabirds", long_text, at=2000.0)
     fish = saved_chat(store, "Tell me about fish", "Cod swim in the ocean.", at=3000.0)
     saved_chat(store, "Something else", "Nothing here.", at=1000.0)
@@ -291,7 +299,9 @@ def test_delete_conversation(store: ConversationStore, reopen: Callable[..., Con
             db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
 
 
-def test_delete_messages_removes_what_came_after(store: ConversationStore, reopen: Callable[..., ConversationStore]) -> None:
+def test_delete_messages_removes_what_came_after(
+    store: ConversationStore, reopen: Callable[..., ConversationStore]
+) -> None:
     chat = saved_chat(store, "Q1", "A1", "Q2 about walruses", "A2", "Q3")
     q2 = chat.branch()[2]
     regenerated = chat.add("assistant", "A2 again", parent_id=q2.id)
@@ -555,7 +565,7 @@ def test_worker_threads_read_while_the_writer_writes(tmp_path: Path) -> None:
         reader.join()
     assert store.flush(timeout=60) and failures == [] and store.problems == []
     for seen in counts.values():  # each reader sees the commits in order, never a torn state
-        assert seen == sorted(seen) and 1 <= seen[0] and seen[-1] <= 201
+        assert seen == sorted(seen) and seen[0] >= 1 and seen[-1] <= 201
     assert store.load(chat.id) == chat
     store.close()
 
@@ -609,12 +619,12 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
         assert child.stdout is not None and child.stdout.readline() == "ready\n"
     go.touch()  # both start writing now
     outputs = [child.communicate(timeout=300) for child in children]
-    for child, (out, err) in zip(children, outputs):
+    for child, (out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err
         assert "problems []" in out
     ids = [out.split()[-1] for out, _ in outputs]
     store = SqliteStore(path)
-    for chat_id, name in zip(ids, ("left", "right")):
+    for chat_id, name in zip(ids, ("left", "right"), strict=True):
         chat = store.load(chat_id)
         assert chat.title == name
         assert [m.text for m in chat.branch()] == [f"{name} says {n} zebra" for n in range(200)]

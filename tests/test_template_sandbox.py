@@ -39,10 +39,12 @@ CHAT = [
 
 # Gemma 2's own template: no system role, and turns must alternate.
 GEMMA2_TEMPLATE = (
-    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
     "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+    "{% else %}{% set role = message['role'] %}{% endif %}"
     "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
 )
@@ -67,7 +69,7 @@ LOOP_CONTROLS_TEMPLATE = textwrap.dedent("""\
     {% if add_generation_prompt %}
     [ASSISTANT]
     {% endif %}
-    """)
+    """)  # noqa: E501 - the template as Jinja reads it
 
 NESTED_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"
 SILENT_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
@@ -163,21 +165,23 @@ def test_renders_what_jinja2_chat_formatter_renders(box: TemplateSandbox, source
 
 def test_raise_exception_gives_the_templates_own_message(box: TemplateSandbox) -> None:
     source = "{{ raise_exception('Conversations must end with a tool call') }}"
-    with pytest.raises(ValueError, match="^Conversations must end with a tool call$"):
+    with pytest.raises(ValueError, match=r"^Conversations must end with a tool call$"):
         formatter_prompt(source)
-    with pytest.raises(TemplateRaised, match="^Conversations must end with a tool call$"):
+    with pytest.raises(TemplateRaised, match=r"^Conversations must end with a tool call$"):
         render_chat(source, CHAT, bos_token=BOS, eos_token=EOS)
     with pytest.raises(TemplateFailed) as failed:
         render(box, source)
     assert failed.value.kind == "raised"
     assert failed.value.template_name == "in tiny.gguf"
-    assert str(failed.value) == 'The chat template in tiny.gguf raised an error: Conversations must end with a tool call'
+    assert str(failed.value) == (
+        "The chat template in tiny.gguf raised an error: Conversations must end with a tool call"
+    )
 
 
 def test_a_template_without_a_system_role_gets_the_system_prompt_in_the_first_user_turn(box: TemplateSandbox) -> None:
     # Jinja2ChatFormatter fails on Gemma 2 with a system prompt; llama.cpp's server moves
     # the system prompt into the first user message, and so do we.
-    with pytest.raises(ValueError, match="^System role not supported$"):
+    with pytest.raises(ValueError, match=r"^System role not supported$"):
         formatter_prompt(GEMMA2_TEMPLATE)
     merged = [{"role": "user", "content": CHAT[0]["content"] + "\n\n" + CHAT[1]["content"]}, *CHAT[2:]]
     expected = formatter_prompt(GEMMA2_TEMPLATE, merged)
@@ -188,7 +192,7 @@ def test_a_template_without_a_system_role_gets_the_system_prompt_in_the_first_us
     assert render(box, drops).startswith("[user] " + CHAT[0]["content"] + "\n\n" + CHAT[1]["content"])
     # A template that fails either way reports its first error.
     both = "{{ raise_exception('first: ' ~ messages[0].role) }}"
-    with pytest.raises(TemplateFailed, match="first: system$"):
+    with pytest.raises(TemplateFailed, match=r"first: system$"):
         render(box, both)
 
 
@@ -198,7 +202,8 @@ def test_the_variables_llama_cpp_passes(box: TemplateSandbox) -> None:
     undefined value adds nothing to a string."""
     source = (
         "{% for tool in tools %}{{ tool }}{% endfor %}{{ tools is defined }} {{ tools | tojson }} "
-        "{{ enable_thinking }} {{ 'x' + functions + 'y' }} {{ messages[0].nope.deeper }}|{{ date_string }}|{{ datetime }}"
+        "{{ enable_thinking }} {{ 'x' + functions + 'y' }} {{ messages[0].nope.deeper }}"
+        "|{{ date_string }}|{{ datetime }}"
     )
     for thinking in (True, False):
         days = {datetime.now().strftime("%d %b %Y|%b %d %Y")}
@@ -257,7 +262,9 @@ def test_too_much_output_is_refused(box: TemplateSandbox) -> None:
     with pytest.raises(TemplateFailed) as failed:
         render(box, "{{ 'x ' * 50000000 }}")
     assert failed.value.kind == "too_large"
-    assert str(failed.value) == 'The chat template in tiny.gguf produced more than 8,388,608 characters and was stopped.'
+    assert str(failed.value) == (
+        "The chat template in tiny.gguf produced more than 8,388,608 characters and was stopped."
+    )
     assert render(box, "{{ 'x ' * 3 }}") == "x x x "  # the same worker goes on
 
 
@@ -279,7 +286,8 @@ def test_a_huge_allocation_is_a_memory_error_and_the_worker_is_replaced() -> Non
 
 
 @pytest.mark.parametrize("source, kind, detail", [
-    ("{{ ''.__class__.__mro__ }}", "error", "SecurityError: access to attribute '__class__' of 'str' object is unsafe."),
+    ("{{ ''.__class__.__mro__ }}", "error",
+     "SecurityError: access to attribute '__class__' of 'str' object is unsafe."),
     ("{% for m in messages %}", "syntax", "line 1: Unexpected end of template."),
     ("{{ messages[0].nope.deeper + 1 }}", "error", "UndefinedError: 'dict object' has no attribute 'nope'"),
     ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "error", "RecursionError: maximum recursion depth exceeded"),
@@ -355,7 +363,7 @@ def test_a_render_waiting_for_another_one_can_be_cancelled(box: TemplateSandbox)
     def first() -> None:
         try:
             render(box, SILENT_LOOPS, cancelled=busy)
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - handed to the test
             outcome.append(error)
 
     thread = in_thread(first)

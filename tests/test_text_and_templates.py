@@ -63,7 +63,8 @@ def test_decoder_joins_a_character_split_across_tokens() -> None:
     ({"general.architecture": "mistral3", "general.name": "Mistral Small 3.1 24B Instruct"}, "mistral"),
     ({"general.architecture": "mistral", "general.finetune": "Instruct"}, "mistral"),
     ({"general.architecture": "phi3", "general.name": "Some Model Chat"}, "chatml"),
-    ({"general.architecture": "llama", "general.name": "Llama 3.2 1B", "tokenizer.ggml.pre": "llama-bpe"}, "transcript"),
+    ({"general.architecture": "llama", "general.name": "Llama 3.2 1B", "tokenizer.ggml.pre": "llama-bpe"},
+     "transcript"),
 ])
 def test_template_choice(metadata: dict[str, str], expected: str) -> None:
     assert choose_chat_template(metadata, "<s>", "</s>").name == expected
@@ -88,6 +89,26 @@ def test_templates_keep_the_system_prompt_and_end_with_the_reply_cue() -> None:
     gemma = render_chat(choose_chat_template({}, "<bos>", "<eos>", "gemma").source, messages,
                         bos_token="<bos>", eos_token="<eos>")
     assert gemma.endswith("<start_of_turn>model\n") and "Be brief.\n\nHi" in gemma
+
+
+def test_a_built_in_template_is_compiled_once_not_for_every_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llama_tui.engine import jinja_chat
+
+    compiled: list[str] = []
+    original = jinja_chat.compile_template
+
+    def counting(source: str) -> object:
+        compiled.append(source)
+        return original(source)
+
+    monkeypatch.setattr(jinja_chat, "compile_template", counting)
+    jinja_chat._compiled.cache_clear()
+    template = choose_chat_template({"general.architecture": "x"}, "<s>", "</s>", "chatml")
+    prompts = [render_chat(template.source, [{"role": "user", "content": f"message {n}"}], bos_token="<s>",
+                           eos_token="</s>") for n in range(5)]
+    assert len(compiled) == 1
+    assert all(f"message {n}" in prompt for n, prompt in enumerate(prompts))
+    jinja_chat._compiled.cache_clear()  # nothing compiled by the stand-in stays cached
 
 
 def test_instruction_tuned_detection_reads_whole_words() -> None:

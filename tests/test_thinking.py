@@ -17,6 +17,7 @@ from llama_tui.engine.thinking import (
     thinking_markers,
 )
 
+
 def markers_of(template: str) -> ThinkingMarkers:
     markers = thinking_markers(template)
     assert markers is not None, template
@@ -58,21 +59,22 @@ def run(deltas: Sequence[str], markers: ThinkingMarkers | None, opened: bool = F
 
 # (markers, opened in the prompt, the reply as the model writes it, the thinking, the answer)
 REPLIES = [
-    pytest.param(THINK, False, "<think>\nThe user asks about France.\n</think>\n\nParis.", "The user asks about France.",
-                 "Paris.", id="think"),
-    pytest.param(THINK, True, "The user asks about France.\n</think>\n\nParis.", "The user asks about France.", "Paris.",
-                 id="think-opened-in-prompt"),
+    pytest.param(THINK, False, "<think>\nThe user asks about France.\n</think>\n\nParis.",
+                 "The user asks about France.", "Paris.", id="think"),
+    pytest.param(THINK, True, "The user asks about France.\n</think>\n\nParis.",
+                 "The user asks about France.", "Paris.", id="think-opened-in-prompt"),
     pytest.param(THINK, True, "<think>\nAgain.\n</think>\n\nParis.", "Again.", "Paris.", id="think-opened-twice"),
     pytest.param(THINK, False, "<think>\n\n</think>\n\nParis.", "", "Paris.", id="think-empty"),
     pytest.param(THINK, False, "<think>I write <think> and <b>bold</b> here.</think>Paris.",
                  "I write <think> and <b>bold</b> here.", "Paris.", id="think-mentioned-inside"),
     pytest.param(GPT_OSS, False,
-                 "<|channel|>analysis<|message|>Simple question.<|end|><|start|>assistant<|channel|>final<|message|>Paris.",
+                 "<|channel|>analysis<|message|>Simple question.<|end|>"
+                 "<|start|>assistant<|channel|>final<|message|>Paris.",
                  "Simple question.", "Paris.", id="gpt-oss"),
     pytest.param(GPT_OSS, False, "<|channel|>final<|message|>Paris.", "", "Paris.", id="gpt-oss-no-analysis"),
     pytest.param(GEMMA_4, False, "<|channel>thought\nSimple.<channel|>Paris.", "Simple.", "Paris.", id="gemma-4"),
-    pytest.param(COHERE, False, "<|START_THINKING|>Simple.<|END_THINKING|><|START_RESPONSE|>Paris.", "Simple.", "Paris.",
-                 id="cohere"),
+    pytest.param(COHERE, False, "<|START_THINKING|>Simple.<|END_THINKING|><|START_RESPONSE|>Paris.",
+                 "Simple.", "Paris.", id="cohere"),
     pytest.param(COHERE, True, "Simple.<|END_THINKING|><|START_RESPONSE|>Paris.", "Simple.", "Paris.",
                  id="cohere-opened-in-prompt"),
     pytest.param(MISTRAL, False, "[THINK]Simple.[/THINK]Paris.", "Simple.", "Paris.", id="mistral"),
@@ -87,7 +89,8 @@ REPLIES = [
     pytest.param(SOLAR, False, "<|content|>Paris.", "", "Paris.", id="solar-no-thinking"),
     pytest.param(APRIEL, True, "1. France.\n[BEGIN FINAL RESPONSE]\nParis.", "1. France.", "Paris.", id="apriel"),
     pytest.param(THINK, False, "Paris. In code:\n```html\n<think>x</think>\n```\nand `</think>` inline.", "",
-                 "Paris. In code:\n```html\n<think>x</think>\n```\nand `</think>` inline.", id="answer-mentions-markers"),
+                 "Paris. In code:\n```html\n<think>x</think>\n```\nand `</think>` inline.",
+                 id="answer-mentions-markers"),
     pytest.param(THINK, False, "<thinking aloud> is not a marker", "", "<thinking aloud> is not a marker",
                  id="looks-like-a-marker"),
     pytest.param(THINK, False, "  \n Paris.", "", "  \n Paris.", id="no-thinking-keeps-leading-space"),

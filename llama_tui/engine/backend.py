@@ -48,6 +48,8 @@ class Capabilities:
     """Layers can be offloaded to a GPU by this app (a server decides for itself)."""
     exact_figures: bool = True
     """Token counts and times come from the engine itself, not estimated by the client."""
+    thinking_switch: bool = False
+    """Thinking can be turned off for a reply (the template takes enable_thinking)."""
 
 
 class ModelBackend(Protocol):
@@ -77,9 +79,19 @@ class ModelBackend(Protocol):
     def description(self) -> str:
         """A line about how it runs, for the status bar's info (e.g. the chat template and why)."""
 
-    def chat(self, messages: Sequence[ChatMessage], sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
-        """Stream the assistant's reply. Raises ModelBusy/ModelClosed at once; errors while
-        streaming are raised from the iterator (PromptError and subclasses carry a message
+    def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: SamplingSettings,
+        *,
+        seed: int | None = None,
+        prefill: str = "",
+        enable_thinking: bool = True,
+        thinking_budget: int | None = None,
+    ) -> Iterator[GenerationEvent]:
+        """Stream the assistant's reply (`prefill`: the start of a reply to continue). The seed
+        is sampling.seed unless `seed` is given. Raises ModelBusy/ModelClosed at once; errors
+        while streaming are raised from the iterator (PromptError, GenerationError: a message
         for the user). Close the iterator, or run it to the end, to free the model."""
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:

@@ -11,8 +11,8 @@ resolved path, so an HF snapshot symlink and its blob count as one file):
 Recent comes first so the models used last head the list. Only headers are read
 (``read_gguf_header`` skips the big arrays), never weights: a handful of files list in a
 fraction of a second. A file that crashed an earlier `file_check` trial load shows that
-as its problem (from the verdict cache; nothing is loaded here). Split models show once, as their first part; the other parts are
-left out and counted into the size.
+as its problem (from the verdict cache; nothing is loaded here). Split models show once, as
+their first part; the other parts are left out and counted into the size.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Literal
 
 from llama_tui import paths
-from llama_tui.formatting import context_label, count_label, human_bytes
 from llama_tui.engine.file_check import known_crash
 from llama_tui.engine.gguf_header import GGUFHeader, GGUFHeaderError, header_problems, read_gguf_header
 from llama_tui.engine.hub import cached_gguf_files, guess_quant, hub_cache_dir
@@ -36,6 +35,7 @@ from llama_tui.engine.starter import (
     starter_model_location,
     starter_size,
 )
+from llama_tui.formatting import context_label, count_label, human_bytes
 
 __all__ = ["ModelEntry", "ModelSource", "list_models", "models_folder"]
 

@@ -1,4 +1,4 @@
-"""Persistent settings: one TOML file a person can edit, and the checks every value passes.
+"""The settings file: one TOML file a person can edit, and the checks every value passes.
 
 | what                               | read by                     | written by                  |
 |------------------------------------|-----------------------------|-----------------------------|
@@ -6,6 +6,7 @@
 |                                    |                             | `remember_model_in_file`    |
 |                                    |                             | (tomlkit)                   |
 
+Every check, default and comment comes from the one table of settings (engine.settings).
 Saving never writes the app's whole idea of the settings: it reads the file as it is on disk at
 that moment and changes only what was changed in the app (`save_changes`) or the models used
 (`remember_model_in_file`). So a person's comments, formatting, keys llama-tui does not know,
@@ -15,12 +16,16 @@ Loading never raises: a missing file gives the defaults, a broken file or a bad 
 default for what is broken plus a warning to show. Command-line flags win over the file for
 one run (`merge_cli`) and are never saved.
 
-    system_prompt = "..."          # top level: chat and model history
-    last_model = "/models/x.gguf"
-    recent_models = ["/models/x.gguf", ...]
+    last_model = "/models/x.gguf"  # top level: models used (engine.model_ref spellings)
+    recent_models = ["/models/x.gguf", "server:http://host:8080/v1#qwen", ...]
     [load]                         # LoadSettings
     [load.overrides]               # GGUF metadata overrides, KEY = value
     [sampling]                     # SamplingSettings
+    [chat]                         # ChatSettings
+    [server]                       # ServerSettings
+
+Files written before these sections existed keep working: a top-level `system_prompt` and a
+`seed` under [load] are read where they are, and moved when changed in the app.
 """
 
 from __future__ import annotations
@@ -30,30 +35,35 @@ import os
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import tomlkit
-from tomlkit.container import Container
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import Table
 
 from llama_tui import paths
-from llama_tui.engine.chat_templates import chat_format_names
-from llama_tui.engine.drafting import SPECULATIVE_MODES
+from llama_tui.engine.model_ref import ModelRef
+from llama_tui.engine.presets import BUILT_IN, SAMPLING_KEYS, Preset
 from llama_tui.engine.settings import (
+    RELOAD_FIELDS,
+    SECTIONS,
+    SETTINGS,
     LoadSettings,
     OverrideValue,
-    SamplingSettings,
-    default_batch_threads,
-    default_threads,
+    Setting,
+    Settings,
     parse_override,
 )
 
+__all__ = [
+    "MAX_CONFIG_BYTES", "MAX_RECENT_MODELS", "RELOAD_FIELDS", "AppConfig", "ConfigSaveError", "GPU_INSTALL_HINT",
+    "add_recent_model", "config_path", "format_overrides", "gpu_offload_supported", "load_config",
+    "load_settings_problems", "merge_cli", "remember_model_in_file", "save_changes", "validate_field",
+]
+
 MAX_RECENT_MODELS = 10
-MAX_CONTEXT = 1_048_576
-MAX_THREADS = 256
 
 MAX_CONFIG_BYTES = 1024 * 1024
 """Larger settings files are neither read nor written. A real one is a few KB (the template is
@@ -61,24 +71,13 @@ MAX_CONFIG_BYTES = 1024 * 1024
 thread, which here takes about a second per MiB of dense keys: a 100 MB file froze the app
 for ~50 s. 1 MiB leaves hundreds of times the room a person needs and bounds that pause."""
 
-LOAD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LoadSettings))
-SAMPLING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SamplingSettings))
-
-RELOAD_FIELDS: frozenset[str] = frozenset(
-    {"n_ctx", "n_gpu_layers", "n_threads", "n_threads_batch", "chat_format", "overrides"}
-)
-"""Settings that only take effect after reloading the model; the rest apply to the next reply."""
-
-THREAD_DEFAULTS: dict[str, Callable[[], int]] = {
-    "n_threads": default_threads,
-    "n_threads_batch": default_batch_threads,
-}
-"""Thread settings left out of the file (or empty in the panel) follow the machine."""
-
 GPU_INSTALL_HINT = (
     'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
 )
 """How to get a GPU build of llama.cpp (CUDA; other backends take another -DGGML_... flag)."""
+
+_LEGACY = {("", "system_prompt"): "chat", ("load", "seed"): "sampling"}
+"""(table, key) where older files keep a setting that now lives in another section."""
 
 
 class ConfigSaveError(Exception):
@@ -89,16 +88,15 @@ class ConfigSaveError(Exception):
 class AppConfig:
     """Everything llama-tui remembers between runs."""
 
-    load: LoadSettings = field(default_factory=LoadSettings)
-    """How models are loaded; changing most of these reloads the model (RELOAD_FIELDS)."""
-    sampling: SamplingSettings = field(default_factory=SamplingSettings)
-    """How replies are sampled; changes apply to the next reply."""
-    system_prompt: str = ""
-    """The system prompt, used from the next message on; empty for none."""
-    last_model: Path | None = None
+    settings: Settings = field(default_factory=Settings)
+    last_model: ModelRef | None = None
     """The model opened last, to open again when no model is named on the command line."""
-    recent_models: tuple[Path, ...] = ()
+    recent_models: tuple[ModelRef, ...] = ()
     """Models opened recently, most recent first, at most MAX_RECENT_MODELS."""
+    presets: dict[str, Preset] = field(default_factory=lambda: dict(BUILT_IN))
+    """Named system prompts with their sampling ([presets.NAME] tables)."""
+    model_presets: dict[str, str] = field(default_factory=dict)
+    """The preset each model was last used with: ModelRef text -> preset name."""
 
 
 def config_path() -> Path:
@@ -116,63 +114,44 @@ def gpu_offload_supported() -> bool:
 # -- checking values ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Number:
-    kind: type[int] | type[float]
-    low: float
-    high: float
-    note: str = ""
-    """Said after the range in error messages, e.g. what 0 means."""
-
-    def message(self) -> str:
-        what = "a whole number" if self.kind is int else "a number"
-        return f"must be {what} from {_plain(self.low)} to {_plain(self.high)}{self.note}"
-
-
-def load_settings_problems(load: LoadSettings) -> list[str]:
-    """Why these load settings cannot be used: the ranges the panel and the CLI check too."""
-    found = []
-    for name in LOAD_FIELDS:
-        spec = _NUMBERS.get(name)
-        if spec is not None:
-            _, error = _check_number(spec, getattr(load, name))
-            if error:
-                found.append(f"{name} {error}")
-    return found
-
-
 def _plain(number: float) -> str:
     """5 rather than 5.0, 4294967295 rather than 4.29497e+09."""
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-_NUMBERS: dict[str, _Number] = {
-    "n_ctx": _Number(int, 64, MAX_CONTEXT),
-    "n_gpu_layers": _Number(int, -1, 999, " (-1 offloads all layers)"),
-    "n_threads": _Number(int, 1, MAX_THREADS),
-    "n_threads_batch": _Number(int, 1, MAX_THREADS),
-    "seed": _Number(int, 0, 2**32 - 1),
-    "temperature": _Number(float, 0, 5),
-    "top_p": _Number(float, 0, 1),
-    "top_k": _Number(int, 0, 1000, " (0 turns it off)"),
-    "min_p": _Number(float, 0, 1),
-    "repeat_penalty": _Number(float, 0.5, 3),
-}
+def _range_message(s: Setting, empty: str = "empty") -> str:
+    """"must be a whole number from 1 to 4096", with what empty means."""
+    what = "a whole number" if s.kind == "int" else "a number"
+    high = _plain(s.high if s.high is not None else math.inf)
+    text = f"{what} from {_plain(s.low if s.low is not None else -math.inf)} to {high}{s.note}"
+    return f"must be {empty} ({s.empty}) or {text}" if s.empty else f"must be {text}"
 
 
-def _check_number(spec: _Number, value: object) -> tuple[object | None, str | None]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None, spec.message()
-    if spec.kind is int and not isinstance(value, int):
-        return None, spec.message()
-    if math.isnan(value) or not spec.low <= value <= spec.high:
-        return None, spec.message()
-    return spec.kind(value), None
+def _check_number(s: Setting, value: object) -> tuple[Any, str | None]:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (s.kind == "int" and not isinstance(value, int))
+    ):
+        return None, _range_message(s)
+    high = s.high
+    if math.isnan(value) or (s.low is not None and value < s.low) or (high is not None and value > high):
+        return None, _range_message(s)
+    return (int(value) if s.kind == "int" else float(value)), None
 
 
-def _max_reply_message(n_ctx: int | None, no_limit: str = "empty") -> str:
-    limit = f"{n_ctx} (the context length)" if n_ctx else str(MAX_CONTEXT)
-    return f"must be {no_limit} (no limit) or a whole number from 1 to {limit}"
+def load_settings_problems(load: LoadSettings) -> list[str]:
+    """Why these load settings cannot be used: the ranges the panel and the CLI check too."""
+    found = []
+    for name, s in SETTINGS.items():
+        if s.section == "load" and s.kind in ("int", "float"):
+            value = getattr(load, name)
+            if value is None and s.empty:
+                continue
+            _, error = _check_number(s, value)
+            if error:
+                found.append(f"{name} {error}")
+    return found
 
 
 def format_overrides(overrides: Mapping[str, OverrideValue]) -> str:
@@ -193,82 +172,72 @@ def _parse_overrides(raw: str) -> dict[str, OverrideValue]:
     return parsed
 
 
-def validate_field(name: str, raw: str, *, n_ctx: int | None = None) -> tuple[object | None, str | None]:
+def validate_field(name: str, raw: str) -> tuple[Any, str | None]:
     """Parse what a person typed for the setting `name`: (value, None), or (None, error).
 
-    `n_ctx` is the context length that max_reply_tokens must fit in (checked against the
-    largest context when not given). Empty threads mean the machine's default, an empty
-    max_reply_tokens no limit, an empty or "auto" chat_format the automatic choice.
-    Raises KeyError for a name that is not a setting.
+    Empty means the machine's default for thread counts, and None where the setting may be
+    empty ("no limit", "auto"). Raises KeyError for a name that is not a setting.
     """
+    s = SETTINGS[name]
     text = raw.strip()
-    if name in _NUMBERS:
-        spec = _NUMBERS[name]
-        if not text and name in THREAD_DEFAULTS:
-            return THREAD_DEFAULTS[name](), None
-        try:
-            value: object = int(text) if spec.kind is int else float(text)
-        except ValueError:
-            return None, spec.message()
-        return _check_number(spec, value)
-    if name == "max_reply_tokens":
-        if not text:
+    if s.kind in ("int", "float"):
+        if not text and s.machine_default is not None:
+            return s.machine_default(), None
+        if not text and s.empty:
             return None, None
         try:
-            tokens = int(text)
+            value: Any = int(text) if s.kind == "int" else float(text)
         except ValueError:
-            return None, _max_reply_message(n_ctx)
-        if not 1 <= tokens <= (n_ctx or MAX_CONTEXT):
-            return None, _max_reply_message(n_ctx)
-        return tokens, None
-    if name == "speculative":
-        if text in SPECULATIVE_MODES:
-            return text, None
-        return None, f"must be one of: {', '.join(SPECULATIVE_MODES)}"
-    if name == "chat_format":
-        if text in ("", "auto"):
+            return None, _range_message(s)
+        return _check_number(s, value)
+    if s.kind == "choice":
+        assert s.choices is not None
+        if s.empty and text in ("", s.empty):
             return None, None
-        if text in chat_format_names():
+        if text in s.choices():
             return text, None
-        return None, f"must be empty (auto) or one of: {', '.join(chat_format_names())}"
-    if name == "overrides":
+        return None, f"must be {'empty (' + s.empty + ') or ' if s.empty else ''}one of: {', '.join(s.choices())}"
+    if s.kind == "bool":
+        if text.lower() in ("on", "yes", "true", "1"):
+            return True, None
+        if text.lower() in ("off", "no", "false", "0"):
+            return False, None
+        return None, "must be on or off"
+    if s.kind == "overrides":
         try:
             return _parse_overrides(raw), None
         except ValueError as error:
             return None, str(error)
-    if name == "system_prompt":
-        return raw, None
-    raise KeyError(name)
+    return raw, None  # text
 
 
 # -- reading --------------------------------------------------------------------------------
 
 
-def _from_toml(name: str, value: object, n_ctx: int | None) -> tuple[object | None, str | None]:
-    """Check a value as TOML gave it; the file's spellings of None are "" and 0."""
-    if name in _NUMBERS:
-        return _check_number(_NUMBERS[name], value)
-    if name == "max_reply_tokens":
-        if value == 0 and not isinstance(value, bool):
+def _from_toml(s: Setting, value: object) -> tuple[Any, str | None]:
+    """Check a value as TOML gave it; the file spells "empty" as 0 (numbers) or "" (choices)."""
+    if s.kind in ("int", "float"):
+        if s.empty and value == 0 and not isinstance(value, bool):
             return None, None
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= (n_ctx or MAX_CONTEXT):
-            return None, _max_reply_message(n_ctx, no_limit="0")
-        return value, None
-    if name == "overrides":
+        value_checked, error = _check_number(s, value)
+        if error and s.empty:
+            error = _range_message(s, empty="0")
+        return value_checked, error
+    if s.kind == "bool":
+        return (value, None) if isinstance(value, bool) else (None, "must be true or false")
+    if s.kind == "overrides":
         if not isinstance(value, dict):
             return None, "must be a [load.overrides] table"
         return dict(value), None
     if not isinstance(value, str):
         return None, "must be a string"
-    return validate_field(name, value)
+    return validate_field(s.name, value)
 
 
-def _to_toml(name: str, value: object) -> object:
+def _to_toml(s: Setting, value: object) -> object:
     """The inverse of _from_toml."""
-    if name == "chat_format":
-        return value or ""
-    if name == "max_reply_tokens":
-        return value or 0
+    if value is None:
+        return 0 if s.kind in ("int", "float") else ""
     return value
 
 
@@ -277,45 +246,61 @@ def _show(value: object) -> str:
     if value == {}:
         return "none"
     try:
-        return tomlkit.item(value).as_string()  # type: ignore[arg-type]
-    except Exception:  # a value tomlkit cannot write: show Python's spelling
+        return tomlkit.item(value).as_string()
+    except Exception:  # noqa: BLE001 - a value tomlkit cannot write: show Python's spelling
         return repr(value)
 
 
 class _Reader:
     """Reads one parsed file, collecting a warning for everything it had to ignore."""
 
-    def __init__(self, path: Path, data: dict[str, object]) -> None:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
         self.where = path.name
         self.data = data
         self.warnings: list[str] = []
+        self._not_tables: set[str] = set()
 
     def warn(self, text: str) -> None:
         self.warnings.append(f"{self.where}: {text}")
 
-    def section(self, name: str, known: tuple[str, ...], n_ctx: int | None = None) -> dict[str, object]:
-        """The valid values of [name]; bad ones are left out (their default applies)."""
+    def table(self, name: str) -> dict[str, Any]:
+        if not name:
+            return self.data
         table = self.data.get(name, {})
         if not isinstance(table, dict):
-            self.warn(f"{name} must be a [{name}] table; using the defaults for all of it")
+            if name not in self._not_tables:  # said once, however often it is read
+                self._not_tables.add(name)
+                self.warn(f"{name} must be a [{name}] table; using the defaults for all of it")
             return {}
-        values: dict[str, object] = {}
-        for key, raw in table.items():
-            if key not in known:
-                self.warn(f"unknown setting [{name}] {key} (kept in the file, not used)")
-                continue
-            if key == "overrides" and isinstance(raw, dict):
-                values[key] = self.overrides(raw)
-                continue
-            value, error = _from_toml(key, raw, n_ctx)
-            if error is not None:
-                default = _default_of(name, key)
-                self.warn(f"[{name}] {key} = {_show(raw)} {error}; using {_show(_to_toml(key, default))}")
-            else:
-                values[key] = value
-        return values
+        return table
 
-    def overrides(self, table: dict[str, object]) -> dict[str, OverrideValue]:
+    def settings(self) -> Settings:
+        values: dict[str, Any] = {}
+        # The legacy places first, so the proper section wins when a file has both.
+        for (table, key), _section in _LEGACY.items():
+            if key in self.table(table):
+                self.value(SETTINGS[key], self.table(table)[key], values, f"[{table}] " if table else "")
+        for section in SECTIONS:
+            for key, raw in self.table(section).items():
+                setting = SETTINGS.get(key)
+                if setting is None or setting.section != section:
+                    if (section, key) not in _LEGACY:
+                        self.warn(f"unknown setting [{section}] {key} (kept in the file, not used)")
+                    continue
+                self.value(setting, raw, values, f"[{section}] ")
+        return Settings().with_values(values)
+
+    def value(self, s: Setting, raw: object, values: dict[str, Any], where: str) -> None:
+        if s.kind == "overrides" and isinstance(raw, dict):
+            values[s.name] = self.overrides(raw)
+            return
+        value, error = _from_toml(s, raw)
+        if error is not None:
+            self.warn(f"{where}{s.name} = {_show(raw)} {error}; using {_show(_to_toml(s, s.default))}")
+        else:
+            values[s.name] = value
+
+    def overrides(self, table: dict[str, Any]) -> dict[str, OverrideValue]:
         """The usable GGUF overrides; others are left out one by one."""
         usable: dict[str, OverrideValue] = {}
         for key, value in table.items():
@@ -326,33 +311,59 @@ class _Reader:
                           "or a string; left out")
         return usable
 
-    def text(self, key: str) -> str:
-        raw = self.data.get(key, "")
-        if not isinstance(raw, str):
-            self.warn(f"{key} = {_show(raw)} must be a string; ignored")
-            return ""
-        return raw
+    def presets(self) -> dict[str, Preset]:
+        if "presets" not in self.data:
+            return dict(BUILT_IN)
+        found: dict[str, Preset] = {}
+        for name, table in self.table("presets").items():
+            if not isinstance(table, dict):
+                self.warn(f"presets.{name} must be a table; left out")
+                continue
+            system = table.get("system_prompt", "")
+            if not isinstance(system, str):
+                self.warn(f"[presets.{name}] system_prompt must be a string; left out")
+                continue
+            sampling: dict[str, Any] = {}
+            for key, raw in table.items():
+                if key == "system_prompt":
+                    continue
+                if key not in SAMPLING_KEYS:
+                    self.warn(f"unknown setting [presets.{name}] {key} (a preset sets system_prompt and sampling)")
+                    continue
+                self.value(SETTINGS[key], raw, sampling, f"[presets.{name}] ")
+            found[name] = Preset(name, system, sampling)
+        return found
 
-    def model_paths(self) -> tuple[Path | None, tuple[Path, ...]]:
-        last = self.text("last_model")
+    def model_presets(self) -> dict[str, str]:
+        table = self.table("model_presets")
+        return {model: name for model, name in table.items() if isinstance(name, str)}
+
+    def models(self) -> tuple[ModelRef | None, tuple[ModelRef, ...]]:
+        last = self.model(self.data.get("last_model", ""), "last_model")
         raw = self.data.get("recent_models", [])
         if not isinstance(raw, list):
-            self.warn("recent_models must be a list of paths; ignored")
+            self.warn("recent_models must be a list of models; ignored")
             raw = []
-        recent: list[Path] = []
+        recent: list[ModelRef] = []
         for item in raw:
-            if not isinstance(item, str) or not item:
-                self.warn(f"recent_models: {_show(item)} is not a path; left out")
-            elif Path(item) not in recent:
-                recent.append(Path(item))
-        return (Path(last) if last else None), tuple(recent[:MAX_RECENT_MODELS])
+            ref = self.model(item, "recent_models")
+            if ref is not None and ref not in recent:
+                recent.append(ref)
+        return last, tuple(recent[:MAX_RECENT_MODELS])
+
+    def model(self, raw: object, where: str) -> ModelRef | None:
+        if raw == "":
+            return None
+        try:
+            if not isinstance(raw, str):
+                raise ValueError("not a string")
+            return ModelRef.from_text(raw)
+        except ValueError:
+            self.warn(f"{where}: {_show(raw)} is not a model (a path, hf:..., server:...); left out")
+            return None
 
 
-_TOP_LEVEL = frozenset({"system_prompt", "last_model", "recent_models", "load", "sampling"})
-
-
-def _default_of(section: str, key: str) -> object:
-    return getattr(LoadSettings() if section == "load" else SamplingSettings(), key)
+_TOP_LEVEL = frozenset({"system_prompt", "last_model", "recent_models", "presets", "model_presets", *SECTIONS})
 
 
 def _read_capped(path: Path) -> bytes | None:
@@ -387,61 +398,63 @@ def load_config(path: Path | None = None) -> tuple[AppConfig, list[str]]:
     for key in data:
         if key not in _TOP_LEVEL:
             reader.warn(f"unknown setting {key} (kept in the file, not used)")
-    load = LoadSettings(**reader.section("load", LOAD_FIELDS))  # type: ignore[arg-type]
-    sampling = SamplingSettings(**reader.section("sampling", SAMPLING_FIELDS, n_ctx=load.n_ctx))  # type: ignore[arg-type]
-    last_model, recent_models = reader.model_paths()
-    config = AppConfig(
-        load=load,
-        sampling=sampling,
-        system_prompt=reader.text("system_prompt"),
-        last_model=last_model,
-        recent_models=recent_models,
-    )
-    return config, reader.warnings
+    settings = reader.settings()
+    last_model, recent_models = reader.models()
+    return AppConfig(settings, last_model, recent_models, reader.presets(), reader.model_presets()), reader.warnings
 
 
 # -- writing --------------------------------------------------------------------------------
 
-# A new file starts from this, so the person opening it finds each setting explained.
-_TEMPLATE = f'''\
-# llama-tui settings. Edit freely: your comments and any keys llama-tui does not know are
-# kept when the app saves here. Command-line flags override these for a single run.
+_SECTION_NOTES = {
+    "load": "How llama.cpp loads a model; changing these reloads it.",
+    "sampling": "How the next token is chosen; these apply to the next reply.",
+    "chat": "The chat; these apply from the next message.",
+    "server": "Models on an OpenAI-compatible server.",
+}
 
-system_prompt = ""
 
-[load]
-# Changing these reloads the model (except seed).
-n_ctx = 4096            # context length in tokens, 64..{MAX_CONTEXT}
-n_gpu_layers = 0        # layers offloaded to the GPU, -1 = all; needs a GPU build of llama.cpp
-# n_threads = 4         # threads for generation; left out: this machine's cores but one
-# n_threads_batch = 4   # threads for prompt evaluation; left out: this machine's cores
-seed = 561371           # the same seed and prompt give the same reply
-chat_format = ""        # "" = the file's own template, else picked by architecture; or one of
-                        # {", ".join(chat_format_names())}
-
-[load.overrides]
-# GGUF metadata overrides, e.g.
-# "tokenizer.ggml.add_bos_token" = false
-
-[sampling]
-# These apply to the next reply.
-temperature = 0.8       # 0..5; 0 always picks the likeliest token
-top_p = 0.95            # 0..1
-top_k = 40              # 0..1000; 0 turns it off
-min_p = 0.05            # 0..1
-repeat_penalty = 1.0    # 0.5..3; 1 turns it off
-max_reply_tokens = 0    # stop a reply after this many tokens; 0 = no limit
-speculative = "auto"    # drafting from text already in the chat: "auto" (only while it pays),
-                        # "on" or "off"; it never changes a reply, only its speed
-'''
+def _template() -> str:
+    """A new file starts from this, so the person opening it finds each setting explained
+    (made from the table of settings, like everything else about them)."""
+    lines = [
+        "# llama-tui settings. Edit freely: your comments and any keys llama-tui does not know are",
+        "# kept when the app saves here. Command-line flags override these for a single run.",
+    ]
+    for section in SECTIONS:
+        lines += ["", f"[{section}]", f"# {_SECTION_NOTES[section]}"]
+        for s in (s for s in SETTINGS.values() if s.section == section):
+            if s.kind == "overrides":
+                continue
+            spelled = tomlkit.item(_to_toml(s, s.default)).as_string()
+            comment = s.hint
+            if s.kind in ("int", "float") and s.low is not None and s.high is not None:
+                comment += f" ({_plain(s.low)}..{_plain(s.high)})"
+            if s.empty:
+                comment += f"; {spelled} = {s.empty}"
+            if s.kind == "choice" and s.choices is not None:
+                comment += f"; or one of: {', '.join(s.choices())}"
+            line = f"{s.name} = {spelled}"
+            if s.machine_default is not None:  # left out, it follows the machine the file is used on
+                line = f"# {s.name} = {spelled}"
+            lines.append(f"{line:<23} # {comment}")
+        if section == "load":
+            lines += ["", "[load.overrides]", "# GGUF metadata overrides, e.g.",
+                      '# "tokenizer.ggml.add_bos_token" = false']
+    lines += ["", "# Presets: a system prompt and the sampling that suits it, chosen per conversation (F8).",
+              "# Change, add or delete them here; they take system_prompt and the sampling section's keys."]
+    for preset in BUILT_IN.values():
+        lines += ["", f"[presets.{tomlkit.key(preset.name).as_string()}]",
+                  f"system_prompt = {tomlkit.item(preset.system_prompt).as_string()}"]
+        lines += [f"{key} = {tomlkit.item(value).as_string()}" for key, value in preset.sampling.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _same(item: object, value: object) -> bool:
-    current = item.unwrap() if hasattr(item, "unwrap") else item  # type: ignore[attr-defined]
+    current = item.unwrap() if hasattr(item, "unwrap") else item
     return type(current) is type(value) and current == value
 
 
-def _set(container: Container | Table, key: str, value: object) -> None:
+def _set(container: MutableMapping[str, Any], key: str, value: object) -> None:
     """Set `key`, leaving the item (and its spelling, e.g. 4_096) alone when unchanged."""
     if key in container and _same(container[key], value):
         return
@@ -450,12 +463,12 @@ def _set(container: Container | Table, key: str, value: object) -> None:
     container[key] = value
 
 
-def _table(container: Container | Table, key: str) -> Table:
+def _table(container: MutableMapping[str, Any], key: str) -> MutableMapping[str, Any]:
     found = container.get(key)
     if isinstance(found, dict):  # a [table], an inline table or a table split across the file
-        return found  # type: ignore[return-value]
+        return found
     container[key] = tomlkit.table()
-    return container[key]  # type: ignore[return-value]
+    return container[key]
 
 
 def _reason(error: OSError, path: Path) -> str:
@@ -473,7 +486,7 @@ def _reason(error: OSError, path: Path) -> str:
 
 
 def _document_to_edit(path: Path, *, replace_broken: bool) -> tomlkit.TOMLDocument:
-    """The file as it is on disk now, for tomlkit to edit; a new file starts from _TEMPLATE.
+    """The file as it is on disk now, for tomlkit to edit; a new file starts from _template().
 
     A file load_config cannot parse is left alone unless `replace_broken` (the user saved
     settings in the app): then it is replaced by the template, but only once a copy of it is
@@ -483,7 +496,7 @@ def _document_to_edit(path: Path, *, replace_broken: bool) -> tomlkit.TOMLDocume
     try:
         data = _read_capped(path)
     except FileNotFoundError:
-        return tomlkit.parse(_TEMPLATE)
+        return tomlkit.parse(_template())
     except OSError as error:
         raise ConfigSaveError(f"cannot read {path}: {_reason(error, path)}") from error
     if data is None:
@@ -508,7 +521,7 @@ def _document_to_edit(path: Path, *, replace_broken: bool) -> tomlkit.TOMLDocume
             f"{path} is not valid TOML and could not be copied to {broken.name} ({_reason(error, broken)}), "
             "so it was left as it is"
         ) from error
-    return tomlkit.parse(_TEMPLATE)
+    return tomlkit.parse(_template())
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -540,48 +553,43 @@ def _write_document(path: Path, document: tomlkit.TOMLDocument) -> None:
         raise ConfigSaveError(f"cannot write {path}: {_reason(error, path)}") from error
 
 
-_SETTINGS = frozenset({*LOAD_FIELDS, *SAMPLING_FIELDS, "system_prompt"})
-
-
-def _apply(document: tomlkit.TOMLDocument, name: str, value: object) -> None:
-    """Set one setting in the document, as the file spells it."""
-    if name == "system_prompt":
-        _set(document, name, value)
-    elif name in SAMPLING_FIELDS:
-        _set(_table(document, "sampling"), name, _to_toml(name, value))
-    elif name == "overrides":
+def _apply(document: tomlkit.TOMLDocument, s: Setting, value: object) -> None:
+    """Set one setting in the document, as the file spells it, in its own section."""
+    for (old_table, key), section in _LEGACY.items():  # a setting read from its old place moves
+        if key == s.name and section == s.section:
+            (_table(document, old_table) if old_table else document).pop(key, None)
+    table = _table(document, s.section)
+    if s.kind == "overrides":
         assert isinstance(value, Mapping)
-        overrides = _table(_table(document, "load"), "overrides")
+        overrides = _table(table, "overrides")
         for key in [key for key in overrides if key not in value]:
             del overrides[key]
         for key, item in value.items():
             _set(overrides, key, item)
-    elif name in THREAD_DEFAULTS and value == THREAD_DEFAULTS[name]():
-        _table(document, "load").pop(name, None)  # left out, it follows the machine the file is used on
+    elif s.machine_default is not None and value == s.machine_default():
+        table.pop(s.name, None)  # left out, it follows the machine the file is used on
     else:
-        _set(_table(document, "load"), name, _to_toml(name, value))
+        _set(table, s.name, _to_toml(s, value))
 
 
 def save_changes(changes: Mapping[str, object], path: Path | None = None) -> None:
     """Write the settings in `changes` into `path` (default: config_path()) as it is on disk now.
 
-    `changes` maps setting names (as in validate_field) to values as AppConfig holds them; give
-    only what was changed in the app (`changed_values`). Everything else in the file stays as it
-    is: comments, spelling, unknown keys, values llama-tui cannot use, and what another running
-    instance saved. Raises KeyError for a name that is not a setting, ConfigSaveError when the
-    file cannot be saved.
+    `changes` maps setting names to values; give only what was changed in the app
+    (`Settings.changed`). Everything else in the file stays as it is: comments, spelling,
+    unknown keys, values llama-tui cannot use, and what another running instance saved.
+    Raises KeyError for a name that is not a setting, ConfigSaveError when the file cannot be
+    saved.
     """
-    for name in changes:
-        if name not in _SETTINGS:
-            raise KeyError(name)
+    rows = [(SETTINGS[name], value) for name, value in changes.items()]  # KeyError before any write
     path = path or config_path()
     document = _document_to_edit(path, replace_broken=True)  # the user saved in the app
-    for name, value in changes.items():
-        _apply(document, name, value)
+    for s, value in rows:
+        _apply(document, s, value)
     _write_document(path, document)
 
 
-def remember_model_in_file(model: Path, path: Path | None = None) -> tuple[Path, ...]:
+def remember_model_in_file(model: ModelRef, path: Path | None = None) -> tuple[ModelRef, ...]:
     """Make `model` the last model, first among the recent ones, in `path` as it is on disk now.
 
     Reading the list afresh keeps the models another running instance remembered meanwhile.
@@ -589,68 +597,39 @@ def remember_model_in_file(model: Path, path: Path | None = None) -> tuple[Path,
     """
     path = path or config_path()
     document = _document_to_edit(path, replace_broken=False)  # not for remembering a model
-    _, on_disk = _Reader(path, document.unwrap()).model_paths()  # unusable entries drop out
+    _, on_disk = _Reader(path, document.unwrap()).models()  # unusable entries drop out
     recent = add_recent_model(on_disk, model)
-    _set(document, "last_model", str(recent[0]))
-    _set(document, "recent_models", [str(p) for p in recent])
+    _set(document, "last_model", recent[0].to_text())
+    _set(document, "recent_models", [ref.to_text() for ref in recent])
     _write_document(path, document)
     return recent
+
+
+def remember_preset_for_model(model: ModelRef, preset: str, path: Path | None = None) -> None:
+    """Remember that `model` was last used with `preset` ([model_presets]). Raises ConfigSaveError."""
+    path = path or config_path()
+    document = _document_to_edit(path, replace_broken=False)
+    _set(_table(document, "model_presets"), model.to_text(), preset)
+    _write_document(path, document)
 
 
 # -- changing -------------------------------------------------------------------------------
 
 
-def add_recent_model(recent: Iterable[Path], model: Path) -> tuple[Path, ...]:
+def add_recent_model(recent: Iterable[ModelRef], model: ModelRef) -> tuple[ModelRef, ...]:
     """`recent` with `model` first (once), at most MAX_RECENT_MODELS."""
-    # Absolute but not resolved: a Hugging Face cache path is a symlink to a blob without
-    # the file's name.
-    model = Path(os.path.abspath(model.expanduser()))
-    return (model, *(p for p in recent if p != model))[:MAX_RECENT_MODELS]
+    return (model, *(ref for ref in recent if ref != model))[:MAX_RECENT_MODELS]
 
 
-def merge_cli(config: AppConfig, explicit: Mapping[str, object]) -> AppConfig:
-    """`config` with the settings typed on the command line on top, for this run only.
+def merge_cli(settings: Settings, explicit: Mapping[str, object]) -> Settings:
+    """`settings` with the settings typed on the command line on top, for this run only.
 
-    `explicit` maps setting names (as in validate_field) to values, only for flags the user
-    typed. Overrides are merged key by key with the file's. Raises KeyError for a name that
-    is not a setting.
+    `explicit` maps setting names to values, only for flags the user typed. Overrides are
+    merged key by key with the file's. Raises KeyError for a name that is not a setting.
     """
-    load: dict[str, object] = {}
-    sampling: dict[str, object] = {}
-    system_prompt = config.system_prompt
-    for name, value in explicit.items():
-        if name == "overrides":
-            load[name] = {**config.load.overrides, **value}  # type: ignore[dict-item]
-        elif name in LOAD_FIELDS:
-            load[name] = value
-        elif name in SAMPLING_FIELDS:
-            sampling[name] = value
-        elif name == "system_prompt":
-            system_prompt = str(value)
-        else:
-            raise KeyError(name)
-    return replace(
-        config,
-        load=replace(config.load, **load),  # type: ignore[arg-type]
-        sampling=replace(config.sampling, **sampling),  # type: ignore[arg-type]
-        system_prompt=system_prompt,
-    )
-
-
-def changed_fields(old: AppConfig, new: AppConfig) -> frozenset[str]:
-    """Names of the settings that differ; `changed_fields(a, b) & RELOAD_FIELDS` means reload."""
-    changed = {name for name in LOAD_FIELDS if getattr(old.load, name) != getattr(new.load, name)}
-    changed |= {name for name in SAMPLING_FIELDS if getattr(old.sampling, name) != getattr(new.sampling, name)}
-    if old.system_prompt != new.system_prompt:
-        changed.add("system_prompt")
-    return frozenset(changed)
-
-
-def changed_values(old: AppConfig, new: AppConfig) -> dict[str, object]:
-    """The settings that differ, with their values in `new`: what save_changes takes."""
-    def value(name: str) -> object:
-        if name == "system_prompt":
-            return new.system_prompt
-        return getattr(new.load if name in LOAD_FIELDS else new.sampling, name)
-
-    return {name: value(name) for name in sorted(changed_fields(old, new))}
+    values = dict(explicit)
+    if "overrides" in values:
+        typed = values["overrides"]
+        assert isinstance(typed, Mapping)
+        values["overrides"] = {**settings.load.overrides, **typed}
+    return settings.with_values(values)

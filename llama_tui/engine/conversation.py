@@ -129,7 +129,9 @@ class Conversation:
 
     # -- changing -------------------------------------------------------------------------
 
-    def add(self, role: Role, text: str, *, parent_id: str | None | Literal["current"] = "current", **details: Any) -> Message:
+    def add(
+        self, role: Role, text: str, *, parent_id: str | Literal["current"] | None = "current", **details: Any
+    ) -> Message:
         """Add a message under `parent_id` (default: after the current branch) and make it current."""
         parent = self.current_id if parent_id == "current" else parent_id
         if parent is not None and parent not in self.messages:

@@ -96,7 +96,8 @@ class SamplerChain:
         # frequency and presence 0) llama.cpp's apply returns at once, so it is left out
         # then, which saves recording each token in its history.
         if sampling.repeat_penalty != 1.0:
-            self._add(llama_cpp.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
+            self._add(llama_cpp.llama_sampler_init_penalties(
+                n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
         if temp < 0.0:
             self._add(llama_cpp.llama_sampler_init_dist(seed))
         elif temp == 0.0:

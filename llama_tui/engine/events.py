@@ -88,6 +88,14 @@ class TurnsDropped:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """Something the user should know about this reply, said in the transcript (e.g. the
+    model's chat template failed and a built-in one was used instead)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class ThinkingFormat:
     """How this chat reply marks its thinking, for a thinking.ThinkingSplitter: sent before
     the first TextDelta of a chat reply from a model that has thinking markers."""
@@ -116,8 +124,10 @@ class ThinkingDelta:
 class Finished:
     reason: StopReason
     text: str
-    """The whole reply."""
+    """The whole reply (its answer, when its thinking is told apart)."""
     stats: GenerationStats
+    thinking: str = ""
+    """A reasoning model's thinking, when told apart from the answer."""
 
 
-GenerationEvent = PromptProgress | TurnsDropped | ThinkingFormat | TextDelta | ThinkingDelta | Finished
+GenerationEvent = PromptProgress | TurnsDropped | Notice | ThinkingFormat | TextDelta | ThinkingDelta | Finished

@@ -60,7 +60,9 @@ def to_markdown(conversation: Conversation, include_thinking: bool = False) -> s
     if models:
         lines.append(f"- **Model:** {', '.join(models)}")
     lines.append(f"- **Date:** {time.strftime('%Y-%m-%d %H:%M', time.localtime(conversation.created_at))}")
-    last_reply = next((m for m in reversed(branch) if m.role == "assistant" and (m.sampling or m.seed is not None)), None)
+    last_reply = next(
+        (m for m in reversed(branch) if m.role == "assistant" and (m.sampling or m.seed is not None)), None
+    )
     if last_reply is not None:
         lines.append(f"- **Sampling:** {_sampling_text(last_reply)}")
     if conversation.system_prompt:
@@ -156,7 +158,7 @@ def import_conversation(data: Any) -> Conversation:
         title=_typed(extra, "title", (str,), "llama_tui", ""), preset=_typed(extra, "preset", (str,), "llama_tui", "")
     )
     system_prompt = _typed(extra, "system_prompt", (str,), "llama_tui", None)
-    for number, (entry, detail) in enumerate(zip(data, details), start=1):
+    for number, (entry, detail) in enumerate(zip(data, details, strict=True), start=1):
         role, text, thinking = _chat_message(entry, number)
         if not isinstance(detail, dict):
             raise ValueError(f'"llama_tui.messages" entry {number} must be an object')
@@ -176,8 +178,12 @@ def import_conversation(data: Any) -> Conversation:
             message.created_at, message.updated_at = float(created), float(updated)
     conversation.system_prompt = system_prompt or ""
     times = [m.updated_at for m in conversation.messages.values()]
-    conversation.created_at = float(_typed(extra, "created_at", (int, float), "llama_tui", min(times, default=time.time())))
-    conversation.updated_at = float(_typed(extra, "updated_at", (int, float), "llama_tui", max(times, default=time.time())))
+    conversation.created_at = float(
+        _typed(extra, "created_at", (int, float), "llama_tui", min(times, default=time.time()))
+    )
+    conversation.updated_at = float(
+        _typed(extra, "updated_at", (int, float), "llama_tui", max(times, default=time.time()))
+    )
     return conversation
 
 

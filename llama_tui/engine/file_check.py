@@ -35,9 +35,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from llama_tui import paths
-from llama_tui.python_child import python_argv
 from llama_tui.engine.gguf_header import GGUFHeaderError, header_problems, read_gguf_header
 from llama_tui.engine.settings import OverrideValue
+from llama_tui.python_child import python_argv
 
 __all__ = ["UnsafeModelFile", "check_model_file", "known_crash", "trial_load"]
 
@@ -115,7 +115,9 @@ def known_crash(path: Path) -> str | None:
     return unsafe if isinstance(unsafe, str) else None
 
 
-def trial_load(path: Path, *, timeout: float = 60.0, overrides: Mapping[str, OverrideValue] | None = None) -> str | None:
+def trial_load(
+    path: Path, *, timeout: float = 60.0, overrides: Mapping[str, OverrideValue] | None = None
+) -> str | None:
     """Load `path` in a child process: why it crashed, or None if it did not crash."""
     return _run_trial_load(Path(path), timeout, dict(overrides or {}))[0]
 

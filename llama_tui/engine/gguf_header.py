@@ -270,7 +270,7 @@ class _Buffer:
         for _ in range(count):
             if pos + 8 > len(buf):
                 self._pos = pos
-                if 8 > self.remaining:
+                if self.remaining < 8:
                     raise _Truncated
                 self._fill(8)
                 buf, pos = self._buf, self._pos

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypedDict
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx2  # huggingface_hub 2.x's HTTP client; we only catch its transport errors
@@ -83,7 +84,12 @@ def _app_version() -> str:
         return "dev"
 
 
-_LIBRARY = {"library_name": "llama-tui", "library_version": _app_version()}  # for the User-Agent
+class _Library(TypedDict):
+    library_name: str
+    library_version: str
+
+
+_LIBRARY: _Library = {"library_name": "llama-tui", "library_version": _app_version()}  # for the User-Agent
 _PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks: plenty for a progress bar
 _SPEED_WINDOW = 3.0  # seconds of history behind the speed estimate
 _MAX_FAILURES = 5  # consecutive dropped connections without progress before giving up
@@ -230,7 +236,11 @@ class RepoFile:
     shard: tuple[int, int] | None = None  # (part, of), 1-based, for split GGUFs
 
 
-def _get_pages(url: str, params: dict[str, object], token: str | None, endpoint: str) -> Iterator[list[dict]]:
+_Params = dict[str, str | int | bool | list[str]]
+"""Query parameters of a Hub listing."""
+
+
+def _get_pages(url: str, params: _Params, token: str | None, endpoint: str) -> Iterator[list[dict]]:
     """GET a Hub listing and follow its `Link: <…>; rel="next"` pages: what the library's
     `paginate` does for `list_models` / `list_repo_tree`, with its session, headers (user
     agent, token from the argument or HF_TOKEN / the token file) and `hf_raise_for_status`,
@@ -238,7 +248,7 @@ def _get_pages(url: str, params: dict[str, object], token: str | None, endpoint:
     headers = build_hf_headers(token=token, **_LIBRARY)
     timeout = httpx2.Timeout(_READ_TIMEOUT, connect=_CONNECT_TIMEOUT)
     next_url: str | None = url
-    query: dict[str, object] | None = params
+    query: _Params | None = params
     while next_url is not None:
         response = get_session().get(next_url, params=query, headers=headers, timeout=timeout)
         hf_raise_for_status(response)
@@ -265,7 +275,7 @@ def search_gguf_models(
     if _offline():
         raise HubOffline("Offline mode is on (HF_HUB_OFFLINE=1): search needs the Hub.")
     # The request HfApi.list_models(search=, filter="gguf", sort="downloads", limit=, expand=) makes.
-    params: dict[str, object] = {"filter": ["gguf"], "sort": "downloads", "limit": limit}
+    params: _Params = {"filter": ["gguf"], "sort": "downloads", "limit": limit}
     if query:
         params["search"] = query
     params["expand"] = ["downloads", "likes", "lastModified", "gated"]
@@ -341,7 +351,7 @@ class DownloadProgress:
 class _Tracker:
     """Counts bytes, rate-limits `on_progress`, and raises DownloadCancelled when asked to."""
 
-    def __init__(self, on_progress: Callable[[DownloadProgress], None], cancel: threading.Event | None) -> None:
+    def __init__(self, on_progress: Callable[[DownloadProgress], object], cancel: threading.Event | None) -> None:
         self.on_progress = on_progress
         self.cancel = cancel
         self.total: int | None = None
@@ -392,10 +402,10 @@ def _tqdm_hook(tracker: _Tracker) -> type[tqdm]:
     """A silent tqdm class feeding `tracker`, for the rare case `hf_hub_download` downloads
     itself (the repo changed between our request and its own)."""
 
-    class _Hook(tqdm):  # type: ignore[type-arg]
-        def __init__(self, *args: object, **kwargs: object) -> None:
+    class _Hook(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:  # whatever tqdm takes
             kwargs.pop("name", None)
-            super().__init__(*args, **{**kwargs, "disable": True})  # type: ignore[arg-type]
+            super().__init__(*args, **{**kwargs, "disable": True})
             total = kwargs.get("total")
             tracker.start(int(kwargs.get("initial") or 0), total if isinstance(total, int) else None)
 
@@ -410,7 +420,7 @@ def download_gguf(
     repo_id: str,
     filename: str,
     *,
-    on_progress: Callable[[DownloadProgress], None],
+    on_progress: Callable[[DownloadProgress], object],
     cancel: threading.Event | None = None,
     endpoint: str | None = None,
     token: str | None = None,

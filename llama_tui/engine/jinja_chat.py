@@ -37,8 +37,8 @@ import jinja2
 import jinja2.ext
 import jinja2.parser
 from jinja2 import nodes
-from jinja2.nodes import EvalContext
 from jinja2.exceptions import SecurityError
+from jinja2.nodes import EvalContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -156,13 +156,6 @@ def compile_template(source: str) -> jinja2.Template:
     return _environment.from_string(source)
 
 
-@functools.lru_cache(maxsize=16)
-def _compiled(source: str) -> jinja2.Template:
-    # render_chat renders a built-in template for every reply (and tests render dozens):
-    # compiling each time would cost more than the rendering.
-    return compile_template(source)
-
-
 def render_compiled(
     template: jinja2.Template,
     messages: Sequence[Mapping[str, Any]],
@@ -203,7 +196,7 @@ def render_compiled(
             raise
         try:
             return _generate(template, merged, variables, max_chars)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the retry's error would hide the first one
             pass
         raise  # the first error: it names what the template refused
     if merged is not None and not _system_prompt_kept(text, messages):
@@ -231,7 +224,8 @@ def _generate(
 
 @functools.lru_cache(maxsize=8)
 def _compiled(source: str) -> jinja2.Template:
-    """The built-in templates are rendered every turn: compile each once."""
+    """The built-in templates are rendered every turn: compile each once (compiling costs
+    more than rendering)."""
     return compile_template(source)
 
 

@@ -20,7 +20,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,16 +29,22 @@ import llama_cpp
 import llama_cpp.llama_chat_format as llama_chat_format
 import numpy as np
 
-from llama_tui.engine.backend import ModelBusy, ModelClosed, PromptError
-from llama_tui.engine.chat_templates import ChatTemplate, choose_chat_template
+from llama_tui.engine.backend import Capabilities, ModelBusy, ModelClosed, PromptError
+from llama_tui.engine.chat_templates import (
+    BUILT_IN_TEMPLATES,
+    ChatTemplate,
+    choose_chat_template,
+    fallback_template_choice,
+)
+from llama_tui.engine.config import load_settings_problems
 from llama_tui.engine.conversation import ChatMessage
 from llama_tui.engine.decode_loop import DecodeLoop, hold_all_tokens
 from llama_tui.engine.drafting import DraftPolicy
-from llama_tui.engine.config import load_settings_problems
 from llama_tui.engine.events import (
     Finished,
     GenerationEvent,
     GenerationStats,
+    Notice,
     PromptProgress,
     StopReason,
     TextDelta,
@@ -47,10 +53,19 @@ from llama_tui.engine.events import (
 )
 from llama_tui.engine.jinja_chat import render_chat
 from llama_tui.engine.logs import route_native_log, take_native_errors
+from llama_tui.engine.model_ref import ModelRef
+from llama_tui.engine.saved_contexts import MIN_GAIN, SavedContexts, common_prefix, model_identity
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.engine.template_sandbox import TemplateCancelled, TemplateFailed, TemplateSandbox
 from llama_tui.engine.text_stream import StopScanner, TokenTextDecoder
-from llama_tui.engine.thinking import VOCABULARY_CANDIDATES, ThinkingMarkers, starts_thinking, thinking_markers
+from llama_tui.engine.thinking import (
+    VOCABULARY_CANDIDATES,
+    ThinkingMarkers,
+    has_thinking_switch,
+    starts_thinking,
+    thinking_markers,
+)
+from llama_tui.engine.thinking_events import split_events
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +73,9 @@ GGUF_MAGIC = b"GGUF"
 # Room kept free for the reply when fitting a chat into the context, unless the max reply
 # tokens setting asks for a different amount.
 DEFAULT_REPLY_ROOM = 256
+
+SAVE_WAIT = 60.0
+"""Seconds a new request waits for the last reply's context to be saved (a disk that slow is broken)."""
 
 
 class ModelLoadError(Exception):
@@ -109,9 +127,19 @@ class _Perf:
 class LoadedModel:
     """A model in memory, ready to chat or complete text. Create it with `LoadedModel.load`."""
 
-    def __init__(self, llm: llama_cpp.Llama, path: Path, settings: LoadSettings, template: ChatTemplate) -> None:
+    def __init__(
+        self,
+        llm: llama_cpp.Llama,
+        path: Path,
+        settings: LoadSettings,
+        template: ChatTemplate,
+        ref: ModelRef | None = None,
+        contexts: SavedContexts | None = None,
+    ) -> None:
         self._llm: llama_cpp.Llama | None = llm
         self.path = path
+        self.ref = ref or ModelRef.file(path)
+        """Which model this is, as recent models and history record it."""
         self.settings = settings
         self.chat_template = template
         self._sandbox = TemplateSandbox() if template.from_file else None
@@ -127,6 +155,10 @@ class LoadedModel:
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._busy = threading.Lock()
+        self._saving = threading.Event()
+        """Set while the last reply's context is being saved: a new request waits for it."""
+        self._contexts = contexts
+        self._identity = model_identity(path, {"n_ctx": settings.n_ctx, "overrides": settings.overrides})
         self._cancel = threading.Event()
         self._closing = False
         self.thinking_markers: ThinkingMarkers | None = thinking_markers(
@@ -139,6 +171,7 @@ class LoadedModel:
         # without them the thinking could not be told from the answer.
         self._shown_tokens = frozenset(self._special_tokens(_marker_pieces(self.thinking_markers)).values())
         self._thinking_format: ThinkingFormat | None = None  # the current chat reply's, set while preparing it
+        self._notices: list[str] = []  # said before the current reply's text (a template fallback)
         # Installed only while a prompt is evaluated: llama.cpp calls it between graph nodes,
         # and a Python callback per node would slow down token generation.
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
@@ -146,8 +179,11 @@ class LoadedModel:
     # -- loading and closing -------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path | str, settings: LoadSettings) -> LoadedModel:
-        """Load a GGUF file. Raises ModelLoadError with a message meant for the user."""
+    def load(cls, path: Path | str, settings: LoadSettings, *, ref: ModelRef | None = None,
+             contexts: SavedContexts | None = None) -> LoadedModel:
+        """Load a GGUF file (`ref`: which model it is, when not just this file: the starter;
+        `contexts`: where chats' KV states are saved, to resume them without reading them again).
+        Raises ModelLoadError with a message meant for the user."""
         path = Path(path).expanduser()
         problems = load_settings_problems(settings)
         if problems:
@@ -164,7 +200,6 @@ class LoadedModel:
                     n_gpu_layers=settings.n_gpu_layers,
                     n_threads=settings.n_threads,
                     n_threads_batch=settings.n_threads_batch,
-                    seed=settings.seed,
                     kv_overrides=dict(settings.overrides) or None,
                     # verbose=False would redirect fds 1 and 2 while loading, blanking the
                     # TUI; the native log is routed to Python logging instead.
@@ -183,10 +218,26 @@ class LoadedModel:
             llm.close()
             raise ModelLoadError(str(error)) from error
         log.info("loaded %s; chat template %s (%s)", path.name, template.name, template.reason)
-        model = cls(llm, path, settings, template)
+        model = cls(llm, path, settings, template, ref, contexts)
         if model._sandbox is not None:
             model._sandbox.start()  # so the first reply does not wait for it
         return model
+
+    # -- what the UI asks of any backend (engine.backend.ModelBackend) -----------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            completion=True, seed=True, gpu_offload=False, exact_figures=True,
+            sampling=frozenset({"seed", "temperature", "top_p", "top_k", "min_p", "repeat_penalty",
+                                "max_reply_tokens", "speculative"}),
+            thinking_switch=self.chat_template.from_file and has_thinking_switch(self.chat_template.source),
+        )
+
+    @property
+    def description(self) -> str:
+        template = self.chat_template
+        return f"{self.path.name} in llama.cpp · chat template {template.name}: {template.reason}"
 
     def cancel(self) -> None:
         """Stop the reply being generated, between two tokens or mid-prompt."""
@@ -242,25 +293,29 @@ class LoadedModel:
 
     def chat(
         self,
-        messages: list[ChatMessage],
+        messages: Sequence[ChatMessage],
         sampling: SamplingSettings,
         *,
         seed: int | None = None,
         enable_thinking: bool = True,
+        prefill: str = "",
+        thinking_budget: int | None = None,
     ) -> Iterator[GenerationEvent]:
         """Stream the assistant's reply to `messages`, reusing the cached prefix of the chat.
 
         When the chat is too long for the context the oldest turns are left out (never the
         system prompt) and a TurnsDropped event says so first. A model with thinking markers
         sends a ThinkingFormat event before the text. `enable_thinking` is passed to the
-        template (see thinking.has_thinking_switch). Close the iterator (or run it to the
-        end) so the model is free again.
+        template (see thinking.has_thinking_switch). `prefill`: the start of the reply,
+        already written (a reply to continue); the model writes what follows it. Close the
+        iterator (or run it to the end) so the model is free again.
         """
-        return self._run(lambda: self._fit_chat(messages, sampling, enable_thinking), sampling, seed)
+        events = self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed)
+        return split_events(events)
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
-        """Stream a continuation of `text`. `seed` (default: the load settings' seed) makes
-        sampling reproducible."""
+        """Stream a continuation of `text`. The seed (sampling.seed unless `seed` is given)
+        makes sampling reproducible."""
 
         def prepare() -> tuple[list[int], list[str], int]:
             if not text.strip():
@@ -280,7 +335,11 @@ class LoadedModel:
     # -- prompt building -------------------------------------------------------------------
 
     def _fit_chat(
-        self, messages: list[ChatMessage], sampling: SamplingSettings, enable_thinking: bool = True
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: SamplingSettings,
+        enable_thinking: bool = True,
+        prefill: str = "",
     ) -> tuple[list[int], list[str], int]:
         system = [m for m in messages[:1] if m.role == "system"]
         turns = list(messages[len(system):])
@@ -289,7 +348,7 @@ class LoadedModel:
         while True:
             prompt = self._render_prompt(
                 [{"role": m.role, "content": m.content} for m in system + turns], enable_thinking
-            )
+            ) + prefill  # a reply's generation prompt is its start: what it already says follows
             tokens = self._tokenize(prompt, add_bos=False, special=True)
             if len(tokens) + room <= self.context_size:
                 if self.thinking_markers is not None:
@@ -310,12 +369,32 @@ class LoadedModel:
             dropped += cut
 
     def _render_prompt(self, messages: list[dict[str, str]], enable_thinking: bool = True) -> str:
-        """The chat template applied to `messages`. Raises TemplateError, or _Cancelled."""
+        """The chat template applied to `messages`. The file's own template failing (raising,
+        never ending, exploding) is said in a Notice, and the architecture's built-in format
+        is used from then on. Raises TemplateError (a built-in failing), or _Cancelled."""
+        try:
+            return self._render_with_template(messages, enable_thinking)
+        except TemplateError as error:
+            if not self.chat_template.from_file:
+                raise
+            name, reason = fallback_template_choice(self.metadata)
+            old = self.chat_template
+            self.chat_template = ChatTemplate(name, f"{reason} (the file's own failed)", BUILT_IN_TEMPLATES[name],
+                                              old.bos_token, old.eos_token)
+            if self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
+            self._notices.append(f"{error} The built-in {name} format is used instead "
+                                 "(the chat format setting, F6, can pick another).")
+            log.warning("chat template of %s failed (%s); falling back to %s", self.path.name, error, name)
+            return self._render_with_template(messages, enable_thinking)
+
+    def _render_with_template(self, messages: list[dict[str, str]], enable_thinking: bool) -> str:
         template = self.chat_template
         if self._sandbox is None:  # a built-in template: ours, rendered here
             try:
-                return render_chat(template.source, messages, bos_token=template.bos_token, eos_token=template.eos_token,
-                                   enable_thinking=enable_thinking)
+                return render_chat(template.source, messages, bos_token=template.bos_token,
+                                   eos_token=template.eos_token, enable_thinking=enable_thinking)
             except (jinja2.TemplateError, ValueError) as error:
                 raise TemplateError(f"The built-in chat template {template.name} failed: {error}") from error
         try:
@@ -326,7 +405,7 @@ class LoadedModel:
         except TemplateCancelled:
             raise _Cancelled from None
         except TemplateFailed as error:
-            raise TemplateError(f"{error} Choose another chat format in the settings (F6).") from error
+            raise TemplateError(str(error)) from error
 
     def _reply_room(self, sampling: SamplingSettings) -> int:
         wanted = sampling.max_reply_tokens or DEFAULT_REPLY_ROOM
@@ -353,7 +432,7 @@ class LoadedModel:
         The stop flag is reset here, not in the decode thread: a cancel() that comes after
         chat() or complete() returned, but before the decode thread began, still counts.
         """
-        if self._busy.locked():
+        if self._busy.locked() and not self._saving.is_set():
             raise ModelBusy("a reply is already being generated")
         self._cancel.clear()
         return self._stream(prepare, sampling, seed, time.perf_counter())
@@ -365,7 +444,10 @@ class LoadedModel:
         seed: int | None,
         started: float,
     ) -> Iterator[GenerationEvent]:
-        if not self._busy.acquire(blocking=False):
+        # Only a save of the last reply's context may be in the way: it ends on its own.
+        busy = self._busy
+        acquired = busy.acquire(timeout=SAVE_WAIT) if self._saving.is_set() else busy.acquire(blocking=False)
+        if not acquired:
             raise ModelBusy("a reply is already being generated")
         try:
             llm = self._require_llm()
@@ -375,6 +457,8 @@ class LoadedModel:
             try:
                 self._thinking_format = None
                 tokens, stops, dropped = prepare()
+                while self._notices:
+                    yield Notice(self._notices.pop(0))
                 if dropped:
                     yield TurnsDropped(dropped)
                 if self._thinking_format is not None:  # set by a chat's prepare
@@ -387,11 +471,44 @@ class LoadedModel:
                 yield from self._decode(llm, tokens, stops, sampling, stats, started, seed)
             except _Cancelled:
                 yield Finished(StopReason.CANCELLED, "", self._with_counters(llm, stats))
+                return
+            # After the reply's end was delivered: the user reads it while this is written.
+            self._save_context(llm)
         finally:
             self._busy.release()
+            self._saving.clear()  # after the release, so a request never sees it busy and not saving
 
-    def _evaluate_prompt(self, llm: llama_cpp.Llama, tokens: list[int], stats: GenerationStats) -> Iterator[PromptProgress]:
+    def _save_context(self, llm: llama_cpp.Llama) -> None:
+        if self._contexts is None:
+            return
+        self._saving.set()
+        memory = llama_cpp.llama_get_memory(llm.ctx)
+        llama_cpp.llama_memory_seq_rm(memory, 0, llm.n_tokens, -1)  # only what input_ids lists
+        self._contexts.save(llm.ctx, self._identity, llm.input_ids[: llm.n_tokens].tolist())
+
+    def _load_saved_context(self, llm: llama_cpp.Llama, tokens: list[int]) -> None:
+        """Load a saved state that spares more of `tokens` than the context holds now."""
+        if self._contexts is None:
+            return
+        found = self._contexts.best(self._identity, tokens)
+        held = common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        if found is None or found[1] < held + MIN_GAIN:
+            return
+        loaded = self._contexts.load(llm.ctx, found[0], llm.n_ctx())
+        if loaded is None:
+            llm.reset()  # the sequence was emptied: the prompt is evaluated from its start
+            return
+        if len(llm.input_ids) < len(loaded):  # sized by the n_ctx asked; llama.cpp may round up
+            llm.input_ids = np.resize(llm.input_ids, llm.n_ctx())
+        llm.input_ids[: len(loaded)] = loaded
+        llm.n_tokens = len(loaded)
+        log.info("loaded a saved context of %d tokens (%d shared with the prompt)", len(loaded), found[1])
+
+    def _evaluate_prompt(
+        self, llm: llama_cpp.Llama, tokens: list[int], stats: GenerationStats
+    ) -> Iterator[PromptProgress]:
         """Evaluate the part of the prompt not already in the KV cache, in batches."""
+        self._load_saved_context(llm, tokens)
         reused = self._reuse_cached_prefix(llm, tokens)
         todo = tokens[reused:]
         stats = replace(stats, context_used=reused)
@@ -409,7 +526,7 @@ class LoadedModel:
                 done = min(start + llm.n_batch, len(todo))
                 yield PromptProgress(done, len(todo), replace(stats, prompt_evaluated=done, context_used=llm.n_tokens))
         finally:
-            llama_cpp.llama_set_abort_callback(llm.ctx, ctypes.cast(None, llama_cpp.ggml_abort_callback), None)
+            llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)  # NULL: no callback
 
     @staticmethod
     def _reuse_cached_prefix(llm: llama_cpp.Llama, tokens: list[int]) -> int:
@@ -453,7 +570,7 @@ class LoadedModel:
         cancel = self._cancel
         limit = sampling.max_reply_tokens
         loop = DecodeLoop(
-            llm, sampling, self.settings.seed if seed is None else seed, limit=limit,
+            llm, sampling, sampling.seed if seed is None else seed, limit=limit,
             drafts=DraftPolicy(sampling.speculative) if sampling.speculative != "off" else None,
         )
         generated = 0
@@ -504,7 +621,9 @@ class LoadedModel:
                 yield TextDelta(tail, self._with_counters(llm, stats, prompt_perf))
         yield Finished(reason, "".join(reply), self._with_counters(llm, stats, prompt_perf))
 
-    def _with_counters(self, llm: llama_cpp.Llama, stats: GenerationStats, prompt: _Perf | None = None) -> GenerationStats:
+    def _with_counters(
+        self, llm: llama_cpp.Llama, stats: GenerationStats, prompt: _Perf | None = None
+    ) -> GenerationStats:
         """Fill in llama.cpp's own counters for this request; `prompt`: as they stood when
         the prompt was evaluated (None: still evaluating it)."""
         now = _Perf.read(llm)
@@ -557,11 +676,11 @@ def _without_the_bindings_chat_templates() -> Iterator[None]:
     would cost memory and time here, outside the template sandbox. Loads run one at a time
     (the app's load lock), so swapping the class for the load is safe."""
     real = llama_chat_format.Jinja2ChatFormatter
-    llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter  # type: ignore[misc,assignment]  # duck-typed stand-in
+    llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter  # type: ignore[misc,assignment]  # duck-typed, load only
     try:
         yield
     finally:
-        llama_chat_format.Jinja2ChatFormatter = real  # type: ignore[misc]
+        llama_chat_format.Jinja2ChatFormatter = real  # type: ignore[misc]  # a class name, put back as it was
 
 
 def _return_freed_memory() -> None:
@@ -592,7 +711,8 @@ def _load_failure_reason(native_errors: list[str]) -> str | None:
         if "error loading model:" in line:
             return line.split("error loading model:", 1)[1].strip()
     specific = [line for line in native_errors if not line.endswith("failed to load model")]
-    return (specific or native_errors or [None])[0]
+    lines = specific or native_errors
+    return lines[0] if lines else None
 
 
 def _check_is_gguf(path: Path) -> None:

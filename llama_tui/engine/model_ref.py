@@ -16,8 +16,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 RefKind = Literal["file", "starter", "hub", "server"]
+
+
+def normalize_endpoint(url: str) -> str:
+    """The API base URL: http:// added when no scheme is given, /v1 when no path is (every
+    server this app knows serves the API there), no trailing slash. Raises ValueError."""
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if not parts.netloc:
+        raise ValueError(f"{url!r} is not a server address (expected e.g. http://host:8080/v1).")
+    path = parts.path.rstrip("/") or "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 @dataclass(frozen=True)
@@ -47,8 +61,9 @@ class ModelRef:
         return cls("hub", repo=repo, filename=filename)
 
     @classmethod
-    def server(cls, endpoint: str, model_id: str) -> ModelRef:
-        return cls("server", endpoint=endpoint.rstrip("/"), model_id=model_id)
+    def server(cls, endpoint: str, model_id: str = "") -> ModelRef:
+        """Raises ValueError for an address that is not one; model_id "": the server's only model."""
+        return cls("server", endpoint=normalize_endpoint(endpoint), model_id=model_id)
 
     @property
     def is_local(self) -> bool:

@@ -324,18 +324,31 @@ class RemoteModel:
             gpu_offload=False,
             # Before the first reply: what this kind of server does (llama-cpp-python's never counts).
             exact_figures=self._counted_usage if self._counted_usage is not None else kind != "llama-cpp-python",
+            # llama-server and vLLM pass chat_template_kwargs on to the model's template.
+            thinking_switch=kind in ("llama-server", "vllm"),
         )
 
     # -- generation ----------------------------------------------------------------------
 
     def chat(self, messages: Sequence[ChatMessage], sampling: SamplingSettings, *,
-             seed: int | None = None) -> Generator[GenerationEvent, None, None]:
+             seed: int | None = None, prefill: str = "", enable_thinking: bool = True,
+             thinking_budget: int | None = None) -> Generator[GenerationEvent, None, None]:
         """Stream the reply to `messages` from /v1/chat/completions. When the server says the
         chat is longer than its context, the oldest exchanges are left out (TurnsDropped says
-        how many) and it is sent again; never the system prompt or the last message."""
+        how many) and it is sent again; never the system prompt or the last message.
+        `prefill`: an unfinished reply to continue, sent as a last assistant message (which
+        llama-server continues; vLLM is asked to with continue_final_message)."""
         system = list(messages[:1]) if messages and messages[0].role == "system" else []
         turns = list(messages[len(system):])
-        fields = self._fields(sampling, seed)
+        if prefill:
+            turns.append(ChatMessage("assistant", prefill))
+        fields = self._fields(sampling, sampling.seed if seed is None else seed)
+        if prefill and self._info.kind == "vllm":
+            fields = replace(fields, extra_body={**(fields.extra_body or {}),
+                                                 "continue_final_message": True, "add_generation_prompt": False})
+        if not enable_thinking and self.capabilities.thinking_switch:
+            fields = replace(fields, extra_body={**(fields.extra_body or {}),
+                                                 "chat_template_kwargs": {"enable_thinking": False}})
 
         def open_stream(include_usage: bool, dropped: int) -> openai.Stream[Any]:
             return self._stream_api.chat.completions.create(
@@ -361,7 +374,7 @@ class RemoteModel:
             raise NoCompletion(self._no_completion_message())
         if not text.strip():
             raise EmptyPrompt("There is no text to continue: write the start of one first.")
-        fields = self._fields(sampling, seed)
+        fields = self._fields(sampling, sampling.seed if seed is None else seed)
 
         def open_stream(include_usage: bool, _dropped: int) -> openai.Stream[Any]:
             return self._stream_api.completions.create(

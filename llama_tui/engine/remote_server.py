@@ -14,11 +14,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
 
+from llama_tui.engine.model_ref import normalize_endpoint as _normalize
 from llama_tui.engine.remote_errors import RemoteOpenError, open_error
 
 log = logging.getLogger(__name__)
@@ -70,16 +71,11 @@ class ServerInfo:
 
 
 def normalize_endpoint(url: str) -> str:
-    """The API base URL: http:// added when no scheme is given, /v1 when no path is (every
-    server this app knows serves the API there), no trailing slash."""
-    url = url.strip()
-    if "://" not in url:
-        url = "http://" + url
-    parts = urlsplit(url)
-    if not parts.netloc:
-        raise RemoteOpenError(f"{url!r} is not a server address (expected e.g. http://host:8080/v1).")
-    path = parts.path.rstrip("/") or "/v1"
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    """model_ref.normalize_endpoint, failing with RemoteOpenError."""
+    try:
+        return _normalize(url)
+    except ValueError as error:
+        raise RemoteOpenError(str(error)) from None
 
 
 def root_url(endpoint: str) -> str:

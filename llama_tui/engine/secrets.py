@@ -18,6 +18,13 @@ log = logging.getLogger(__name__)
 KEYRING_SERVICE = "llama-tui"
 """The keyring's service name; the user name is the server's endpoint URL."""
 
+_this_session: dict[str, str] = {}
+"""Keys typed in the app when no keyring could keep them: for this run only, in memory."""
+
+
+def keep_for_this_session(endpoint: str, key: str) -> None:
+    _this_session[endpoint] = key
+
 
 def _keyring() -> ModuleType | None:
     try:
@@ -33,6 +40,8 @@ def read_api_key(endpoint: str, env_var: str | None = None) -> str | None:
         value = os.environ.get(env_var, "").strip()
         if value:
             return value
+    if endpoint in _this_session:
+        return _this_session[endpoint]
     keyring = _keyring()
     if keyring is None:
         return None

@@ -35,7 +35,9 @@ class MemoryStore:
     def add_message(self, conversation_id: str, message: Message) -> None:
         with self._lock:
             conversation = self._conversations.get(conversation_id)
-            if conversation is None or (message.parent_id is not None and message.parent_id not in conversation.messages):
+            if conversation is None or (
+                message.parent_id is not None and message.parent_id not in conversation.messages
+            ):
                 # SQLite refuses these too (foreign keys); a bug in the caller, not the user's.
                 log.warning("history: message %s has no conversation or parent here; not kept", message.id)
                 return
@@ -72,7 +74,9 @@ class MemoryStore:
                 return
             doomed = [i for i in ids if i in conversation.messages]
             for doomed_id in doomed:
-                doomed += [m.id for m in conversation.messages.values() if m.parent_id == doomed_id and m.id not in doomed]
+                doomed += [
+                    m.id for m in conversation.messages.values() if m.parent_id == doomed_id and m.id not in doomed
+                ]
             for doomed_id in doomed:
                 del conversation.messages[doomed_id]
 
@@ -118,7 +122,9 @@ class MemoryStore:
         pass
 
 
-def summarize(conversation: Conversation, phrases: builtins.list[builtins.list[str]] | None) -> ConversationSummary | None:
+def summarize(
+    conversation: Conversation, phrases: builtins.list[builtins.list[str]] | None
+) -> ConversationSummary | None:
     """A conversation's list line; for a search (phrases), None unless a message matches."""
     snippet = ""
     highlights: tuple[tuple[int, int], ...] = ()

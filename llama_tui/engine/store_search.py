@@ -133,7 +133,9 @@ def _matches(text: str, begin: int, end: int, window: list[re.Match[str]], phras
     return merged
 
 
-def _line(text: str, begin: int, end: int, spans: list[Span], cut_before: bool, more: bool) -> tuple[str, tuple[Span, ...]]:
+def _line(
+    text: str, begin: int, end: int, spans: list[Span], cut_before: bool, more: bool
+) -> tuple[str, tuple[Span, ...]]:
     """text[begin:end] as one line (white space made single spaces), its spans moved along."""
     line = "…" if cut_before else ""
     moved: list[Span] = []

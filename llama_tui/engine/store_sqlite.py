@@ -81,7 +81,8 @@ class SqliteStore:
         version = schema_version(connection)
         if version > SCHEMA_VERSION:
             raise NewerSchemaError(
-                f"it was written by a newer llama-tui (history version {version}, this one knows up to {SCHEMA_VERSION})"
+                f"it was written by a newer llama-tui (history version {version}, "
+                f"this one knows up to {SCHEMA_VERSION})"
             )
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":

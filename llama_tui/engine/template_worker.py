@@ -105,7 +105,7 @@ def handle(request: dict[str, Any], cache: OrderedDict[str, jinja2.Template]) ->
         return _failure("too_large", str(error))
     except MemoryError:
         return _failure("memory", "")
-    except Exception as error:  # the sandbox's SecurityError, UndefinedError, TypeError...
+    except Exception as error:  # noqa: BLE001 - the sandbox's SecurityError, UndefinedError, TypeError...
         return _failure("error", f"{type(error).__name__}: {error}")
 
 

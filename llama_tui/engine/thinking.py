@@ -414,7 +414,10 @@ class ThinkingSplitter:
         elif suffix and not final:
             # Keep back what could be the suffix, with the whitespace before it.
             at = buffer.rfind(suffix)
-            cut = at if at >= 0 and not buffer[at + len(suffix) :].strip() else len(buffer) - _partial_suffix(buffer, suffix)
+            if at >= 0 and not buffer[at + len(suffix) :].strip():
+                cut = at
+            else:
+                cut = len(buffer) - _partial_suffix(buffer, suffix)
             while cut > 0 and buffer[cut - 1].isspace():
                 cut -= 1
             self._held = buffer[cut:]
@@ -444,3 +447,4 @@ def strip_thinking(text: str, markers: ThinkingMarkers | None, *, opened_in_prom
     if markers is None:
         return text
     return split_text(text, markers, opened_in_prompt=opened_in_prompt)[1]
+

@@ -6,7 +6,10 @@ Textual's `Input` keeps only the first line of a paste, so the box is a `TextAre
 - A bracketed paste is inserted whole, newlines kept, control characters made visible.
 - A terminal without bracketed paste sends a pasted text as typed keys, its newlines as
   Enter. So Enter waits `PASTE_GAP` before sending: if more keys follow within that time,
-  no person typed them, and the Enter becomes a newline in the text.
+  no person typed them, and the Enter becomes a newline in the text. (A whole paste arrives
+  in one read and is queued before that time is up, whatever the machine's load.)
+- ↑ in an empty box recalls the messages sent before, ↓ goes back down.
+- What is in the box is saved as a draft by the chat pane, so a quit never loses it.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ PASTE_GAP = 0.03
 """Seconds after Enter in which another key means a paste, not a person (people need ~0.1 s)."""
 
 
+NEWLINE_KEYS = ("shift+enter", "ctrl+j")
+
+
 class ChatInput(TextArea):
     BINDINGS = [
-        Binding("shift+enter,ctrl+j", "newline", "New line", id="chat_input.newline",
+        Binding(",".join(NEWLINE_KEYS), "newline", "New line", id="chat_input.newline",
                 tooltip="Start a new line in the message", show=False),
     ]
 
@@ -47,6 +53,10 @@ class ChatInput(TextArea):
         super().__init__(id=id, placeholder=placeholder, soft_wrap=True, tab_behavior="focus",
                          show_line_numbers=False, highlight_cursor_line=False)
         self._pending_enter: Timer | None = None
+        self.sent_messages: list[str] = []
+        """Messages sent before, oldest first (↑ recalls them)."""
+        self._recalled: int | None = None
+        """While browsing the history with ↑/↓: the index of the message shown."""
 
     @property
     def value(self) -> str:
@@ -57,6 +67,29 @@ class ChatInput(TextArea):
         current = self.text
         self.load_text(text if not current.strip() else f"{text}\n\n{current}")
         self.move_cursor(self.document.end)
+
+    def remember(self, text: str) -> None:
+        """A message was sent: ↑ will recall it."""
+        if not self.sent_messages or self.sent_messages[-1] != text:
+            self.sent_messages.append(text)
+        self._recalled = None
+
+    def _recall(self, step: int) -> bool:
+        """Show the message `step` from the one shown (-1: older); whether it moved."""
+        if not self.sent_messages:
+            return False
+        start = len(self.sent_messages) if self._recalled is None else self._recalled
+        index = start + step
+        if index < 0:
+            return True  # the oldest: stay, and keep the key from moving the cursor
+        if index >= len(self.sent_messages):
+            self._recalled = None
+            self.load_text("")
+            return True
+        self._recalled = index
+        self.load_text(self.sent_messages[index])
+        self.move_cursor(self.document.end if step > 0 else (0, 0))
+        return True
 
     def action_newline(self) -> None:
         self._insert("\n")
@@ -75,6 +108,24 @@ class ChatInput(TextArea):
                 event.stop()
                 event.prevent_default()
                 return
+        if event.key in NEWLINE_KEYS:
+            # Here, not only through the binding: a binding runs once the key has bubbled up
+            # to the screen, and a busy app may have inserted the next typed keys by then.
+            event.stop()
+            event.prevent_default()
+            self._insert("\n")
+            return
+        browsing = self._recalled is not None
+        row = self.cursor_location[0]
+        if (event.key == "up" and (not self.text or browsing) and row == 0) or (
+            event.key == "down" and browsing and row == self.document.line_count - 1
+        ):
+            if self._recall(-1 if event.key == "up" else 1):
+                event.stop()
+                event.prevent_default()
+                return
+        elif event.is_printable or event.key in ("backspace", "delete"):
+            self._recalled = None  # edited: it is a new message now
         if event.key == "enter":
             event.stop()
             event.prevent_default()

@@ -1,27 +1,61 @@
-"""The Chat tab: a transcript of turns and an input line; replies stream in as Markdown."""
+"""The Chat tab: one conversation (a tree of messages, one branch shown), and a message box.
+
+The pane owns the conversation on screen and keeps it in the store as it changes: a message
+is saved when it is sent, a reply when it starts, as it grows (at most `SAVE_EVERY` apart)
+and when it ends. It asks the app for replies with GenerationRequested and hears back
+GenerationStarted or GenerationRefused; it never reaches into the app.
+
+Branches: regenerating a reply adds a sibling reply, editing a message adds a sibling message
+(the old ones stay, ◀/▶ on the message switches between them); the current branch is what the
+model sees. Long conversations: only the last `WINDOW` messages are mounted; scrolling to the
+top mounts more.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, cast
+import time
+from dataclasses import dataclass
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Static
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Label, Static
 
+from llama_tui.engine.conversation import Conversation, Message
+from llama_tui.engine.drafts import load_draft, save_draft
 from llama_tui.engine.events import Finished, GenerationStats, StopReason
-from llama_tui.engine.model import ChatMessage
+from llama_tui.engine.settings import SamplingSettings
+from llama_tui.engine.store import ConversationStore, MemoryStore
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.chat_input import ChatInput
+from llama_tui.ui.chat_messages import AssistantMessage, MessageAction, Notice, UserMessage
+from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.literal import literal
-from llama_tui.ui.markdown_view import MarkdownView
-from llama_tui.ui.messages import ReplyReady
+from llama_tui.ui.markdown_blocks import code_blocks
+from llama_tui.ui.messages import (
+    ChatCleared,
+    GenerationEnded,
+    GenerationRefused,
+    GenerationRequested,
+    GenerationStarted,
+    PresetChosen,
+    ReplyProgressed,
+    ReplyReady,
+)
 
-if TYPE_CHECKING:
-    from llama_tui.ui.app import LlamaApp
+SAVE_EVERY = 0.5
+"""Seconds between saves of a growing reply: a crash loses at most this much of it."""
+WINDOW = 60
+"""Messages mounted at first; scrolling to the top mounts this many more."""
+DRAFT = "chat"
+DRAFT_SAVE_AFTER = 1.0
+"""Seconds after the last change to the message box before its text is saved as a draft."""
 
 
 def describe_speed(stats: GenerationStats) -> str:
@@ -30,80 +64,102 @@ def describe_speed(stats: GenerationStats) -> str:
     if stats.tokens_per_second is not None:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.prompt_tokens_per_second is not None:
-        parts.append(f"prompt {stats.prompt_evaluated} new of {stats.prompt_tokens} at {stats.prompt_tokens_per_second:.0f} tok/s")
+        parts.append(f"prompt {stats.prompt_evaluated} new of {stats.prompt_tokens} "
+                     f"at {stats.prompt_tokens_per_second:.0f} tok/s")
     if stats.time_to_first_token is not None:
         parts.append(f"TTFT {stats.time_to_first_token * 1000:.0f} ms")
     return " · ".join(parts)
 
 
-class UserMessage(Static):
-    """What the user typed, shown literally."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(literal(text), classes="turn user-turn")
-
-
-class Notice(Static):
-    """A line in the transcript about the chat itself: dropped turns, errors."""
-
-    def __init__(self, text: str, *, error: bool = False) -> None:
-        super().__init__(literal(text), classes="notice error" if error else "notice")
+def figures(stats: GenerationStats) -> dict[str, Any]:
+    """The engine's figures kept with a reply in the history."""
+    return {
+        "generated_tokens": stats.generated_tokens,
+        "tokens_per_second": stats.tokens_per_second,
+        "time_to_first_token": stats.time_to_first_token,
+        "prompt_tokens": stats.prompt_tokens,
+        "prompt_evaluated": stats.prompt_evaluated,
+        "prompt_tokens_per_second": stats.prompt_tokens_per_second,
+    }
 
 
-class AssistantMessage(MarkdownView):
-    """A reply: Markdown streamed in batches, and a footer line once it ends. One widget, so
-    each update lays out and paints one widget rather than a container and its children."""
+@dataclass
+class _Asked:
+    """A request sent to the app, not yet answered: what to undo if it is refused."""
 
-    def __init__(self) -> None:
-        super().__init__(classes="turn assistant-turn")
-        self.raw_text = ""
-        """The reply exactly as the model wrote it; it goes back into the next prompt."""
-        self._shown_any = False
+    kind: str
+    """"send" (a new user message), "edit", "regenerate" or "continue"."""
+    typed: str = ""
+    """For send/edit: the text as it was in the box, to put back."""
+    user_id: str | None = None
+    """For send/edit: the user message added for it."""
+    parent_id: str | None = None
+    """For regenerate: the user message the new reply answers."""
+    reply_id: str | None = None
+    """For continue: the reply that goes on."""
 
-    def visible_part(self, text: str) -> str:
-        """Drop the leading whitespace models put before a reply, and control bytes."""
-        if not self._shown_any:
-            text = text.lstrip()
-            self._shown_any = bool(text)
-        return neutralise_controls(text)
 
-    def end(self, reason: StopReason, speed: str | None) -> None:
-        parts = []
-        if reason is StopReason.CANCELLED:
-            parts.append("⏹ stopped")
-        elif reason is StopReason.CONTEXT_FULL:
-            parts.append("⚠ the context is full: start a new chat (ctrl+n) or load with a larger --max-token")
-        elif reason is StopReason.LENGTH:
-            parts.append("reached the max reply length")
-        if speed:
-            parts.append(speed)
-        if not self._shown_any and reason is not StopReason.CANCELLED:
-            parts.insert(0, "(the model replied with nothing)")
-        self.set_footer(" · ".join(parts))
-        self.add_class("ended")
+@dataclass
+class _Writing:
+    """The reply being written."""
+
+    message_id: str
+    widget: AssistantMessage
+    prefix: str
+    """For a continued reply: the text it had before."""
+    typed: str = ""
+    """The message it answers as it was in the box, to put back if the reply cannot start."""
+    saved_at: float = 0.0
+
+
+class Transcript(VerticalScroll):
+    """The messages; reaching the top mounts earlier ones (see ChatPane.show_earlier)."""
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new <= 0 < old or (new <= 0 and self.max_scroll_y == 0):
+            pane = self.parent
+            if isinstance(pane, ChatPane):
+                pane.show_earlier()
 
 
 class ChatPane(Vertical):
     BINDINGS = [
-        Binding("ctrl+n", "new_chat", "New chat", id="chat.new", tooltip="Clear the conversation and start again"),
+        Binding("ctrl+n", "new_chat", "New chat", id="chat.new", tooltip="Start a new conversation (this one is kept)"),
+        Binding("f8", "choose_preset", "Preset", id="chat.preset",
+                tooltip="The system prompt and sampling preset of this conversation"),
     ]
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.conversation: list[ChatMessage] = []
-        self._reply: AssistantMessage | None = None
-        self._asked: UserMessage | None = None
-        """The message the reply being written answers."""
-        self._typed = ""
-        """That message as it was in the box, to put back if the reply cannot start."""
-
-    @property
-    def llama_app(self) -> LlamaApp:
-        """The app, typed: panes ask it to start replies and read the current settings."""
-        return cast("LlamaApp", self.app)
+    def __init__(self, *, verbose: bool = False, persist: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.verbose = verbose
+        self.persist = persist
+        """Keep the message box's text across restarts (off in tests that keep everything in memory)."""
+        self.conversation = Conversation()
+        self.store: ConversationStore = MemoryStore()
+        """Set by the app once the history file is open (set_store)."""
+        self.presets: dict[str, Any] = {}
+        """Set by the app: the presets that can be chosen (F8)."""
+        self._asked: _Asked | None = None
+        self._writing: _Writing | None = None
+        self._starting: str | None = None
+        """The reply whose widget is being made as it starts (shown as live, not as cut short)."""
+        self._editing: str | None = None
+        """While a message is being edited: its id (the new version becomes its sibling)."""
+        self._window = WINDOW
+        self._code_copied: tuple[str, int] | None = None
+        self._draft = ""
+        """The message box's text as of its last change."""
+        self._draft_timer: Timer | None = None
+        self._in_store: str | None = None
+        """The id of the shown conversation once the store holds it (its first reply, or loaded
+        from it): until then there is nothing to update there."""
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="transcript"):
+        with Horizontal(id="chat-header"):
+            yield Label(id="chat-title")
+            yield Label(id="chat-model")
+        with Transcript(id="transcript"):
             yield self._empty_hint()
         yield ChatInput(placeholder="Message the model · Enter sends · ctrl+j new line · Esc stops", id="chat-input")
 
@@ -111,19 +167,162 @@ class ChatPane(Vertical):
     def _empty_hint() -> Static:
         return Static(Content(
             "Type a message below and press Enter; the reply streams in here.\n"
-            "Esc stops a reply · ctrl+n starts over · ctrl+o opens another model · F6 settings · ctrl+p all commands"
+            "Esc stops a reply · ctrl+n starts over · F7 history · F8 preset · ctrl+o another model · "
+            "F6 settings · ctrl+p all commands · shift+tab reaches the messages"
         ), id="chat-empty")
 
     def on_mount(self) -> None:
         self.query_one("#transcript", VerticalScroll).anchor()
+        draft = load_draft(DRAFT) if self.persist else ""
+        if draft:
+            self.chat_input.load_text(draft)
+            self.chat_input.move_cursor(self.chat_input.document.end)
+        self._show_header()
 
-    @property
-    def generating(self) -> bool:
-        return self._reply is not None
+    @on(ChatInput.Changed, "#chat-input")
+    def _box_changed(self, event: ChatInput.Changed) -> None:
+        """What is in the box is saved a moment after it changes, and when the app ends."""
+        self._draft = event.text_area.text
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+        if self.persist:
+            self._draft_timer = self.set_timer(DRAFT_SAVE_AFTER, self._save_draft)
+
+    def _save_draft(self) -> None:
+        self._draft_timer = None
+        if self.persist:
+            save_draft(DRAFT, self._draft)
+
+    def on_unmount(self) -> None:
+        self._save_draft()  # the box is gone by now: its last text was kept in _draft
 
     @property
     def chat_input(self) -> ChatInput:
         return self.query_one("#chat-input", ChatInput)
+
+    @property
+    def transcript_view(self) -> Transcript:
+        return self.query_one("#transcript", Transcript)
+
+    @property
+    def generating(self) -> bool:
+        return self._writing is not None or self._asked is not None
+
+    # -- set by the app ------------------------------------------------------------------
+
+    def set_store(self, store: ConversationStore) -> None:
+        """The history file is open: what was said before it was goes into it too."""
+        self.store = store
+        self._in_store = None
+        if self.conversation.messages:
+            store.create(self.conversation)
+            self._in_store = self.conversation.id
+
+    def show_conversation(self, conversation: Conversation) -> None:
+        """Show a saved conversation; the next message continues it."""
+        if self.generating:
+            self.notify("Stop the reply first (Esc).", severity="warning")
+            return
+        self.conversation = conversation
+        self._in_store = conversation.id
+        self._window = WINDOW
+        self._editing = None
+        self.chat_input.sent_messages = [m.text for m in conversation.branch() if m.role == "user"]
+        self.post_message(ChatCleared())  # what the model holds is another conversation's
+        self.run_worker(self._render_branch(scroll_to_end=True), exclusive=True, group="transcript")
+        self._show_header()
+
+    def history_changed(self, renamed: dict[str, str], deleted: set[str]) -> None:
+        """The history screen renamed or deleted conversations: follow, if this is one of them."""
+        shown = self.conversation.id
+        if shown in deleted:
+            self._in_store = None  # it is gone from the store; what is on screen stays, unsaved
+            self.notify("The conversation on screen was deleted from the history: it is no longer saved.",
+                        severity="warning")
+        elif shown in renamed:
+            self.conversation.title = renamed[shown]
+        self._show_header()
+
+    def suggest_preset(self, name: str) -> None:
+        """The preset this model was last used with: taken by a conversation without one yet."""
+        if not self.conversation.messages and not self.conversation.preset and name in self.presets:
+            self.conversation.preset = name
+            self._show_header()
+
+    # -- the transcript --------------------------------------------------------------------
+
+    def _message_widgets(self) -> list[UserMessage | AssistantMessage]:
+        return [w for w in self.transcript_view.children if isinstance(w, (UserMessage, AssistantMessage))]
+
+    def _widget_for(self, message: Message) -> Widget:
+        versions = self.conversation.siblings(message.id)
+        if message.role == "user":
+            return UserMessage(message, versions)
+        speed = ""
+        if self.verbose and message.figures:
+            speed = describe_speed(GenerationStats(**{k: message.figures[k] for k in
+                                                      ("generated_tokens", "prompt_tokens", "prompt_evaluated")
+                                                      if k in message.figures}))
+        live = message.id in (self._starting, self._writing.message_id if self._writing else None)
+        return AssistantMessage(message, versions, speed=speed, live=live)
+
+    async def _render_branch(self, *, scroll_to_end: bool = False) -> None:
+        """Make the transcript show the current branch's last `_window` messages, keeping the
+        widgets of messages already shown."""
+        branch = [m for m in self.conversation.branch() if m.role != "system"]
+        wanted = branch[max(0, len(branch) - self._window):]
+        transcript = self.transcript_view
+        shown = self._message_widgets()
+        keep = 0
+        while keep < min(len(shown), len(wanted)) and getattr(shown[keep], "message_id", None) == wanted[keep].id:
+            keep += 1
+        if keep == 0 or keep < len(shown):
+            # Something before the kept part changed (another branch, another conversation):
+            # notices belong to what is gone.
+            await transcript.query(Notice).remove()
+        await transcript.query("#chat-empty, #chat-earlier").remove()
+        for widget in shown[keep:]:
+            await widget.remove()
+        for widget, message in zip(shown[:keep], wanted, strict=False):
+            widget.show_versions(self.conversation.siblings(message.id))
+        new = [self._widget_for(message) for message in wanted[keep:]]
+        if new:
+            await transcript.mount_all(new)
+        hidden = len(branch) - len(wanted)
+        if hidden:
+            await transcript.mount(Static(literal(f"⋯ {hidden} earlier messages: scroll up to see them"),
+                                          id="chat-earlier", classes="notice"), before=0)
+        if not branch:
+            await transcript.mount(self._empty_hint())
+        if scroll_to_end:
+            transcript.scroll_end(animate=False)
+
+    def show_earlier(self) -> None:
+        branch_length = len(self.conversation.branch())
+        if self._window < branch_length:
+            self._window += WINDOW
+            self.run_worker(self._render_branch(), exclusive=True, group="transcript")
+
+    async def _add_notice(self, text: str, *, error: bool = False, before: Widget | None = None) -> None:
+        transcript = self.transcript_view
+        notice = Notice(text, error=error)
+        if before is not None and before.parent is transcript:
+            await transcript.mount(notice, before=before)
+        else:
+            await transcript.mount(notice)
+
+    def _show_header(self) -> None:
+        parts = [self.conversation.display_title]
+        parts.append(f"preset: {self.conversation.preset}" if self.conversation.preset else "no preset (F8)")
+        self.query_one("#chat-title", Label).update(literal(" · ".join(parts)))
+
+    def show_model(self, description: str) -> None:
+        """How the model runs, for the header: its chat template and why, or its server."""
+        label = self.query_one("#chat-model", Label)
+        label.update(literal(description))
+        label.tooltip = literal(description)
+
+    # -- sending -----------------------------------------------------------------------------
 
     @on(ChatInput.Submitted, "#chat-input")
     async def send(self, event: ChatInput.Submitted) -> None:
@@ -131,94 +330,320 @@ class ChatPane(Vertical):
         text = re.sub(r"\A(?:[ \t]*\n)+", "", neutralise_controls(event.text)).rstrip()
         if not text:
             return
-        if not self.llama_app.can_generate(self):
+        if self.generating:
+            self.notify("A reply is still being written: wait, or press Esc to stop it.", severity="warning")
             return
-        self._typed = event.text
+        editing, self._editing = self._editing, None
+        if editing is not None:
+            parent = self.conversation.messages[editing].parent_id
+            message = self.conversation.add("user", text, parent_id=parent)
+            kind = "edit"
+        else:
+            message = self.conversation.add("user", text)
+            kind = "send"
         event.chat_input.clear()
-        self.conversation.append(ChatMessage("user", text))
-        transcript = self.query_one("#transcript", VerticalScroll)
-        await transcript.query("#chat-empty").remove()
-        self._asked, self._reply = UserMessage(text), AssistantMessage()
-        await transcript.mount_all([self._asked, self._reply])
-        messages = list(self.conversation)
-        system_prompt = self.llama_app.options.system_prompt
-        if system_prompt:
-            messages.insert(0, ChatMessage("system", system_prompt))
-        sampling = self.llama_app.options.sampling
-        seed = self.llama_app.options.load.seed
-        self.llama_app.start_generation(self, lambda model: model.chat(messages, sampling, seed=seed))
+        self.chat_input.remember(text)
+        await self._render_branch(scroll_to_end=True)
+        await self._request(_Asked(kind, typed=event.text, user_id=message.id))
+
+    async def _request(self, asked: _Asked, prefill: str = "") -> None:
+        """Ask the app for a reply to the current branch (up to a regenerated reply's parent)."""
+        self._asked = asked
+        until = asked.parent_id or asked.user_id
+        if asked.reply_id is not None:  # continue: everything before the reply
+            until = self.conversation.messages[asked.reply_id].parent_id
+        chat = [m.as_chat() for m in self.conversation.branch(until) if m.role != "assistant" or m.text]
+        another = len(self.conversation.children(asked.parent_id)) if asked.kind == "regenerate" else 0
+        self.post_message(GenerationRequested(self, chat=chat, preset=self.conversation.preset, prefill=prefill,
+                                              another=another))
+
+    async def on_generation_refused(self, message: GenerationRefused) -> None:
+        message.stop()
+        asked, self._asked = self._asked, None
+        if asked is None:
+            return
+        if asked.user_id is not None:  # the message was not sent after all: back in the box
+            self.conversation.delete(asked.user_id)
+            await self._render_branch(scroll_to_end=True)
+            self.chat_input.put_back(asked.typed)
+        self.notify(message.reason, severity="warning")
+
+    async def on_generation_started(self, started: GenerationStarted) -> None:
+        started.stop()
+        asked, self._asked = self._asked, None
+        if asked is None:
+            return
+        conversation = self.conversation
+        if asked.kind == "continue":
+            assert asked.reply_id is not None
+            reply = conversation.messages[asked.reply_id]
+            conversation.select(reply.id)
+            widget = self._reply_widget(reply.id)
+            prefix = reply.text
+            if widget is None:
+                await self._render_branch(scroll_to_end=True)
+                widget = self._reply_widget(reply.id)
+            assert widget is not None
+            widget.continuing()
+            conversation.update(reply.id, stop_reason=None)
+        else:
+            parent = asked.parent_id or asked.user_id
+            reply = conversation.add(
+                "assistant", "", parent_id=parent, model_name=started.model_name, model_ref=started.model_ref,
+                sampling=_as_dict(started.sampling), seed=started.sampling.seed,
+            )
+            prefix = ""
+            self._starting = reply.id
+            try:
+                await self._render_branch(scroll_to_end=True)
+            finally:
+                self._starting = None
+            widget = self._reply_widget(reply.id)
+            assert widget is not None
+        self._writing = _Writing(reply.id, widget, prefix, typed=asked.typed, saved_at=time.monotonic())
+        if self._in_store != conversation.id:
+            self.store.create(conversation)
+            self._in_store = conversation.id
+        else:
+            if asked.user_id is not None:
+                self.store.add_message(conversation.id, conversation.messages[asked.user_id])
+            if asked.kind != "continue":
+                self.store.add_message(conversation.id, conversation.messages[reply.id])
+            self.store.update_conversation(conversation)
+        self._show_header()
+
+    def _stored(self) -> bool:
+        """Whether the store holds the shown conversation, to be kept up to date there."""
+        return self._in_store == self.conversation.id
+
+    def _reply_widget(self, message_id: str) -> AssistantMessage | None:
+        for widget in self._message_widgets():
+            if isinstance(widget, AssistantMessage) and widget.message_id == message_id:
+                return widget
+        return None
+
+    # -- a reply streams in ------------------------------------------------------------------
 
     async def on_reply_ready(self, message: ReplyReady) -> None:
         message.stop()
         batch = await message.buffer.drain_next_frame()
-        reply = self._reply
-        if batch is None or reply is None:
+        writing = self._writing
+        if batch is None or writing is None:
             return
+        widget = writing.widget
+        for notice in batch.notices:
+            await self._add_notice(notice, before=widget)
         if batch.dropped_messages:
             await self._add_notice(
-                f"The {batch.dropped_messages} oldest messages no longer fit the context and were left out of this reply."
+                f"The {batch.dropped_messages} oldest messages no longer fit the context "
+                "and were left out of this reply.",
+                before=widget,
             )
+        if batch.thinking:
+            reply = self.conversation.messages[writing.message_id]
+            self.conversation.update(writing.message_id, thinking=reply.thinking + batch.thinking)
+            stats = batch.thinking_stats
+            widget.think(batch.thinking, stats.generated_tokens if stats else 0, _seconds(stats))
         if batch.text:
-            reply.raw_text += batch.text
-            reply.append(reply.visible_part(batch.text))
-        self.llama_app.show_batch(batch)
+            widget.thinking_done()
+            widget.append(widget.visible_part(batch.text))
+            reply = self.conversation.messages[writing.message_id]
+            self.conversation.update(writing.message_id, text=reply.text + batch.text)
+            if time.monotonic() - writing.saved_at >= SAVE_EVERY:  # a crash loses at most this much
+                writing.saved_at = time.monotonic()
+                self.store.update_message(self.conversation.id, self.conversation.messages[writing.message_id])
+        state = None
+        if batch.error is None and batch.finished is None:
+            if batch.thinking and not batch.text and not widget.thought:
+                state = "thinking"
+            elif batch.text or (batch.stats is not None and batch.stats.generated_tokens):
+                state = "generating"
+            elif batch.prompt_progress is not None:
+                state = f"prompt {batch.prompt_progress.done}/{batch.prompt_progress.total}"
+        self.post_message(ReplyProgressed(batch.stats, state))
         if batch.error is not None:
             await self._fail(batch.error)
         elif batch.finished is not None:
             await self._finish(batch.finished)
 
     async def _finish(self, finished: Finished) -> None:
-        reply = self._reply
-        assert reply is not None
+        writing, self._writing = self._writing, None
+        assert writing is not None
         # A stopped reply stays in the conversation as far as it got: the user saw it.
-        self.conversation.append(ChatMessage("assistant", reply.raw_text))
-        verbose = self.llama_app.options.verbose
-        reply.end(finished.reason, describe_speed(finished.stats) if verbose else None)
-        self._reply = self._asked = None
-        self.llama_app.generation_ended()
+        widget = writing.widget
+        widget.thinking_done()
+        kept = figures(finished.stats)
+        if widget.thinking:
+            kept.update(thinking_tokens=widget.thinking_tokens, thinking_seconds=widget.thinking_seconds)
+        reply = self.conversation.update(writing.message_id, stop_reason=finished.reason.value, figures=kept)
+        self.store.update_message(self.conversation.id, reply)
+        widget.end(finished.reason, describe_speed(finished.stats) if self.verbose else None)
+        self.post_message(GenerationEnded())
 
     async def _fail(self, error: str) -> None:
         """The reply failed. If it never started, take the message back so nothing typed is lost."""
-        reply = self._reply
-        assert reply is not None
-        if reply.raw_text:
-            self.conversation.append(ChatMessage("assistant", reply.raw_text))
-            reply.end(StopReason.CANCELLED, None)
+        writing, self._writing = self._writing, None
+        assert writing is not None
+        reply = self.conversation.messages[writing.message_id]
+        if reply.text != writing.prefix or writing.prefix:  # it said something: that stays, marked
+            reply = self.conversation.update(reply.id, stop_reason=StopReason.CANCELLED.value)
+            self.store.update_message(self.conversation.id, reply)
+            writing.widget.end(StopReason.CANCELLED, None)
             await self._add_notice(error, error=True)
-            self._reply = self._asked = None
-            self.llama_app.generation_ended()
+            self.post_message(GenerationEnded())
             return
-        self.conversation.pop()
-        await reply.remove()
-        if self._asked is not None:
-            await self._asked.remove()
-        self.chat_input.put_back(self._typed)  # exactly as it was in the box
+        user = self.conversation.messages.get(reply.parent_id or "")
+        removed = self.conversation.delete(reply.id)
+        typed = None
+        if user is not None and user.role == "user" and not self.conversation.children(user.id):
+            typed = writing.typed or user.text  # the message got no reply at all: back in the box, as typed
+            removed += self.conversation.delete(user.id)
+        if self._stored():
+            self.store.delete_messages(self.conversation.id, removed)
+            self.store.update_conversation(self.conversation)
+        await self._render_branch(scroll_to_end=True)
+        if typed is not None:
+            self.chat_input.put_back(typed)
         await self._add_notice(error, error=True)
-        self._reply = self._asked = None
-        self.llama_app.generation_ended()
-
-    async def _add_notice(self, text: str, *, error: bool = False) -> None:
-        transcript = self.query_one("#transcript", VerticalScroll)
-        notice = Notice(text, error=error)
-        if self._reply is not None and self._reply.parent is transcript:
-            await transcript.mount(notice, before=self._reply)
-        else:
-            await transcript.mount(notice)
+        self.post_message(GenerationEnded())
 
     def transcript(self) -> list[tuple[str, str]]:
         """(role, text) of the chat so far, the reply being written included."""
-        said = [(message.role, message.content) for message in self.conversation]
-        if self._reply is not None and self._reply.raw_text:
-            said.append(("assistant", self._reply.raw_text + " [cut short]"))
+        said: list[tuple[str, str]] = [(m.role, m.text) for m in self.conversation.branch()]
+        if self._writing is not None:
+            said[-1] = (said[-1][0], said[-1][1] + " [cut short]")
         return said
+
+    # -- actions on messages -------------------------------------------------------------------
+
+    async def on_message_action(self, event: MessageAction) -> None:
+        event.stop()
+        message = self.conversation.messages.get(event.message_id)
+        if message is None:
+            return
+        action = event.action
+        if action in ("up", "down"):
+            self._move_focus(event.message_id, -1 if action == "up" else 1)
+        elif action == "leave":
+            if self.generating:
+                await self.run_action("app.stop_generation")
+            else:
+                self.chat_input.focus()
+        elif action == "copy":
+            self.app.copy_to_clipboard(message.text)
+            self.notify("Copied the message to the clipboard.", timeout=2)
+        elif action == "copy_code":
+            self._copy_code(message)
+        elif action in ("previous", "next"):
+            await self._switch_version(message, -1 if action == "previous" else 1)
+        elif self.generating:
+            self.notify("A reply is being written: wait, or press Esc to stop it.", severity="warning")
+        elif action == "regenerate":
+            await self._request(_Asked("regenerate", parent_id=message.parent_id))
+        elif action == "continue":
+            await self._request(_Asked("continue", reply_id=message.id), prefill=message.text)
+        elif action == "edit":
+            self._editing = message.id
+            self.chat_input.load_text(message.text)
+            self.chat_input.move_cursor(self.chat_input.document.end)
+            self.chat_input.focus()
+            self.notify("Editing: Enter sends it as a new version (the old one stays, ◀/▶ on it).", timeout=5)
+        elif action == "delete":
+            self.app.push_screen(
+                ConfirmScreen("Delete this message and everything after it in this branch?", yes="Delete", no="Keep"),
+                lambda yes: self._delete(message.id) if yes else None,
+            )
+
+    def _move_focus(self, message_id: str, step: int) -> None:
+        widgets = self._message_widgets()
+        ids = [getattr(widget, "message_id", None) for widget in widgets]
+        index = ids.index(message_id) + step if message_id in ids else -1
+        if 0 <= index < len(widgets):
+            widgets[index].focus()
+            widgets[index].scroll_visible()
+        elif index >= len(widgets):
+            self.chat_input.focus()
+        else:
+            self.show_earlier()
+
+    def _copy_code(self, message: Message) -> None:
+        blocks = code_blocks(message.text)
+        if not blocks:
+            self.notify("This message has no code block.", timeout=3)
+            return
+        # The last block first (most often the answer); pressed again, the one before.
+        previous = self._code_copied
+        index = previous[1] - 1 if previous and previous[0] == message.id else len(blocks) - 1
+        index %= len(blocks)
+        self._code_copied = (message.id, index)
+        self.app.copy_to_clipboard(blocks[index])
+        self.notify(f"Copied code block {index + 1} of {len(blocks)}.", timeout=2)
+
+    async def _switch_version(self, message: Message, step: int) -> None:
+        if self.generating:
+            self.notify("A reply is being written: wait, or press Esc to stop it.", severity="warning")
+            return
+        chosen = self.conversation.select_sibling(message.id, step)
+        if chosen is None:
+            return
+        if self._stored():
+            self.store.update_conversation(self.conversation)
+        await self._render_branch()
+        for widget in self._message_widgets():
+            if getattr(widget, "message_id", None) == chosen:
+                widget.focus()
+                widget.scroll_visible()
+
+    def _delete(self, message_id: str) -> None:
+        removed = self.conversation.delete(message_id)
+        if self._stored():
+            self.store.delete_messages(self.conversation.id, removed)
+            self.store.update_conversation(self.conversation)
+        self.run_worker(self._render_branch(), exclusive=True, group="transcript")
+        self.chat_input.focus()
+        self._show_header()
+
+    # -- presets and new chats -------------------------------------------------------------------
+
+    def action_choose_preset(self) -> None:
+        from llama_tui.ui.preset_screen import PresetScreen
+
+        self.app.push_screen(PresetScreen(self.presets, self.conversation.preset), self._preset_chosen)
+
+    def _preset_chosen(self, name: str | None) -> None:
+        if name is None:
+            return
+        self.conversation.preset = name
+        if self._stored():
+            self.store.update_conversation(self.conversation)
+        self._show_header()
+        self.post_message(PresetChosen(name))
+        self.notify(f"Preset {name}: from the next reply." if name else "No preset: the settings apply as they are.",
+                    timeout=3)
 
     async def action_new_chat(self) -> None:
         if self.generating:
-            self.app.notify("Stop the reply first (Esc).", severity="warning")
+            self.notify("Stop the reply first (Esc).", severity="warning")
             return
-        self.conversation.clear()
-        self.llama_app.chat_cleared()
-        transcript = self.query_one("#transcript", VerticalScroll)
-        await transcript.remove_children()
-        await transcript.mount(self._empty_hint())
+        preset = self.conversation.preset
+        self.conversation = Conversation(preset=preset)
+        self._in_store = None
+        self._editing = None
+        self._window = WINDOW
+        self.post_message(ChatCleared())
+        await self._render_branch()
+        self._show_header()
         self.chat_input.focus()
+
+
+def _seconds(stats: GenerationStats | None) -> float:
+    """How long the reply has been written, as of these figures."""
+    if stats is None:
+        return 0.0
+    return (stats.time_to_first_token or 0.0) + stats.decode_seconds
+
+
+def _as_dict(sampling: SamplingSettings) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(sampling)

@@ -10,6 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,7 +22,6 @@ from llama_tui.engine import hub
 from llama_tui.formatting import human_bytes, human_seconds
 from llama_tui.ui.literal import literal, literal_cell
 from llama_tui.ui.messages import DownloadStateChanged
-
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ class DownloadFinished(Message):
 
 
 class HubPanel(Vertical):
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:  # the widget's own: id, classes...
+        super().__init__(**kwargs)
         self._repo_id: str | None = None
         self._files: list[hub.RepoFile] = []
         self._repos: list[hub.RepoSummary] = []
@@ -100,7 +100,7 @@ class HubPanel(Vertical):
     def _search(self, query: str) -> None:
         try:
             self.post_message(SearchDone(hub.search_gguf_models(query)))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - told to the user; _explain logs the unexpected
             self.post_message(HubFailed(_explain(error)))
 
     def on_search_done(self, message: SearchDone) -> None:
@@ -108,8 +108,12 @@ class HubPanel(Vertical):
         table = self.query_one("#hub-repos", DataTable)
         table.clear()
         for repo in message.repos:
-            table.add_row(literal_cell(repo.repo_id), _count(repo.downloads), _count(repo.likes), "gated" if repo.gated else "")
-        self._status(f"{len(message.repos)} repositories. Enter lists a repository's files." if message.repos else "Nothing found.")
+            table.add_row(literal_cell(repo.repo_id), _count(repo.downloads), _count(repo.likes),
+                          "gated" if repo.gated else "")
+        if message.repos:
+            self._status(f"{len(message.repos)} repositories. Enter lists a repository's files.")
+        else:
+            self._status("Nothing found.")
         if message.repos:
             table.focus()
 
@@ -124,7 +128,7 @@ class HubPanel(Vertical):
     def _list(self, repo_id: str) -> None:
         try:
             self.post_message(FilesListed(repo_id, hub.list_gguf_files(repo_id)))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - see _search
             self.post_message(HubFailed(_explain(error)))
 
     def on_files_listed(self, message: FilesListed) -> None:
@@ -172,7 +176,7 @@ class HubPanel(Vertical):
             path = hub.download_gguf(
                 repo_id, filename, cancel=cancel, on_progress=lambda p: self.post_message(DownloadProgressed(p))
             )
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - see _search
             self.post_message(HubFailed(_explain(error)))
         else:
             self.post_message(DownloadFinished(path))

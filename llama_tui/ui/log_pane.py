@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from textual.app import App
 from textual.widgets import Log
@@ -13,8 +14,8 @@ from llama_tui.ui.messages import LogLinesReady
 
 
 class LogPane(Log):
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=5000, highlight=False, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:  # the widget's own: id, classes...
+        super().__init__(max_lines=5000, highlight=False, **kwargs)
 
 
 class _ShortFormatter(logging.Formatter):
@@ -52,7 +53,7 @@ class PostToAppHandler(logging.Handler):
                 self._pending.append(line)
             if was_empty:
                 self.app.post_message(LogLinesReady())
-        except Exception:  # logging must never raise into the caller
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
             self.handleError(record)
 
     def take_lines(self) -> list[str]:

@@ -23,8 +23,12 @@ from textual.color import Color, ColorParseError
 
 # No reference definitions: each block is rendered on its own, so `[text][ref]` could not be
 # applied anyway, and a "[ref]: url" line taken as a definition would show nothing at all.
-# As a paragraph, it shows as the model wrote it.
-_PARSER = MarkdownIt("commonmark").enable("strikethrough").enable("table").disable("reference")
+# No HTML either: Rich draws an HTML block as nothing, so `<think>`, `<div>` or `<b>` a model
+# writes would vanish; as text, they show as written.
+_PARSER = (
+    MarkdownIt("commonmark").enable("strikethrough").enable("table")
+    .disable(["reference", "html_block", "html_inline"])
+)
 
 @dataclass(frozen=True)
 class Block:
@@ -117,7 +121,8 @@ class _ReplyMarkdown(Markdown):
 
 
 def markdown_theme(variables: dict[str, str]) -> Theme:
-    """Rich's Markdown styles in the colours of the app's Textual theme."""
+    """Rich's Markdown styles in the colours of the app's Textual theme. One Theme per set
+    of colours, shared by every reply (Rich only reads it)."""
 
     def colour(name: str, fallback: str) -> str:
         # Theme variables may be "transparent" or "ansi_default 50%", which Rich cannot take.
@@ -127,9 +132,14 @@ def markdown_theme(variables: dict[str, str]) -> Theme:
             return fallback
         return parsed.hex6 if parsed.a > 0 else fallback
 
-    primary, accent = colour("primary", "cyan"), colour("accent", "magenta")
-    secondary, muted = colour("secondary", "blue"), colour("foreground-muted", "grey50")
-    code_background = colour("surface", "black")
+    return _markdown_theme(
+        colour("primary", "cyan"), colour("accent", "magenta"), colour("secondary", "blue"),
+        colour("foreground-muted", "grey50"), colour("surface", "black"),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _markdown_theme(primary: str, accent: str, secondary: str, muted: str, code_background: str) -> Theme:
     return Theme({
         "markdown.h1": Style.parse(f"bold underline {primary}"),
         "markdown.h2": Style.parse(f"bold {primary}"),
@@ -169,3 +179,8 @@ def render_block(console: Console, source: str, width: int, theme: Theme, *, dar
     while rendered and _is_blank(rendered[-1]):
         rendered.pop()
     return rendered
+
+
+def code_blocks(source: str) -> list[str]:
+    """The code of every fenced or indented code block in `source`, in order."""
+    return [token.content for token in _PARSER.parse(source) if token.type in ("fence", "code_block")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
 from typing import Any
 
 from textual.binding import Binding
@@ -28,7 +27,7 @@ class PathSuggester(Suggester):
         except OSError:
             return None
         for name in names:
-            if not name.startswith(stem) or name.startswith(".") and not stem.startswith("."):
+            if not name.startswith(stem) or (name.startswith(".") and not stem.startswith(".")):
                 continue
             full = folder / name
             if full.is_dir():

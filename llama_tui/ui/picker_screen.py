@@ -1,12 +1,11 @@
-"""The model picker: models on this machine, a path to open, and Hugging Face.
+"""The model picker: models on this machine, a path to open, Hugging Face, and servers.
 
-Dismisses with the chosen GGUF path, or None. It never loads a model itself: the app does.
+Dismisses with the chosen model (a ModelRef), or None. It never opens a model itself: the app does.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +17,18 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
 
 from llama_tui.engine.catalog import ModelEntry, list_models
 from llama_tui.engine.gguf_header import available_ram_bytes, estimate_memory
+from llama_tui.engine.model_ref import ModelRef
+from llama_tui.engine.settings import Settings
 from llama_tui.formatting import human_bytes
+from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.hub_panel import DownloadFinished, HubPanel
 from llama_tui.ui.literal import literal, literal_cell
 from llama_tui.ui.path_suggester import PathInput
+from llama_tui.ui.servers_panel import ServerChosen, ServersPanel
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def memory_note(entry: ModelEntry, n_ctx: int, n_gpu_layers: int) -> tuple[str, 
     return f"{text}\n({breakdown})", fits
 
 
-class ModelPickerScreen(ModalScreen[Path | None]):
+class ModelPickerScreen(ModalScreen[ModelRef | None]):
     BINDINGS = [
         Binding("escape", "close", "Close", id="picker.close", tooltip="Close the picker without changing the model"),
         # priority: inside an Input, ctrl+x would otherwise cut text.
@@ -65,19 +68,19 @@ class ModelPickerScreen(ModalScreen[Path | None]):
 
     def __init__(
         self,
-        recent: Sequence[Path] = (),
+        recent: Sequence[ModelRef] = (),
         *,
-        n_ctx: int,
-        n_gpu_layers: int,
-        current: Path | None = None,
+        settings: Settings,
+        current: ModelRef | None = None,
         download: tuple[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.download = download
         """(repo, file) to start downloading at once, as `llama-tui hf-model REPO FILE` asks."""
         self.recent = list(recent)
-        self.n_ctx = n_ctx
-        self.n_gpu_layers = n_gpu_layers
+        self.settings = settings
+        self.n_ctx = settings.load.n_ctx
+        self.n_gpu_layers = settings.load.n_gpu_layers
         self.current = current
         self.entries: list[ModelEntry] = []
         self.shown: list[ModelEntry] = []
@@ -87,15 +90,19 @@ class ModelPickerScreen(ModalScreen[Path | None]):
             yield Label("Open a model", id="picker-title")
             with TabbedContent(id="picker-tabs", initial="picker-hub" if self.download else "picker-local"):
                 with TabPane("On this machine", id="picker-local"):
-                    yield Input(placeholder="Filter by name, architecture, quantization… (↓ to the list)", id="model-filter")
+                    yield Input(placeholder="Filter by name, architecture, quantization… (↓ to the list)",
+                                id="model-filter")
                     yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
                     yield Static(id="model-details")
                     yield PathInput(placeholder="Or type a path to a .gguf file (Tab completes), then Enter",
                                     id="model-path")
                 with TabPane("Hugging Face", id="picker-hub"):
                     yield HubPanel(id="hub-panel")
+                with TabPane("Servers", id="picker-servers"):
+                    yield ServersPanel([ref for ref in self.recent if ref.kind == "server"],
+                                       api_key_env=self.settings.server.api_key_env, id="servers-panel")
             yield Static(Content("Enter opens · Esc closes · Tab moves between fields"), id="picker-help")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#model-table", DataTable)
@@ -112,7 +119,8 @@ class ModelPickerScreen(ModalScreen[Path | None]):
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _list_models(self) -> None:
         try:
-            self.post_message(ModelsListed(list_models(self.recent)))
+            files = [ref.path for ref in self.recent if ref.kind == "file" and ref.path is not None]
+            self.post_message(ModelsListed(list_models(files)))
         except Exception as error:  # an unreadable folder or cache must not leave a spinner
             log.error("listing models failed", exc_info=error)
             self.post_message(ModelsListed([], error=f"Could not list the models: {error}"))
@@ -136,7 +144,7 @@ class ModelPickerScreen(ModalScreen[Path | None]):
         table = self.query_one("#model-table", DataTable)
         table.clear()
         for entry in self.shown:
-            marker = "● " if self.current is not None and entry.path == self.current else ""
+            marker = "● " if self.current is not None and _ref(entry) == self.current else ""
             cells = (marker + entry.name, entry.architecture, entry.size_label, entry.quantization,
                      entry.trained_context, entry.file_size, SOURCE_LABELS.get(entry.source, entry.source))
             table.add_row(*(literal_cell(cell) for cell in cells))
@@ -150,7 +158,8 @@ class ModelPickerScreen(ModalScreen[Path | None]):
     def _describe(self, entry: ModelEntry | None) -> None:
         details = self.query_one("#model-details", Static)
         if entry is None:
-            details.update(Content("No models match." if self.entries else "No models found yet: type a path, or search Hugging Face."))
+            details.update(Content("No models match." if self.entries
+                                   else "No models found yet: type a path, or search Hugging Face."))
             return
         lines = [str(entry.path)]
         if entry.problem:
@@ -176,7 +185,7 @@ class ModelPickerScreen(ModalScreen[Path | None]):
         self._choose(self.shown[event.cursor_row])
 
     def _choose(self, entry: ModelEntry) -> None:
-        self.dismiss(entry.path)
+        self.dismiss(_ref(entry))
 
     # -- a path, or a download -------------------------------------------------------------
 
@@ -190,10 +199,13 @@ class ModelPickerScreen(ModalScreen[Path | None]):
             return
         # Absolute, but links kept: a Hugging Face cache path links to a blob without the
         # file's name, and llama.cpp finds a split model's other parts by name.
-        self.dismiss(Path(os.path.abspath(path)))
+        self.dismiss(ModelRef.file(path))
 
     def on_download_finished(self, message: DownloadFinished) -> None:
-        self.dismiss(message.path)
+        self.dismiss(ModelRef.file(message.path))
+
+    def on_server_chosen(self, message: ServerChosen) -> None:
+        self.dismiss(message.ref)
 
     def action_cancel_download(self) -> None:
         self.query_one(HubPanel).cancel_download()
@@ -209,6 +221,10 @@ class ModelPickerScreen(ModalScreen[Path | None]):
             hub.cancel_download()
             self.app.notify("Download cancelled: the part already downloaded is kept, and resumes next time.")
         self.dismiss(None)
+
+
+def _ref(entry: ModelEntry) -> ModelRef:
+    return ModelRef.starter() if entry.source == "starter" else ModelRef.file(entry.path)
 
 
 def _haystack(entry: ModelEntry) -> str:

@@ -21,8 +21,10 @@ from llama_tui.engine.events import (
     Finished,
     GenerationEvent,
     GenerationStats,
+    Notice,
     PromptProgress,
     TextDelta,
+    ThinkingDelta,
     TurnsDropped,
 )
 
@@ -32,9 +34,15 @@ class ReplyBatch:
     """Everything that happened since the last drain."""
 
     text: str = ""
+    thinking: str = ""
+    """A reasoning model's thinking that arrived (engine.events.ThinkingDelta)."""
+    thinking_stats: GenerationStats | None = None
+    """The figures as of the latest thinking: its token count and time."""
     stats: GenerationStats | None = None
     prompt_progress: PromptProgress | None = None
     dropped_messages: int = 0
+    notices: list[str] = field(default_factory=list)
+    """Things to say in the transcript before the reply (engine.events.Notice)."""
     finished: Finished | None = None
     error: str | None = None
 
@@ -60,8 +68,13 @@ MAX_FRAME_SECONDS = 0.5
 class ReplyBuffer:
     wake: Callable[[], object]
     """Called (from the decode thread) when the buffer stops being empty; must not block."""
+    clock: Callable[[], float] = time.monotonic
+    """Spaces the drains (tests pass their own)."""
+    ui_cpu_clock: Callable[[], float] = time.thread_time
+    """The UI thread's CPU time, read on the UI thread (tests pass their own)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _parts: list[str] = field(default_factory=list)
+    _thinking: list[str] = field(default_factory=list)
     _pending: ReplyBatch | None = None
     _last_drain: float = 0.0
     _ui_cpu_at_last_drain: float = 0.0
@@ -76,11 +89,16 @@ class ReplyBuffer:
                 case TextDelta(text=text, stats=stats):
                     self._parts.append(text)
                     batch.stats = stats
+                case ThinkingDelta(text=text, stats=stats):
+                    self._thinking.append(text)
+                    batch.stats = batch.thinking_stats = stats
                 case PromptProgress(stats=stats):
                     batch.prompt_progress = event
                     batch.stats = stats
                 case TurnsDropped(messages=count):
                     batch.dropped_messages += count
+                case Notice(text=text):
+                    batch.notices.append(text)
                 case Finished(stats=stats):
                     batch.finished = event
                     batch.stats = stats
@@ -107,16 +125,20 @@ class ReplyBuffer:
             except RuntimeError:  # the loop closed: the app is gone
                 pass
 
-    async def drain_next_frame(self) -> ReplyBatch | None:
-        """Wait for the next frame, then drain (UI side).
+    def seconds_to_next_frame(self) -> float:
+        """How long the UI still waits before its next drain (0 or less: none).
 
         A frame is FRAME_SECONDS, stretched when the UI thread spent more than its budget
-        of CPU since the last drain (rendering a long Markdown reply gets costlier). The end
-        of a reply is shown at once.
+        of CPU since the last drain (rendering a long Markdown reply gets costlier), but
+        never beyond MAX_FRAME_SECONDS.
         """
-        ui_cpu = time.thread_time() - self._ui_cpu_at_last_drain
+        ui_cpu = self.ui_cpu_clock() - self._ui_cpu_at_last_drain
         frame = min(max(FRAME_SECONDS, ui_cpu / UI_CPU_BUDGET), MAX_FRAME_SECONDS)
-        wait = self._last_drain + frame - time.monotonic()
+        return self._last_drain + frame - self.clock()
+
+    async def drain_next_frame(self) -> ReplyBatch | None:
+        """Wait for the next frame, then drain (UI side). The end of a reply is shown at once."""
+        wait = self.seconds_to_next_frame()
         if wait > 0:
             hurry = asyncio.Event()
             with self._lock:
@@ -131,14 +153,16 @@ class ReplyBuffer:
                 finally:
                     with self._lock:
                         self._waiting = None
-        self._last_drain = time.monotonic()
-        self._ui_cpu_at_last_drain = time.thread_time()
+        self._last_drain = self.clock()
+        self._ui_cpu_at_last_drain = self.ui_cpu_clock()
         return self.drain()
 
     def drain(self) -> ReplyBatch | None:
         with self._lock:
             batch, self._pending = self._pending, None
             parts, self._parts = self._parts, []
+            thinking, self._thinking = self._thinking, []
         if batch is not None:
             batch.text = "".join(parts)
+            batch.thinking = "".join(thinking)
         return batch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
@@ -17,8 +19,8 @@ def format_rate(value: float | None) -> str:
 class StatusBar(Horizontal):
     """Every figure here comes from the engine's GenerationStats, never from a UI estimate."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:  # the widget's own: id, classes...
+        super().__init__(**kwargs)
         self._shown: dict[str, str] = {}
         """The text each label shows, to skip updates that change nothing."""
 
@@ -28,7 +30,7 @@ class StatusBar(Horizontal):
         yield Label("– tok/s", id="status-speed")
         yield Label("TTFT –", id="status-ttft")
         yield Label(id="status-spacer")
-        yield Label("ctx 0/0", id="status-context")
+        yield Label("ctx –", id="status-context")
         yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="status-context-bar")
 
     def _set(self, widget_id: str, text: str) -> None:
@@ -46,8 +48,10 @@ class StatusBar(Horizontal):
         self._set("status-state", state)
 
     def show_context(self, used: int, size: int) -> None:
-        percent = f" · {100 * used / size:.0f}%" if size else ""
-        self._set("status-context", f"ctx {used}/{size}{percent}")
+        if size:
+            self._set("status-context", f"ctx {used}/{size} · {100 * used / size:.0f}%")
+        else:  # a server that does not say its context size (nor, often, its token counts)
+            self._set("status-context", f"ctx {used}/?" if used else "ctx –")
         bar = self.query_one("#status-context-bar", ProgressBar)
         bar.update(total=max(size, 1), progress=used)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from textual.drivers import linux_driver
 from textual._xterm_parser import XTermParser
+from textual.drivers import linux_driver
 from textual.message import Message
 
 ESC = "\x1b"

@@ -1,0 +1,200 @@
+"""The saved conversations (F7): newest first, searched as you type, opened, renamed, deleted.
+
+Listing and searching run in a thread worker (the store's reads may wait on the disk); the
+table shows the title, the model of the last reply, when it last changed, how many messages
+it has, and for a search the matching line.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.timer import Timer
+from textual.widgets import DataTable, Input, Static
+
+from llama_tui.engine.store import ConversationStore, ConversationSummary, StoreError
+from llama_tui.ui.confirm_screen import ConfirmScreen
+from llama_tui.ui.footer import AppFooter
+from llama_tui.ui.literal import literal, literal_cell
+
+SEARCH_AFTER = 0.15
+"""Seconds of no typing before a search runs."""
+
+
+@dataclass
+class HistoryResult:
+    """What happened in the history screen, for the conversation on screen to follow."""
+
+    open_id: str | None = None
+    renamed: dict[str, str] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Listed(Message):
+    search: str
+    rows: list[ConversationSummary]
+    error: str | None = None
+
+
+def when(timestamp: float) -> str:
+    """"14:02" today, "Mon 14:02" this week, else "2026-11-02"."""
+    age = time.time() - timestamp
+    local = time.localtime(timestamp)
+    if age < 86400 and local.tm_yday == time.localtime().tm_yday:
+        return time.strftime("%H:%M", local)
+    if age < 6 * 86400:
+        return time.strftime("%a %H:%M", local)
+    return time.strftime("%Y-%m-%d", local)
+
+
+class RenameScreen(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "close", "Cancel", id="rename.cancel", tooltip="Keep the title")]
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.old_title = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="rename-dialog") as dialog:
+            dialog.border_title = "Rename the conversation"
+            yield Input(self.old_title, id="rename-input")
+            yield Static(Content("Enter renames · empty: the start of its first message · Esc cancels"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip())
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class HistoryScreen(ModalScreen[HistoryResult]):
+    """Dismisses with the conversation to open (if any) and what was renamed or deleted."""
+
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="history.close", tooltip="Back to the chat"),
+        Binding("ctrl+r", "rename", "Rename", id="history.rename", tooltip="Rename the highlighted conversation",
+                priority=True),
+        Binding("ctrl+d,delete", "delete", "Delete", id="history.delete",
+                tooltip="Delete the highlighted conversation (asks first)", priority=True),
+    ]
+
+    def __init__(self, store: ConversationStore) -> None:
+        super().__init__()
+        self.store = store
+        self.rows: list[ConversationSummary] = []
+        self._search_timer: Timer | None = None
+        self.result = HistoryResult()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="history-dialog") as dialog:
+            dialog.border_title = "History"
+            yield Input(placeholder="Search every message (↓ to the list)", id="history-search")
+            yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+            yield Static(id="history-status")
+        yield AppFooter()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("Title", "Model", "When", "Messages", "Match")
+        table.loading = True
+        self._list("")
+        self.query_one("#history-search", Input).focus()
+
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
+    def _list(self, search: str) -> None:
+        try:
+            rows = self.store.list(search or None)
+        except (StoreError, OSError) as error:
+            self.post_message(Listed(search, [], f"Could not read the history: {error}"))
+            return
+        self.post_message(Listed(search, rows))
+
+    def on_listed(self, message: Listed) -> None:
+        if message.search != self.query_one("#history-search", Input).value.strip():
+            return  # typing went on: a newer search is coming
+        self.rows = message.rows
+        table = self.query_one(DataTable)
+        table.loading = False
+        table.clear()
+        for row in message.rows:
+            table.add_row(literal_cell(row.title), literal_cell(row.model_name or "–"), when(row.updated_at),
+                          str(row.message_count), literal_cell(" ".join(row.snippet.split())))
+        status = message.error or (
+            f"{len(message.rows)} conversation{'' if len(message.rows) == 1 else 's'}"
+            + (f" matching “{message.search}”" if message.search else "")
+            + " · Enter opens · ctrl+r renames · ctrl+d deletes"
+            if message.rows else ("Nothing matches." if message.search else "No saved conversations yet.")
+        )
+        self.query_one("#history-status", Static).update(literal(status))
+
+    @on(Input.Changed, "#history-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        search = event.value.strip()
+        self._search_timer = self.set_timer(SEARCH_AFTER, lambda: self._list(search))
+
+    @on(Input.Submitted, "#history-search")
+    def _open_first(self) -> None:
+        table = self.query_one(DataTable)
+        if self.rows:
+            self._open(self.rows[max(0, table.cursor_row)].id)
+
+    def key_down(self) -> None:
+        if self.focused is self.query_one("#history-search"):
+            self.query_one(DataTable).focus()
+
+    @on(DataTable.RowSelected, "#history-table")
+    def _chosen(self, event: DataTable.RowSelected) -> None:
+        self._open(self.rows[event.cursor_row].id)
+
+    def _open(self, conversation_id: str) -> None:
+        self.result.open_id = conversation_id
+        self.dismiss(self.result)
+
+    def _highlighted(self) -> ConversationSummary | None:
+        table = self.query_one(DataTable)
+        if not self.rows or not 0 <= table.cursor_row < len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    def action_rename(self) -> None:
+        row = self._highlighted()
+        if row is None:
+            return
+
+        def renamed(title: str | None) -> None:
+            if title is not None:
+                self.store.rename(row.id, title)
+                self.result.renamed[row.id] = title
+                self.store.flush(timeout=5)
+                self._list(self.query_one("#history-search", Input).value.strip())
+
+        self.app.push_screen(RenameScreen(row.title), renamed)
+
+    def action_delete(self) -> None:
+        row = self._highlighted()
+        if row is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.store.delete_conversation(row.id)
+                self.result.deleted.add(row.id)
+                self.store.flush(timeout=5)
+                self._list(self.query_one("#history-search", Input).value.strip())
+
+        self.app.push_screen(ConfirmScreen(f"Delete “{row.title}” and all its messages?", yes="Delete", no="Keep"),
+                             answered)
+
+    def action_close(self) -> None:
+        self.dismiss(self.result)
