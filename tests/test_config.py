@@ -190,7 +190,7 @@ def test_bad_values_fall_back_one_by_one_with_warnings(tmp_path: Path) -> None:
         'top_p = nan\n'
         'top_k = 1.5\n'
         'min_p = 0.1\n'            # fine
-        'max_reply_tokens = 5000\n'  # more than the (default) context
+        'max_reply_tokens = 2000000\n'  # more than any context
     )
     config, warnings = load_config(path)
     defaults = AppConfig()
@@ -208,7 +208,7 @@ def test_bad_values_fall_back_one_by_one_with_warnings(tmp_path: Path) -> None:
         '[sampling] temperature = "hot" must be a number from 0 to 5; using 0.8',
         "[sampling] top_p = nan",
         "[sampling] top_k = 1.5 must be a whole number from 0 to 1000 (0 turns it off); using 40",
-        "[sampling] max_reply_tokens = 5000 must be 0 (no limit) or a whole number from 1 to 4096",
+        "[sampling] max_reply_tokens = 2000000 must be 0 (no limit) or a whole number from 1 to 1048576",
         "recent_models: 3 is not a model",
     ):
         assert expected in text
@@ -268,7 +268,7 @@ def test_remember_model_stores_absolute_paths_without_resolving_links(
         ("top_k", ["0", "1000"], ["-1", "1001", "2.5"]),
         ("min_p", ["0", "1"], ["-0.1", "1.1"]),
         ("repeat_penalty", ["0.5", "3"], ["0.49", "3.01"]),
-        ("max_reply_tokens", ["1", "4096"], ["0", "-1", "4097", "many"]),
+        ("max_reply_tokens", ["1", "4097", "1048576", ""], ["0", "-1", "1048577", "many"]),
         ("chat_format", [*chat_format_names(), "", "auto"], ["llama-2", "ChatML"]),
         ("speculative", ["off", "on", "auto", " on "], ["", "yes", "ON", "true"]),
         ("overrides", ["", "a=1", "a=1, b.c=true, d=x,"], ["a", "=1", "a=1, b"]),
@@ -276,10 +276,10 @@ def test_remember_model_stores_absolute_paths_without_resolving_links(
 )
 def test_validate_field_edges(name: str, good: list[str], bad: list[str]) -> None:
     for raw in good:
-        value, error = validate_field(name, raw, n_ctx=4096)
+        value, error = validate_field(name, raw)
         assert error is None, (name, raw, error)
     for raw in bad:
-        value, error = validate_field(name, raw, n_ctx=4096)
+        value, error = validate_field(name, raw)
         assert value is None and error, (name, raw)
 
 

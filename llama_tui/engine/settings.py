@@ -181,8 +181,8 @@ class SamplingSettings:
     )
     speculative: SpeculativeMode = setting(
         "auto", label="Speculative", kind="choice", choices=lambda: SPECULATIVE_MODES, backends=LOCAL,
-        hint="draft tokens from text already in the chat and check them in one batch: auto only while "
-        "drafts are accepted; it changes a reply's speed, never its text",
+        hint="guess the next tokens from text already in the chat and check them in one batch (faster when a "
+        "reply repeats text); auto: only while the guesses are right",
         flags=("--speculative",),
     )
 
