@@ -351,8 +351,23 @@ def fmt_spread(s: dict, digits: int = 2) -> str:
     return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
 
 
-def same_text_cell(same: list[bool]) -> str:
-    return "all" if all(same) else f"{sum(same)} of {len(same)}"
+def parts_at(text: str, off: str) -> float:
+    """How far into the reply without speculation two texts still agree (1: the same)."""
+    a, b = text.strip(), off.strip()
+    if a == b:
+        return 1.0
+    n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return n / max(len(b), 1)
+
+
+def same_text_cell(same: list[bool], parted: list[float] | None = None) -> str:
+    if all(same):
+        return "all"
+    cell = f"{sum(same)} of {len(same)}"
+    shares = sorted(p for p in parted or [] if p < 1)
+    if shares:  # where the others parted, as a share of the reply
+        cell += f"; others part at {shares[0]:.0%}-{shares[-1]:.0%}"
+    return cell
 
 
 def main() -> None:
@@ -447,6 +462,7 @@ def main() -> None:
                 # steadiest estimate of each variant's speed on an idle machine.
                 "best_ratio": max(r["tok_s"] or 0 for r in rs) / max(o["tok_s"] or 1e-9 for o in offs),
                 "same_text": [r["text"].strip() == o["text"].strip() for r, o in zip(rs, offs, strict=True)],
+                "parts_at": [parts_at(r["text"], o["text"]) for r, o in zip(rs, offs, strict=True)],
             }
     if "decode_speed engine | before" in runs:
         before, after = runs["decode_speed engine | before"], runs["decode_speed engine | after"]
@@ -465,7 +481,7 @@ def main() -> None:
          "accepted/drafted", "overhead ms/token", "prompt tok/s"],
         [[key, fmt_spread(s["tok_s"], 1), fmt_spread(ratios[key]["tok_s_ratio"]) if key in ratios else "",
           benchlib.fmt(ratios[key].get("best_ratio"), 2) if key in ratios else "",
-          same_text_cell(ratios[key]["same_text"]) if key in ratios else "",
+          same_text_cell(ratios[key]["same_text"], ratios[key].get("parts_at")) if key in ratios else "",
           fmt_spread(s["acceptance"]), fmt_spread(s["overhead_ms_per_token"]), fmt_spread(s["prompt_tok_s"], 0)]
          for key, s in summary.items()],
     )
