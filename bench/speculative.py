@@ -188,7 +188,7 @@ async def run_app(path, prompt: str, mode: str, tokens: int) -> dict:
     from llama_tui.ui.app import LlamaApp
     from llama_tui.ui.completion_pane import CompletionPane
 
-    app = LlamaApp(LaunchOptions(model_path=path, load=load_settings(), sampling=sampling("edit", mode, tokens)))
+    app = LlamaApp(LaunchOptions.opening(path, load=load_settings(), sampling=sampling("edit", mode, tokens)))
     async with app.run_test(size=APP_SIZE) as pilot:
         await benchlib.wait_until(lambda: app.model is not None)
         app.action_show_tab("completion")
