@@ -221,7 +221,7 @@ async def run_app(path, threads: int, tokens: int, app_class=None) -> dict:
         assert reply.has_class("ended")
         blocks = collections.Counter(block.kind for block in split_blocks(reply.text))
         stats = app.last_stats
-        record = stats_record(stats, reply.raw_text)
+        record = stats_record(stats, reply.text)
         record["markdown_blocks"] = dict(sorted(blocks.items()))
         record["send_to_reply_end_seconds"] = wall
         # The event loop runs on this thread, so this is the UI's CPU time (plus our polling).
