@@ -50,12 +50,12 @@ class StatusBar(Horizontal):
         self._set("status-state", state)
 
     def show_acceptance(self, rate: float | None) -> None:
-        draft = self.query_one("#status-draft", Label)
-        if rate is None:  # nothing drafted: no figure, rather than one that means nothing
-            draft.display = False
-            return
-        self._set("status-draft", f"draft {rate:.0%}")
-        draft.display = True
+        shown = rate is not None  # nothing drafted: no figure, rather than one that means nothing
+        if rate is not None:
+            self._set("status-draft", f"draft {rate:.0%}")
+        if self._shown.get("status-draft:display") != str(shown):  # no query nor layout per update
+            self._shown["status-draft:display"] = str(shown)
+            self.query_one("#status-draft", Label).display = shown
 
     def show_context(self, used: int, size: int) -> None:
         if size:
