@@ -114,6 +114,9 @@ def _add_options(parser: argparse.ArgumentParser, *, after_command: bool = False
     parser.add_argument("-v", "--verbose", action="store_true", default=none,
                         help="show tokens, tokens per second, prompt speed, time to first token and the share of "
                              "drafted tokens accepted (speculative decoding) under each reply")
+    parser.add_argument("--resume", metavar="ID|last", default=none,
+                        help="open a saved conversation (an id from `llama-tui history`, or last), "
+                             "with its model unless a model is named")
 
 
 class _PathsWholeFormatter(argparse.HelpFormatter):
@@ -141,9 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
         f"Logs go to {paths.log_file()}. With no model command, the last model "
         "used opens (the first time: the starter model, Gemma 3 270M)."
     )
-    parser.add_argument("--resume", metavar="ID|last", default="",
-                        help="open a saved conversation (an id from `llama-tui history`, or last), "
-                             "with its model unless a model is named")
     commands = parser.add_subparsers(dest="command", metavar="{local,hf-model,remote,history,export,import}")
     local = commands.add_parser("local", help="open a GGUF file on disk")
     local.add_argument("path", type=Path, help="path to a .gguf file")

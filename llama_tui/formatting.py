@@ -13,6 +13,11 @@ def count_label(count: int) -> str:
     return str(count)
 
 
+def counted(count: int, noun: str) -> str:
+    """(1, "token") -> "1 token", (2, "token") -> "2 tokens"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def context_label(tokens: int) -> str:
     """32768 -> "32k", 1048576 -> "1M"; sizes that aren't whole k stay as numbers."""
     if tokens >= 1 << 20 and tokens % (1 << 20) == 0:

@@ -14,7 +14,16 @@ Gemma 3 270M starter model, in one session, and writes:
 - picker-local.svg  the model picker (ctrl+o), "On this machine": the loaded starter model
                     and two tiny models in the models folder, with the memory estimate;
 - picker.svg        the picker's "Hugging Face" tab: search results, the repo's files, and a
-                    download part-way (progress bar; bytes, speed and time left).
+                    download part-way (progress bar; bytes, speed and time left);
+- history.svg       the History (F7) searched for a word: the chat held above and three older
+                    conversations written into the history file before the session;
+- thinking.svg      a reasoning model's reply: the first turn's thinking folded to one line,
+                    the second reply still thinking, live, with its running count.
+
+THE REASONING MODEL IN thinking.svg IS A SCRIPTED STAND-IN (tests/scripted_model.py): the
+starter model does not think, and no reasoning model can be had here. It replaces the
+loaded model and streams a written reply (thinking apart, as a server's reasoning_content);
+everything after it (the app's request handling, the widgets, the history) is the real path.
 
 Each "mid-answer" shot is taken once the reply shows enough text while app.generating is
 still True. The seed is fixed (LoadSettings) and so are the threads, prompts and sampling,
@@ -41,6 +50,7 @@ import asyncio
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,18 +66,24 @@ from textual.message import Message  # noqa: E402
 from textual.pilot import Pilot  # noqa: E402
 from textual.widgets import DataTable, Input, ProgressBar, TabbedContent, TextArea  # noqa: E402
 
+from llama_tui.engine.config import AppConfig  # noqa: E402
+from llama_tui.engine.conversation import Conversation  # noqa: E402
 from llama_tui.engine.settings import LoadSettings, SamplingSettings  # noqa: E402
 from llama_tui.engine.starter import starter_model_path  # noqa: E402
+from llama_tui.engine.store import open_store  # noqa: E402
 from llama_tui.launch import LaunchOptions  # noqa: E402
 from llama_tui.ui.app import LlamaApp  # noqa: E402
 from llama_tui.ui.chat_input import ChatInput  # noqa: E402
 from llama_tui.ui.chat_pane import AssistantMessage  # noqa: E402
 from llama_tui.ui.completion_pane import CompletionPane  # noqa: E402
+from llama_tui.ui.history_screen import HistoryScreen  # noqa: E402
 from llama_tui.ui.hub_panel import HubPanel  # noqa: E402
 from llama_tui.ui.messages import ModelLoadFailed  # noqa: E402
 from llama_tui.ui.picker_screen import ModelPickerScreen  # noqa: E402
 from llama_tui.ui.settings_screen import SettingsScreen  # noqa: E402
+from llama_tui.ui.status_bar import StatusBar  # noqa: E402
 from tests.hub_server import FakeHub  # noqa: E402
+from tests.scripted_model import ScriptedModel  # noqa: E402
 from tests.tiny_gguf import write_tiny_llama_gguf  # noqa: E402
 
 SIZE = (110, 32)
@@ -133,11 +149,38 @@ HUB_DOWNLOAD = ("unsloth/gemma-3-270m-it-GGUF", "gemma-3-270m-it-Q4_K_M.gguf")
 HUB_THROTTLE = 0.06  # seconds per 64 KiB sent: about 1.1 MB/s, so 6.4 MB takes ~6 s
 HUB_SHOWN = (0.35, 0.8)  # capture when the progress bar is between these fractions
 
+# Older conversations written into the history before the session: (title or "", [(role, text)]).
+OLDER_CHATS = [
+    ("", [("user", "Plan a three-day walk in the Lake District"),
+          ("assistant", "Day 1: Grasmere to Patterdale over Grisedale Hause. Day 2: Helvellyn by Striding Edge...")]),
+    ("Sourdough starter", [("user", "My sourdough starter smells of nail polish. Is it dead?"),
+                           ("assistant", "No: it is hungry. Feed it twice a day for a few days and it will recover.")]),
+    ("", [("user", "How do I undo the last git commit but keep the changes?"),
+          ("assistant", "Use `git reset --soft HEAD~1`: the commit goes, the changes stay staged.")]),
+]
+HISTORY_SEARCH = "python"  # matches the chat.svg conversation
+
+THINKING_MODEL = "reasoning-model (scripted stand-in)"
+THINKING_FIRST = [
+    ("thinking", "The user asks how many r's are in 'strawberry'. Let me spell it: s-t-r-a-w-b-e-r-r-y.\n"),
+    ("thinking", "r at position 3, then r at 8 and 9. That makes three."),
+    "There are **three** r's in *strawberry*: one after the *t* and two before the *y*.",
+]
+THINKING_SECOND = [
+    ("thinking", "Now they ask for a word with four of the same letter. 'Mississippi' has four s's and "
+                 "four i's. Let me check: M-i-s-s-i-s-s-i-p-p-i. s: 3, 4, 6, 7, so four. i: 2, 5, 8, 11, "
+                 "also four.\nThat works, but maybe a more everyday word is better. 'Committee'? "
+                 "Only two m's, two t's, two e's. 'Assesses': a-s-s-e-s-s-e-s: "),
+    "Mississippi.",
+]
+THINKING_ASKED = ["How many r's are in strawberry?", "Give me a word with four of one letter."]
+
 OPTIONS = LaunchOptions.opening(
     None,
     load=LoadSettings(n_threads=2, n_threads_batch=2),
     sampling=SamplingSettings(temperature=0.3, repeat_penalty=1.1, max_reply_tokens=400),
     system_prompt=SYSTEM_PROMPT,
+    saved_config=AppConfig(),  # keep what the session does in its (throwaway) home: the history
 )
 
 
@@ -264,6 +307,25 @@ def fake_hub(scratch: Path) -> Iterator[FakeHub]:
         hub.stop()
 
 
+def write_older_chats() -> None:
+    """OLDER_CHATS into the history file of the throwaway home, a day apart, the oldest first."""
+    store, problem = open_store()
+    if problem:
+        raise RuntimeError(problem)
+    now = time.time()
+    for days, (title, turns) in zip(range(len(OLDER_CHATS) + 1, 1, -1), OLDER_CHATS, strict=True):
+        conversation = Conversation()
+        for role, text in turns:
+            conversation.add(role, text, model_name="gemma-3-270m" if role == "assistant" else "")
+        for message in conversation.messages.values():  # dated in the past, as if held then
+            message.created_at = message.updated_at = message.created_at - days * 86400
+        conversation.updated_at = now - days * 86400
+        conversation.title = title
+        store.create(conversation)
+    store.flush(timeout=10)
+    store.close()
+
+
 @contextmanager
 def stand_ins() -> Iterator[None]:
     """Run the session in a throwaway home and HF cache, with the Hub stand-in; undo it all on exit."""
@@ -279,6 +341,7 @@ def stand_ins() -> Iterator[None]:
             "HF_ENDPOINT": hub.endpoint,
             "HF_HUB_OFFLINE": None,
         }):
+            write_older_chats()
             yield
 
 
@@ -387,6 +450,50 @@ async def shoot_picker(pilot: Pilot) -> None:
     await wait_for(lambda: not isinstance(pilot.app.screen, ModelPickerScreen), "the picker to close")
 
 
+async def shoot_history(pilot: Pilot) -> None:
+    """history.svg: F7, a search typed: the conversations with a match, and the matching line."""
+    app = pilot.app
+    app.clear_notifications()
+    await pilot.press("f2", "f7")
+    await wait_for(lambda: isinstance(app.screen, HistoryScreen), "the history")
+    history = app.screen
+    table = history.query_one("#history-table", DataTable)
+    try:
+        await wait_for(lambda: table.row_count == len(OLDER_CHATS) + 1, "the history list")
+    except TimeoutError:
+        raise RuntimeError(f"the history lists {[table.get_row_at(i) for i in range(table.row_count)]}") from None
+    await pilot.press(*HISTORY_SEARCH)
+    await wait_for(lambda: table.row_count == 1, f"the search for {HISTORY_SEARCH!r}")
+    await snap(pilot, "history.svg")
+    await pilot.press("escape")
+    await wait_for(lambda: not isinstance(app.screen, HistoryScreen), "the history to close")
+
+
+def stand_in(app: LlamaApp, model: ScriptedModel) -> ScriptedModel:
+    """`model` named as the stand-in it is, in the chat header and the status bar."""
+    model.description = "a scripted stand-in for a reasoning model: the starter does not think"
+    app.query_one(StatusBar).show_model(model.name)
+    app.chat_pane.show_model(model.description)
+    return model
+
+
+async def shoot_thinking(pilot: Pilot) -> None:
+    """thinking.svg: a new chat with the scripted reasoning model: the first reply's thinking
+    folded, the second one caught while it thinks."""
+    app = pilot.app
+    await pilot.press("ctrl+n")
+    app.model = stand_in(app, ScriptedModel(THINKING_FIRST, name=THINKING_MODEL))
+    first = await send_chat(app, THINKING_ASKED[0])
+    await wait_for(lambda: first.has_class("ended") and not app.generating, "the first reply to end")
+    hold = threading.Event()
+    app.model = stand_in(app, ScriptedModel(THINKING_SECOND, name=THINKING_MODEL, hold=hold))
+    second = await send_chat(app, THINKING_ASKED[1])
+    await wait_for(lambda: "Assesses" in second.header_text, "the second reply's thinking")
+    await snap(pilot, "thinking.svg")
+    hold.set()
+    await wait_for(lambda: not app.generating, "the second reply to end")
+
+
 async def main() -> None:
     app = LlamaApp(OPTIONS)
     load_failures: list[str] = []
@@ -406,6 +513,8 @@ async def main() -> None:
             await pilot.press("f2")  # the dialogs open over the chat
             await shoot_settings(pilot)
             await shoot_picker(pilot)
+            await shoot_history(pilot)
+            await shoot_thinking(pilot)
 
 
 if __name__ == "__main__":

@@ -520,6 +520,8 @@ async def test_the_settings_panel_says_what_a_server_model_does_not_use(openai_s
         for name in LOCAL_ONLY:
             assert note(screen, name) == f"not used by {SERVER_MODEL}: its server loads the model", name
             assert marked_unused(screen, name), name
+        for name in ("thinking_budget", "saved_contexts_mib"):  # the engine's own: a server has no such thing
+            assert note(screen, name) == f"not used by {SERVER_MODEL}: for local models only", name
         effects = [str(label.render()) for label in screen.query(".settings-group-effect").results(Label)]
         assert effects[0] == f"for local models only: not used by {SERVER_MODEL}"
         # What the server does use reads as usual.

@@ -112,3 +112,19 @@ async def test_a_reply_being_written_is_not_marked_cut_short(tiny_model: Path) -
         await wait_for(pilot, lambda: reply_ended(app))
         assert "cut short" not in screen_text(app)
         assert app.query(AssistantMessage).last().text == "The first half, the second half."
+
+
+async def test_the_live_thinking_count_says_one_token_not_one_tokens(tiny_model: Path) -> None:
+    import threading
+
+    hold = threading.Event()
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        app.model = ScriptedModel([("thinking", "A first thought."), ("thinking", " A second."), "Done."], hold=hold)
+        await send_chat(pilot, "think")
+        await wait_for(pilot, lambda: "A first thought." in screen_text(app))
+        assert "💭 Thinking · 1 token · 1 s" in screen_text(app)
+        hold.set()
+        await wait_for(pilot, lambda: reply_ended(app))
+        assert app.query(AssistantMessage).last().header_text == "▸ Thought for 2 s · 2 tokens (t shows it)"

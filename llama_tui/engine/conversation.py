@@ -171,8 +171,9 @@ class Conversation:
         return family[index].id
 
     def delete(self, message_id: str) -> list[str]:
-        """Remove a message and everything after it; the ids removed. The current branch
-        moves to the parent (or to a remaining sibling)."""
+        """Remove a message and everything after it; the ids removed. If it was on the current
+        branch, the branch moves to its newest remaining sibling (another version of it), else
+        to its parent."""
         doomed = [message_id]
         for doomed_id in doomed:
             doomed += [m.id for m in self.messages.values() if m.parent_id == doomed_id]
@@ -182,8 +183,7 @@ class Conversation:
             del self.messages[doomed_id]
         if on_current:
             self.current_id = parent
-            roots = self.children(None)
-            if parent is None and roots:
-                self.select(roots[-1].id)
+            if siblings := self.children(parent):
+                self.select(siblings[-1].id)
         self.updated_at = time.time()
         return doomed

@@ -50,10 +50,16 @@ BUILT_IN: dict[str, Preset] = {preset.name: preset for preset in (
 )}
 
 
-def effective(presets: Mapping[str, Preset], name: str, settings: Settings) -> tuple[str, SamplingSettings]:
-    """(system prompt, sampling) for a reply in a conversation with preset `name`; an unknown
-    or empty name means the settings as they are."""
+def effective(
+    presets: Mapping[str, Preset], name: str, settings: Settings, own_prompt: str = ""
+) -> tuple[str, SamplingSettings]:
+    """(system prompt, sampling) for a reply in a conversation with preset `name` that was
+    held so far with the system prompt `own_prompt` (Conversation.system_prompt).
+
+    A known preset gives both. Without one (none chosen, or no longer in the settings file)
+    the sampling is the settings', and the system prompt the conversation's own if it has
+    one (an imported or reopened conversation goes on as it was held), else the settings'."""
     preset = presets.get(name) if name else None
     if preset is None:
-        return settings.chat.system_prompt, settings.sampling
+        return own_prompt or settings.chat.system_prompt, settings.sampling
     return preset.apply(settings)

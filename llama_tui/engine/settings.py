@@ -204,6 +204,7 @@ class ChatSettings:
         None, label="Thinking budget", kind="int", low=1, high=MAX_CONTEXT, empty="no limit",
         hint="the most tokens a reasoning model may think; then it is made to answer",
         flags=("--thinking-budget",), metavar="N",
+        backends=LOCAL,  # the engine ends the thinking itself; the chat API has no such field
     )
     saved_contexts_mib: int = setting(
         1024, label="Saved contexts (MiB)", kind="int", low=0, high=1_000_000, note=" (0 turns it off)",

@@ -546,6 +546,8 @@ class LlamaApp(App[None]):
                 saved = False
                 self.notify(f"Could not save the settings: {error}. They apply to this run only.",
                             severity="error", timeout=15)
+        if "system_prompt" in changes:  # the chat on screen takes it from its next reply
+            self.chat_pane.system_prompt_changed()
         needs_reload = [name for name in changes if name in RELOAD_FIELDS]
         names = ", ".join(SETTINGS[name].label.lower() for name in needs_reload)
         if needs_reload and self.model is not None and self.model.ref.is_local:
@@ -604,7 +606,8 @@ class LlamaApp(App[None]):
             requester.post_message(GenerationRefused("A reply is still being written: wait, or press Esc to stop it."))
             return
         model = self.model
-        system_prompt, sampling = effective(self.presets, request.preset or NO_PRESET, self.settings)
+        system_prompt, sampling = effective(self.presets, request.preset or NO_PRESET, self.settings,
+                                            request.system_prompt)
         if request.another:
             sampling = replace(sampling, seed=(sampling.seed + request.another) % 2**32)
         buffer = ReplyBuffer(wake=lambda: requester.post_message(ReplyReady(buffer)))
@@ -657,7 +660,10 @@ class LlamaApp(App[None]):
         """A new chat: the context starts empty (if no reply is being written elsewhere)."""
         if self.model is not None and self.model.clear_context():
             self.last_stats = None
-            self.status_bar.show_stats(GenerationStats(context_size=self.model.context_size))
+            # The chat may have been cleared (a conversation opened) just before a quit:
+            # by the time this arrives the status bar may be gone.
+            for bar in self.query(StatusBar):
+                bar.show_stats(GenerationStats(context_size=self.model.context_size))
 
     def action_stop_generation(self) -> None:
         if self._generating_in is not None and self.model is not None:

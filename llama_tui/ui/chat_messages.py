@@ -18,6 +18,7 @@ from textual.widgets import Static
 
 from llama_tui.engine.conversation import Message
 from llama_tui.engine.events import StopReason
+from llama_tui.formatting import counted
 from llama_tui.text import neutralise_controls
 from llama_tui.ui.literal import literal
 from llama_tui.ui.markdown_view import MarkdownView
@@ -164,15 +165,16 @@ class AssistantMessage(_Focusable, MarkdownView):
         if not self.thinking:
             self.set_header("")
             return
-        figures = f"{self.thinking_tokens} tokens · {self.thinking_seconds:.0f} s"
+        tokens = counted(self.thinking_tokens, "token")
+        figures = f"{tokens} · {self.thinking_seconds:.0f} s"
         if not self.thought:
             lines = self.thinking.strip().splitlines()[-self.LIVE_LINES:]
             self.set_header("\n".join([f"💭 Thinking · {figures}", *lines]))
         elif self.unfolded:
-            spent = f"{self.thinking_seconds:.0f} s · {self.thinking_tokens} tokens"
+            spent = f"{self.thinking_seconds:.0f} s · {tokens}"
             self.set_header(f"▾ Thought for {spent} (t hides it)\n" + self.thinking.strip())
         else:
-            self.set_header(f"▸ Thought for {self.thinking_seconds:.0f} s · {self.thinking_tokens} tokens (t shows it)")
+            self.set_header(f"▸ Thought for {self.thinking_seconds:.0f} s · {tokens} (t shows it)")
 
     def visible_part(self, text: str) -> str:
         """Drop the leading whitespace models put before a reply, and control bytes."""

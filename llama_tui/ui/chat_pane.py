@@ -133,6 +133,9 @@ class ChatPane(Vertical):
         Binding("ctrl+n", "new_chat", "New chat", id="chat.new", tooltip="Start a new conversation (this one is kept)"),
         Binding("f8", "choose_preset", "Preset", id="chat.preset",
                 tooltip="The system prompt and sampling preset of this conversation"),
+        # Only while a message is being edited (see check_action); else Esc stops a reply.
+        Binding("escape", "give_up_edit", "Give up the edit", id="chat.give_up_edit",
+                tooltip="Leave the message as it was; the box gets back what it held before"),
     ]
 
     def __init__(self, *, verbose: bool = False, persist: bool = True, id: str | None = None) -> None:
@@ -151,6 +154,8 @@ class ChatPane(Vertical):
         """The reply whose widget is being made as it starts (shown as live, not as cut short)."""
         self._editing: str | None = None
         """While a message is being edited: its id (the new version becomes its sibling)."""
+        self._before_edit = ""
+        """What the message box held when the edit began, given back if the edit is given up."""
         self._window = WINDOW
         self._code_copied: tuple[str, int] | None = None
         self._draft = ""
@@ -159,6 +164,9 @@ class ChatPane(Vertical):
         self._in_store: str | None = None
         """The id of the shown conversation once the store holds it (its first reply, or loaded
         from it): until then there is nothing to update there."""
+        self._dropped: str | None = None
+        """A conversation deleted from the history while on screen: it stays on screen, and
+        nothing of it is saved again (not even when it goes on)."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-header"):
@@ -232,6 +240,7 @@ class ChatPane(Vertical):
         self._in_store = conversation.id
         self._window = WINDOW
         self._editing = None
+        self.refresh_bindings()
         self.chat_input.sent_messages = [m.text for m in conversation.branch() if m.role == "user"]
         self.post_message(ChatCleared())  # what the model holds is another conversation's
         self.run_worker(self._render_branch(scroll_to_end=True), exclusive=True, group="transcript")
@@ -242,11 +251,18 @@ class ChatPane(Vertical):
         shown = self.conversation.id
         if shown in deleted:
             self._in_store = None  # it is gone from the store; what is on screen stays, unsaved
+            self._dropped = shown
             self.notify("The conversation on screen was deleted from the history: it is no longer saved.",
                         severity="warning")
         elif shown in renamed:
             self.conversation.title = renamed[shown]
         self._show_header()
+
+    def system_prompt_changed(self) -> None:
+        """The settings' system prompt was changed (F6): a conversation without a preset takes
+        it from its next reply, rather than going on with the one it was held with."""
+        if self.conversation.preset not in self.presets:  # (a preset's own prompt still applies)
+            self.conversation.system_prompt = ""
 
     def suggest_preset(self, name: str) -> None:
         """The preset this model was last used with: taken by a conversation without one yet."""
@@ -320,6 +336,8 @@ class ChatPane(Vertical):
     def _show_header(self) -> None:
         parts = [self.conversation.display_title]
         parts.append(f"preset: {self.conversation.preset}" if self.conversation.preset else "no preset (F8)")
+        if self.conversation.id == self._dropped:
+            parts.append("not saved (deleted from the history)")
         self.query_one("#chat-title", Label).update(literal(" · ".join(parts)))
 
     def show_model(self, description: str) -> None:
@@ -340,7 +358,8 @@ class ChatPane(Vertical):
             self.notify("A reply is still being written: wait, or press Esc to stop it.", severity="warning")
             return
         editing, self._editing = self._editing, None
-        if editing is not None:
+        self.refresh_bindings()  # Esc no longer gives up an edit
+        if editing is not None and editing in self.conversation.messages:  # (it may have been deleted since)
             parent = self.conversation.messages[editing].parent_id
             message = self.conversation.add("user", text, parent_id=parent)
             kind = "edit"
@@ -360,7 +379,8 @@ class ChatPane(Vertical):
             until = self.conversation.messages[asked.reply_id].parent_id
         chat = [m.as_chat() for m in self.conversation.branch(until) if m.role != "assistant" or m.text]
         another = len(self.conversation.children(asked.parent_id)) if asked.kind == "regenerate" else 0
-        self.post_message(GenerationRequested(self, chat=chat, preset=self.conversation.preset, prefill=prefill,
+        self.post_message(GenerationRequested(self, chat=chat, preset=self.conversation.preset,
+                                              system_prompt=self.conversation.system_prompt, prefill=prefill,
                                               another=another))
 
     async def on_generation_refused(self, message: GenerationRefused) -> None:
@@ -406,8 +426,17 @@ class ChatPane(Vertical):
                 self._starting = None
             widget = self._reply_widget(reply.id)
             assert widget is not None
+            if asked.kind == "regenerate":
+                # r was pressed on the old reply, whose widget is gone: the new one takes the
+                # focus, so ← compares with the old one right away.
+                widget.focus()
         self._writing = _Writing(reply.id, widget, prefix, typed=asked.typed, saved_at=time.monotonic())
-        if self._in_store != conversation.id:
+        # The conversation keeps the system prompt it is held with (saved below, exported with
+        # it, and used again when it is reopened).
+        conversation.system_prompt = started.system_prompt
+        if conversation.id == self._dropped:
+            pass  # deleted from the history: the user was told it is no longer saved
+        elif self._in_store != conversation.id:
             self.store.create(conversation)
             self._in_store = conversation.id
         else:
@@ -455,7 +484,8 @@ class ChatPane(Vertical):
             widget.append(widget.visible_part(batch.text))
             reply = self.conversation.messages[writing.message_id]
             self.conversation.update(writing.message_id, text=reply.text + batch.text)
-            if time.monotonic() - writing.saved_at >= SAVE_EVERY:  # a crash loses at most this much
+            # Saved as it grows: a crash loses at most SAVE_EVERY of it.
+            if self._stored() and time.monotonic() - writing.saved_at >= SAVE_EVERY:
                 writing.saved_at = time.monotonic()
                 self.store.update_message(self.conversation.id, self.conversation.messages[writing.message_id])
         state = None
@@ -482,7 +512,8 @@ class ChatPane(Vertical):
         if widget.thinking:
             kept.update(thinking_tokens=widget.thinking_tokens, thinking_seconds=widget.thinking_seconds)
         reply = self.conversation.update(writing.message_id, stop_reason=finished.reason.value, figures=kept)
-        self.store.update_message(self.conversation.id, reply)
+        if self._stored():
+            self.store.update_message(self.conversation.id, reply)
         widget.end(finished.reason, describe_speed(finished.stats) if self.verbose else None)
         self.post_message(GenerationEnded())
 
@@ -493,7 +524,8 @@ class ChatPane(Vertical):
         reply = self.conversation.messages[writing.message_id]
         if reply.text != writing.prefix or writing.prefix:  # it said something: that stays, marked
             reply = self.conversation.update(reply.id, stop_reason=StopReason.CANCELLED.value)
-            self.store.update_message(self.conversation.id, reply)
+            if self._stored():
+                self.store.update_message(self.conversation.id, reply)
             writing.widget.end(StopReason.CANCELLED, None)
             await self._add_notice(error, error=True)
             self.post_message(GenerationEnded())
@@ -508,6 +540,7 @@ class ChatPane(Vertical):
             self.store.delete_messages(self.conversation.id, removed)
             self.store.update_conversation(self.conversation)
         await self._render_branch(scroll_to_end=True)
+        self._show_header()  # a first message taken back takes the title with it
         if typed is not None:
             self.chat_input.put_back(typed)
         await self._add_notice(error, error=True)
@@ -549,16 +582,34 @@ class ChatPane(Vertical):
         elif action == "continue":
             await self._request(_Asked("continue", reply_id=message.id), prefill=message.text)
         elif action == "edit":
+            if self._editing is None:
+                self._before_edit = self.chat_input.text
             self._editing = message.id
             self.chat_input.load_text(message.text)
             self.chat_input.move_cursor(self.chat_input.document.end)
             self.chat_input.focus()
-            self.notify("Editing: Enter sends it as a new version (the old one stays, ◀/▶ on it).", timeout=5)
+            self.refresh_bindings()
+            self.notify("Editing: Enter sends it as a new version (the old one stays, ◀/▶ on it); Esc gives up.",
+                        timeout=5)
         elif action == "delete":
             self.app.push_screen(
                 ConfirmScreen("Delete this message and everything after it in this branch?", yes="Delete", no="Keep"),
                 lambda yes: self._delete(message.id) if yes else None,
             )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "give_up_edit":
+            return self._editing is not None and not self.generating  # else Esc stops the reply
+        return True
+
+    def action_give_up_edit(self) -> None:
+        """Esc while editing: the message stays as it was, and the next one is a new message."""
+        self._editing = None
+        self.chat_input.load_text(self._before_edit)
+        self.chat_input.move_cursor(self.chat_input.document.end)
+        self._before_edit = ""
+        self.refresh_bindings()
+        self.notify("Edit given up: the message stays as it was.", timeout=3)
 
     def _move_focus(self, message_id: str, step: int) -> None:
         widgets = self._message_widgets()
@@ -595,6 +646,7 @@ class ChatPane(Vertical):
         if self._stored():
             self.store.update_conversation(self.conversation)
         await self._render_branch()
+        self._show_header()  # the title is the start of the first message shown
         for widget in self._message_widgets():
             if getattr(widget, "message_id", None) == chosen:
                 widget.focus()
@@ -620,6 +672,7 @@ class ChatPane(Vertical):
         if name is None:
             return
         self.conversation.preset = name
+        self.conversation.system_prompt = ""  # the preset's, or the settings', from the next reply
         if self._stored():
             self.store.update_conversation(self.conversation)
         self._show_header()
@@ -635,6 +688,7 @@ class ChatPane(Vertical):
         self.conversation = Conversation(preset=preset)
         self._in_store = None
         self._editing = None
+        self.refresh_bindings()
         self._window = WINDOW
         self.post_message(ChatCleared())
         await self._render_branch()

@@ -21,12 +21,19 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from llama_tui.engine.store import ConversationStore, ConversationSummary, StoreError
+from llama_tui.formatting import counted
 from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.literal import literal, literal_cell
 
 SEARCH_AFTER = 0.15
 """Seconds of no typing before a search runs."""
+SEARCH_TITLE_CHARS = 28
+"""Titles are cut to this while searching, to leave the width to the matching line."""
+
+
+def shorten(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
 
 
 @dataclass
@@ -83,8 +90,12 @@ class HistoryScreen(ModalScreen[HistoryResult]):
         Binding("escape", "close", "Close", id="history.close", tooltip="Back to the chat"),
         Binding("ctrl+r", "rename", "Rename", id="history.rename", tooltip="Rename the highlighted conversation",
                 priority=True),
-        Binding("ctrl+d,delete", "delete", "Delete", id="history.delete",
+        Binding("ctrl+d", "delete", "Delete", id="history.delete",
                 tooltip="Delete the highlighted conversation (asks first)", priority=True),
+        # Not priority: in the search box Delete deletes a character; in the list it asks
+        # to delete the conversation (the table has no Delete key of its own).
+        Binding("delete", "delete", "Delete", id="history.delete_key", show=False,
+                tooltip="Delete the highlighted conversation (asks first)"),
     ]
 
     def __init__(self, store: ConversationStore) -> None:
@@ -104,7 +115,6 @@ class HistoryScreen(ModalScreen[HistoryResult]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("Title", "Model", "When", "Messages", "Match")
         table.loading = True
         self._list("")
         self.query_one("#history-search", Input).focus()
@@ -124,12 +134,24 @@ class HistoryScreen(ModalScreen[HistoryResult]):
         self.rows = message.rows
         table = self.query_one(DataTable)
         table.loading = False
-        table.clear()
-        for row in message.rows:
-            table.add_row(literal_cell(row.title), literal_cell(row.model_name or "–"), when(row.updated_at),
-                          str(row.message_count), literal_cell(" ".join(row.snippet.split())))
+        table.clear(columns=True)  # columns fit this list: a search's shorter titles leave room for its matches
+        headers = ("Title", "Model", "When", "Messages", "Match")
+        table.add_columns(*headers)
+        cells = [
+            # While searching, long titles give way to the matching line.
+            (row.title if not message.search else shorten(row.title, SEARCH_TITLE_CHARS),
+             row.model_name or "–", when(row.updated_at), str(row.message_count), " ".join(row.snippet.split()))
+            for row in message.rows
+        ]
+        # The match takes the width the other columns leave (each is padded by one cell a side).
+        columns = zip(headers[:-1], *(c[:-1] for c in cells), strict=True)
+        used = sum(max(len(text) for text in column) + 2 for column in columns)
+        room = max(12, table.scrollable_content_region.width - used - 2)
+        for title, model, changed, count, snippet in cells:
+            table.add_row(literal_cell(title), literal_cell(model), changed, count,
+                          literal_cell(shorten(snippet, room)))
         status = message.error or (
-            f"{len(message.rows)} conversation{'' if len(message.rows) == 1 else 's'}"
+            counted(len(message.rows), "conversation")
             + (f" matching “{message.search}”" if message.search else "")
             + " · Enter opens · ctrl+r renames · ctrl+d deletes"
             if message.rows else ("Nothing matches." if message.search else "No saved conversations yet.")

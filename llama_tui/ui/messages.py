@@ -36,6 +36,8 @@ class GenerationRequested(Message):
     """For a completion: the text to continue."""
     preset: str = ""
     """The conversation's preset: its system prompt and sampling apply."""
+    system_prompt: str = ""
+    """The system prompt the conversation was held with so far (used when it has no preset)."""
     prefill: str = ""
     """Continue this unfinished reply rather than start a new one."""
     another: int = 0

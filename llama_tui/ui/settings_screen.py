@@ -143,7 +143,8 @@ class SettingsScreen(ModalScreen[Settings | None]):
         """Why the model open now does not use `s`, or None if it does (or none is open)."""
         if self.backend == "server":
             if "server" not in s.backends:
-                return f"not used by {self.model_name}: its server loads the model"
+                why = "its server loads the model" if s.section == "load" else "for local models only"
+                return f"not used by {self.model_name}: {why}"
             caps = self.capabilities
             if caps is not None and s.section == "sampling" and s.name != "seed" and s.name not in caps.sampling:
                 return f"not sent to {self.model_name}: its server's API has no such field"

@@ -1,0 +1,48 @@
+"""The History screen while searching: a long title gives way to the matching line, so the
+match is on screen in a 110-column terminal (it was pushed off the right edge)."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from textual.widgets import DataTable
+
+from llama_tui.engine.conversation import Conversation
+from llama_tui.engine.store_memory import MemoryStore
+from llama_tui.ui.app import LlamaApp
+from llama_tui.ui.history_screen import HistoryScreen
+from tests.test_app import tiny_options, wait_for
+
+TITLE = "Which languages are spoken in Switzerland, and in which of its cantons?"
+
+
+def screen_text(app: LlamaApp) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
+
+
+async def test_a_search_shows_the_matching_line_beside_a_shortened_title(tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=(110, 24)) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        store = MemoryStore()
+        conversation = Conversation()
+        conversation.add("user", TITLE)
+        conversation.add("assistant", "German, French, Italian and Romansh.", model_name="m")
+        store.create(conversation)
+        app.store = store
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await wait_for(pilot, lambda: app.screen.query_one("#history-table").row_count == 1)
+        assert TITLE[:40] in screen_text(app)  # no search: the title as it is
+        await pilot.press(*"romansh")
+        await wait_for(pilot, lambda: "Romansh" in screen_text(app))
+        shown = screen_text(app)
+        assert "Which languages are spoken…" in shown and TITLE[:40] not in shown
+        assert "German, French, Italian and Romansh." in shown  # the match, on screen
+        await pilot.resize_terminal(90, 24)  # narrower: the match is cut to fit, not pushed off
+        await pilot.press("backspace")  # search again ("romans"), at this width
+        await wait_for(pilot, lambda: "“romans”" in screen_text(app))
+        match = str(app.screen.query_one("#history-table", DataTable).get_row_at(0)[-1])
+        assert match.startswith("German, French") and match.endswith("…") and match in screen_text(app)
