@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.widgets import Input, ProgressBar, TabbedContent, TextArea
 
-from llama_tui.engine.events import GenerationEvent, PromptProgress, TextDelta
+from llama_tui.engine.events import GenerationEvent, PromptProgress, StopReason, TextDelta
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
 from llama_tui.launch import LaunchOptions
@@ -31,7 +31,7 @@ from llama_tui.ui.app import LlamaApp
 from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, Notice, UserMessage
 from llama_tui.ui.settings_screen import SettingsScreen
 from llama_tui.ui.status_bar import StatusBar
-from tests.test_app import SIZE, endless_options, label_text, reply_ended, send_chat, tiny_options, wait_for
+from tests.test_app import SIZE, endless_options, label_text, reply_ended, said, send_chat, tiny_options, wait_for
 from tests.tiny_gguf import write_tiny_llama_gguf
 
 
@@ -568,3 +568,25 @@ async def test_a_reply_can_be_selected_with_the_mouse_and_copied(tiny_model: Pat
         assert app.screen.get_selected_text() == "Paris is the capital of France.\n\nIt lies on the Seine."
         await pilot.press("ctrl+c")  # copies the selection, as a terminal user does
         assert app.clipboard == "Paris is the capital of France.\n\nIt lies on the Seine."
+
+
+async def test_the_starter_answers_a_newcomers_first_question_and_stops(starter_model: Path) -> None:
+    """README, "What the starter model can and cannot do": with what a newcomer has (no system
+    prompt, the default settings and seed, the Starter preset the starter gets until another is
+    chosen), the starter answers a short question of fact in a sentence and ends its turn by
+    itself. (The base-model prompt behind it, and other questions, greedy:
+    tests/test_base_model_prompt.py; the two dozen questions judged: bench/first_answers.py.)"""
+    app = LlamaApp(LaunchOptions.opening(None, load=LoadSettings(n_ctx=4096)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None, timeout=120)
+        assert app.model.ref == ModelRef.starter() and app.model.chat_template.name == "transcript"
+        await send_chat(pilot, "What is the capital of France?")
+        await wait_for(pilot, lambda: reply_ended(app), timeout=120)
+        reply = app.query(AssistantMessage).last()
+        assert reply.reason is StopReason.END
+        assert "max reply length" not in reply.footer_text
+        role, answer = said(app)[-1]
+        assert role == "assistant" and "Paris" in answer and len(answer) < 200, answer
+        # With the preset the starter gets until another is chosen: no system prompt, temperature 0.3.
+        assert app.chat_pane.conversation.preset == "Starter"
+        assert app.chat_pane.conversation.branch()[-1].sampling["temperature"] == 0.3

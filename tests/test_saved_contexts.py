@@ -5,6 +5,7 @@ to its cap whatever is in it."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,9 +105,12 @@ def test_another_context_length_does_not_use_the_state(tiny_model: Path, tmp_pat
 
 def test_short_chats_are_not_saved_and_a_zero_cap_saves_nothing(tiny_model: Path, tmp_path: Path) -> None:
     contexts = SavedContexts(tmp_path / "contexts", cap_mib=64)
-    model = LoadedModel.load(tiny_model, SETTINGS, contexts=contexts)
+    # ChatML, not the base-model transcript the tiny model would get: its worked examples alone
+    # are ~740 tokens in the tiny model's small vocabulary, so no chat of it is short.
+    model = LoadedModel.load(tiny_model, replace(SETTINGS, chat_format="chatml"), contexts=contexts)
     try:
-        reply(model, [ChatMessage("user", "hi")])
+        short = reply(model, [ChatMessage("user", "hi")])
+        assert short.stats.prompt_tokens < MIN_TOKENS
         assert states(contexts.folder) == []
         contexts.cap_mib = 0
         reply(model, chat_of("")[:1])

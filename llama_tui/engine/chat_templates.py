@@ -46,16 +46,60 @@ MISTRAL_TEMPLATE = (
 
 # For base (pretrained, not instruction-tuned) models: they have never seen turn markers, but
 # they continue a plain transcript well. The Gemma 3 270M starter model is one of these.
-TRANSCRIPT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{{ messages[0]['content'] | trim if messages and messages[0]['role'] == 'system'"
-    " else 'A conversation between a curious user and a helpful, knowledgeable assistant.' }}"
-    "{{ '\n\n' }}"
-    "{% for message in messages if message['role'] != 'system' %}"
-    "{{ ('User: ' if message['role'] == 'user' else 'Assistant: ') + message['content'] | trim + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+#
+# The transcript opens with a few worked exchanges. Asked a bare question after a one-line
+# header, the starter mostly deflected ("I'm a fan of the show." for who wrote Romeo and
+# Juliet, "What is the output?" for a Python function); shown how an assistant answers (short
+# and direct, a list when asked for tips, code when asked for code), it answers: 8 of 12
+# newcomer questions right or close, against 5, and 9 of 12 questions held out from choosing
+# the examples (4 of them fully right), against 3, every answer ending by itself
+# (bench/first_answers.py; results/first_answers.txt).
+# A system prompt takes the header's place; the examples stay. Examples that echo a likely
+# request get copied (a translation example made a "thank-you note" come out as
+# "'Thank you' in German is 'Danke'"), so none does.
+TRANSCRIPT_HEADER = (
+    "Below is a conversation between a user and an AI assistant. The assistant is helpful and "
+    "knowledgeable: it answers questions correctly in a sentence or two, and when asked to write "
+    "something, it writes it."
 )
+TRANSCRIPT_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("Hi there!", "Hello! I'm an AI assistant. How can I help you?"),
+    ("What is the largest planet in the solar system?", "Jupiter is the largest planet in the solar system."),
+    ("Give me two tips for sleeping better.",
+     "1. Go to bed at the same time every night.\n2. Keep screens out of the bedroom."),
+    ("Write a short poem about the sea.", "Grey waves roll in and slip away,\nthe gulls cry out above the bay."),
+    ("Write a Python function that adds two numbers.", "def add(a, b):\n    return a + b"),
+    ("What is a noun?", "A noun is a word that names a person, place or thing, like 'teacher', 'city' or 'book'."),
+)
+
+
+def _verbatim(text: str) -> str:
+    """`text` in a Jinja template, taken as it is."""
+    assert "{% endraw %}" not in text
+    return "{% raw %}" + text + "{% endraw %}"
+
+
+def _transcript(with_examples: bool) -> str:
+    return (
+        "{{ bos_token }}"
+        "{% if messages and messages[0]['role'] == 'system' %}{{ messages[0]['content'] | trim }}"
+        "{% else %}" + _verbatim(TRANSCRIPT_HEADER) + "{% endif %}"
+        "{{ '\\n\\n' }}"
+        + (_verbatim("".join(f"User: {asked}\nAssistant: {answered}\n" for asked, answered in TRANSCRIPT_EXAMPLES))
+           if with_examples else "")
+        + "{% for message in messages if message['role'] != 'system' %}"
+        "{{ ('User: ' if message['role'] == 'user' else 'Assistant: ') + message['content'] | trim + '\\n' }}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+    )
+
+
+TRANSCRIPT_TEMPLATE = _transcript(with_examples=True)
+
+# The same formats less their worked examples, used when a chat would not fit the context
+# with them: the examples go before any turn of the conversation does (about 230 tokens with
+# the starter's vocabulary, but a small vocabulary can take three times that).
+COMPACT_TEMPLATES: dict[str, str] = {"transcript": _transcript(with_examples=False)}
 
 BUILT_IN_TEMPLATES: dict[str, str] = {
     "transcript": TRANSCRIPT_TEMPLATE,
@@ -95,6 +139,11 @@ class ChatTemplate:
         return self.name == FILE_TEMPLATE
 
     @property
+    def compact_source(self) -> str | None:
+        """The same format without its worked examples, if it has any (COMPACT_TEMPLATES)."""
+        return None if self.from_file else COMPACT_TEMPLATES.get(self.name)
+
+    @property
     def stops(self) -> list[str]:
         """Stop strings besides the end-of-generation tokens llama.cpp knows."""
         stops = [self.eos_token, *_EXTRA_STOPS.get(self.name, [])]
@@ -115,7 +164,8 @@ def template_for_architecture(metadata: dict[str, str]) -> tuple[str, str]:
     if not looks_instruction_tuned(metadata):
         return "transcript", (
             "the file has no template and its metadata names no instruct or chat fine-tune, "
-            "so it is treated as a base model and given a plain User/Assistant transcript"
+            "so it is treated as a base model and given a User/Assistant transcript that opens with a few "
+            "worked exchanges"
         )
     name, why = _chat_template_for_architecture(metadata)
     return name, f"the file has no template; {why}"

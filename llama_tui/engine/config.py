@@ -319,8 +319,8 @@ class _Reader:
             if not isinstance(table, dict):
                 self.warn(f"presets.{name} must be a table; left out")
                 continue
-            system = table.get("system_prompt", "")
-            if not isinstance(system, str):
+            system = table.get("system_prompt")  # none: the settings' system prompt stays
+            if system is not None and not isinstance(system, str):
                 self.warn(f"[presets.{name}] system_prompt must be a string; left out")
                 continue
             sampling: dict[str, Any] = {}
@@ -441,10 +441,12 @@ def _template() -> str:
             lines += ["", "[load.overrides]", "# GGUF metadata overrides, e.g.",
                       '# "tokenizer.ggml.add_bos_token" = false']
     lines += ["", "# Presets: a system prompt and the sampling that suits it, chosen per conversation (F8).",
-              "# Change, add or delete them here; they take system_prompt and the sampling section's keys."]
+              "# Change, add or delete them here; they take system_prompt (left out: yours stays) and the",
+              "# sampling section's keys."]
     for preset in BUILT_IN.values():
-        lines += ["", f"[presets.{tomlkit.key(preset.name).as_string()}]",
-                  f"system_prompt = {tomlkit.item(preset.system_prompt).as_string()}"]
+        lines += ["", f"[presets.{tomlkit.key(preset.name).as_string()}]"]
+        if preset.system_prompt is not None:  # left out: the settings' system prompt stays
+            lines.append(f"system_prompt = {tomlkit.item(preset.system_prompt).as_string()}")
         lines += [f"{key} = {tomlkit.item(value).as_string()}" for key, value in preset.sampling.items()]
     return "\n".join(lines) + "\n"
 

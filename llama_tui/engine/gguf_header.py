@@ -30,6 +30,7 @@ __all__ = [
     "QUANTIZATION_NAMES",
     "available_ram_bytes",
     "estimate_memory",
+    "estimate_memory_for",
     "header_problems",
     "read_gguf_header",
 ]
@@ -579,15 +580,40 @@ def estimate_memory(header: GGUFHeader, n_ctx: int, n_gpu_layers: int = 0) -> Me
     may use less KV cache. Offloaded layers put their share of weights and KV cache in
     VRAM; n_gpu_layers < 0 means all of them.
     """
-    weights = max(0, header.file_size - header.data_offset)
     if n_ctx <= 0:
         n_ctx = header.context_length or 0
-    blocks = header.block_count or 0
     k_dim = header.head_dim or 0
-    v_dim = header.value_length or k_dim
-    kv_heads = header.head_count_kv if header.head_count_kv is not None else header.head_count or 0
+    return estimate_memory_for(
+        max(0, header.file_size - header.data_offset),
+        n_ctx,
+        blocks=header.block_count or 0,
+        head_count=header.head_count or 0,
+        head_count_kv=header.head_count_kv if header.head_count_kv is not None else header.head_count or 0,
+        key_length=k_dim,
+        value_length=header.value_length or k_dim,
+        vocab_size=header.vocab_size or 0,
+        n_gpu_layers=n_gpu_layers,
+    )
+
+
+def estimate_memory_for(
+    weights: int,
+    n_ctx: int,
+    *,
+    blocks: int,
+    head_count: int,
+    head_count_kv: int,
+    key_length: int,
+    value_length: int,
+    vocab_size: int,
+    n_gpu_layers: int = 0,
+) -> MemoryEstimate:
+    """The rule behind every memory figure the app shows, for a model of this shape: the
+    weights as they are, plus an f16 KV cache of `n_ctx` tokens (K and V for each layer and
+    KV head), plus llama.cpp's compute buffer for one micro-batch. Also used for models not
+    downloaded yet (engine.recommended), whose shape is known from their published config."""
     # K and V per layer per token, 2 bytes per f16 value.
-    kv_cache = n_ctx * blocks * kv_heads * (k_dim + v_dim) * 2
+    kv_cache = n_ctx * blocks * head_count_kv * (key_length + value_length) * 2
 
     if blocks == 0 or n_gpu_layers == 0:
         gpu_share = 0.0
@@ -598,7 +624,7 @@ def estimate_memory(header: GGUFHeader, n_ctx: int, n_gpu_layers: int = 0) -> Me
     # For a batch of N_UBATCH tokens: f32 logits over the vocabulary, and f32 attention
     # scores over the context per head (measured: within ~5% of llama.cpp's compute buffer
     # for Gemma 3 270M, whose 262k vocabulary makes it 512 MiB).
-    compute = N_UBATCH * 4 * ((header.vocab_size or 0) + n_ctx * (header.head_count or 0))
+    compute = N_UBATCH * 4 * (vocab_size + n_ctx * head_count)
     total = weights + kv_cache
     vram = round(total * gpu_share)
     total += compute  # the compute buffer is kept in RAM for a CPU model; a rough bound when offloading

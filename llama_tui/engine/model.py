@@ -345,9 +345,10 @@ class LoadedModel:
         turns = list(messages[len(system):])
         room = self._reply_room(sampling)
         dropped = 0
+        compact = False  # the template's worked examples (a base model's transcript) go first
         while True:
             prompt = self._render_prompt(
-                [{"role": m.role, "content": m.content} for m in system + turns], enable_thinking
+                [{"role": m.role, "content": m.content} for m in system + turns], enable_thinking, compact=compact
             ) + prefill  # a reply's generation prompt is its start: what it already says follows
             tokens = self._tokenize(prompt, add_bos=False, special=True)
             if len(tokens) + room <= self.context_size:
@@ -356,6 +357,9 @@ class LoadedModel:
                         self.thinking_markers, starts_thinking(prompt, self.thinking_markers)
                     )
                 return tokens, self.chat_template.stops, dropped
+            if not compact and self.chat_template.compact_source is not None:
+                compact = True
+                continue
             if len(turns) <= 1:
                 raise PromptTooLong(
                     f"This message needs {len(tokens)} tokens with the chat template"
@@ -368,12 +372,15 @@ class LoadedModel:
             turns = turns[cut:]
             dropped += cut
 
-    def _render_prompt(self, messages: list[dict[str, str]], enable_thinking: bool = True) -> str:
+    def _render_prompt(
+        self, messages: list[dict[str, str]], enable_thinking: bool = True, *, compact: bool = False
+    ) -> str:
         """The chat template applied to `messages`. The file's own template failing (raising,
         never ending, exploding) is said in a Notice, and the architecture's built-in format
-        is used from then on. Raises TemplateError (a built-in failing), or _Cancelled."""
+        is used from then on. `compact`: without the template's worked examples, if it has
+        any. Raises TemplateError (a built-in failing), or _Cancelled."""
         try:
-            return self._render_with_template(messages, enable_thinking)
+            return self._render_with_template(messages, enable_thinking, compact)
         except TemplateError as error:
             if not self.chat_template.from_file:
                 raise
@@ -387,13 +394,16 @@ class LoadedModel:
             self._notices.append(f"{error} The built-in {name} format is used instead "
                                  "(the chat format setting, F6, can pick another).")
             log.warning("chat template of %s failed (%s); falling back to %s", self.path.name, error, name)
-            return self._render_with_template(messages, enable_thinking)
+            return self._render_with_template(messages, enable_thinking, compact)
 
-    def _render_with_template(self, messages: list[dict[str, str]], enable_thinking: bool) -> str:
+    def _render_with_template(
+        self, messages: list[dict[str, str]], enable_thinking: bool, compact: bool = False
+    ) -> str:
         template = self.chat_template
         if self._sandbox is None:  # a built-in template: ours, rendered here
+            source = (compact and template.compact_source) or template.source
             try:
-                return render_chat(template.source, messages, bos_token=template.bos_token,
+                return render_chat(source, messages, bos_token=template.bos_token,
                                    eos_token=template.eos_token, enable_thinking=enable_thinking)
             except (jinja2.TemplateError, ValueError) as error:
                 raise TemplateError(f"The built-in chat template {template.name} failed: {error}") from error

@@ -17,24 +17,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import SamplingSettings, Settings
 
 SAMPLING_KEYS = frozenset(f.name for f in fields(SamplingSettings))
 
 NO_PRESET = ""
 """A conversation without a preset uses the settings (F6) as they are."""
+STARTER_PRESET = "Starter"
 
 
 @dataclass(frozen=True)
 class Preset:
     name: str
-    system_prompt: str
+    system_prompt: str | None
+    """None: the conversation's or the settings' system prompt, as without a preset (a preset
+    without system_prompt in the settings file)."""
     sampling: Mapping[str, Any] = field(default_factory=dict)
     """SamplingSettings values that differ from the settings in effect."""
-
-    def apply(self, settings: Settings) -> tuple[str, SamplingSettings]:
-        """The system prompt and sampling a reply gets with this preset."""
-        return self.system_prompt, settings.with_values(dict(self.sampling)).sampling
 
 
 BUILT_IN: dict[str, Preset] = {preset.name: preset for preset in (
@@ -47,7 +47,16 @@ BUILT_IN: dict[str, Preset] = {preset.name: preset for preset in (
     Preset("Write", "Help the user write: keep their voice, fix grammar and flow, and say what you "
                     "changed.", {"temperature": 0.7}),
     Preset("Creative", "Be imaginative and vivid; surprise the reader.", {"temperature": 1.0, "top_p": 0.98}),
+    # The system prompt stays yours (none by default, so a base model's transcript keeps its
+    # own header); a low temperature keeps a small model on the question (bench/first_answers.py).
+    Preset(STARTER_PRESET, None, {"temperature": 0.3}),
 )}
+
+
+def default_preset(ref: ModelRef) -> str:
+    """The preset a model gets before one was chosen for it: the starter's own for the
+    starter model (a newcomer's first answers), none for any other."""
+    return STARTER_PRESET if ref.kind == "starter" else NO_PRESET
 
 
 def effective(
@@ -62,4 +71,7 @@ def effective(
     preset = presets.get(name) if name else None
     if preset is None:
         return own_prompt or settings.chat.system_prompt, settings.sampling
-    return preset.apply(settings)
+    sampling = settings.with_values(dict(preset.sampling)).sampling
+    if preset.system_prompt is None:
+        return own_prompt or settings.chat.system_prompt, sampling
+    return preset.system_prompt, sampling

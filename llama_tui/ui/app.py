@@ -44,7 +44,7 @@ from llama_tui.engine.events import GenerationEvent, GenerationStats
 from llama_tui.engine.model import ModelLoadError
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.opening import open_model
-from llama_tui.engine.presets import NO_PRESET, effective
+from llama_tui.engine.presets import NO_PRESET, default_preset, effective
 from llama_tui.engine.saved_contexts import SavedContexts
 from llama_tui.engine.settings import RELOAD_FIELDS, SETTINGS, Settings
 from llama_tui.engine.store import ConversationStore, MemoryStore, open_store
@@ -432,8 +432,8 @@ class LlamaApp(App[None]):
         self.sub_title = neutralise_controls(model.ref.label())
         self.chat_pane.show_model(model.description)
         self.notify(f"{model.name} ready in {message.seconds:.1f} s · {model.description}", timeout=4)
-        preset = self.model_presets.get(model.ref.to_text())
-        if preset is not None:
+        preset = self.model_presets.get(model.ref.to_text(), default_preset(model.ref))
+        if preset:
             self.chat_pane.suggest_preset(preset)
         layers = self.settings.load.n_gpu_layers
         if model.ref.is_local and layers and not gpu_offload_supported() and not self._told_cpu_only:

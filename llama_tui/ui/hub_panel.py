@@ -1,7 +1,10 @@
 """The picker's Hugging Face tab: search GGUF repos, list a repo's files, download one.
 
-All network calls run in thread workers through `engine.hub`; the UI only shows what they
-post back. A download can be cancelled, and the next attempt resumes where it stopped.
+While the search box is empty it shows the Recommended list (engine.recommended): a few
+well-known chat models with their download size and memory need; Enter on one downloads it
+like a search result. All network calls run in thread workers through `engine.hub`; the UI
+only shows what they post back. A download can be cancelled, and the next attempt resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
-from llama_tui.engine import hub
+from llama_tui.engine import hub, recommended
 from llama_tui.formatting import human_bytes, human_seconds
 from llama_tui.ui.literal import literal, literal_cell
 from llama_tui.ui.messages import DownloadStateChanged
@@ -59,15 +63,22 @@ class DownloadFinished(Message):
 
 
 class HubPanel(Vertical):
-    def __init__(self, **kwargs: Any) -> None:  # the widget's own: id, classes...
+    def __init__(self, *, n_ctx: int = 4096, n_gpu_layers: int = 0, **kwargs: Any) -> None:  # kwargs: id, classes...
         super().__init__(**kwargs)
+        self.n_ctx = n_ctx
+        """The context length models will be loaded with: the Recommended memory figures use it."""
+        self.n_gpu_layers = n_gpu_layers
+        self._fits: list[recommended.Fit] = []
         self._repo_id: str | None = None
         self._files: list[hub.RepoFile] = []
         self._repos: list[hub.RepoSummary] = []
         self._cancel: threading.Event | None = None
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="Search Hugging Face for GGUF models, then Enter", id="hub-query")
+        yield Input(placeholder="Search Hugging Face for GGUF models, then Enter (↓ to the recommended ones)",
+                    id="hub-query")
+        yield Static(Content("Recommended for a first try"), id="hub-recommended-title")
+        yield DataTable(id="hub-recommended", cursor_type="row", zebra_stripes=True)
         yield DataTable(id="hub-repos", cursor_type="row", zebra_stripes=True)
         yield DataTable(id="hub-files", cursor_type="row", zebra_stripes=True)
         yield ProgressBar(id="hub-progress", show_eta=False)
@@ -76,7 +87,9 @@ class HubPanel(Vertical):
     def on_mount(self) -> None:
         self.query_one("#hub-repos", DataTable).add_columns("Repository", "Downloads", "Likes", "")
         self.query_one("#hub-files", DataTable).add_columns("File", "Quant", "Size")
+        self.query_one("#hub-recommended", DataTable).add_columns("Model", "Params", "Thinks", "Download", "Memory", "")
         self.query_one("#hub-progress").display = False
+        self._show_recommended(True)
 
     def on_unmount(self) -> None:
         if self._cancel is not None:
@@ -87,6 +100,75 @@ class HubPanel(Vertical):
         status.update(literal(text))
         status.set_class(error, "error")
 
+    # -- the recommended list ------------------------------------------------------------
+
+    def _show_recommended(self, show: bool) -> None:
+        """The Recommended list in place of the search results (while the search box is
+        empty), its memory figures against the memory free now."""
+        for widget in self.query("#hub-recommended-title, #hub-recommended"):
+            widget.display = show
+        for widget in self.query("#hub-repos, #hub-files"):
+            widget.display = not show
+        if not show:
+            return
+        free = recommended.available_ram_bytes()
+        self._fits = [recommended.fit(model, self.n_ctx, self.n_gpu_layers, free) for model in recommended.RECOMMENDED]
+        table = self.query_one("#hub-recommended", DataTable)
+        row = table.cursor_row
+        table.clear()
+        for model, fit in zip(recommended.RECOMMENDED, self._fits, strict=True):
+            cells = (model.name, model.parameters, "thinks" if model.thinks else "", human_bytes(model.size_bytes),
+                     recommended.gib(fit.needed), f"⚠ {fit.warning}" if fit.warning else "")
+            table.add_row(*(literal_cell(cell) for cell in cells))
+        table.move_cursor(row=max(0, row))
+        self._describe_recommended(table.cursor_row)
+
+    def _describe_recommended(self, row: int) -> None:
+        if not 0 <= row < len(recommended.RECOMMENDED) or self.downloading:
+            return
+        model, fit = recommended.RECOMMENDED[row], self._fits[row]
+        estimate = recommended.memory_needed(model, self.n_ctx, self.n_gpu_layers)
+        if fit.warning:
+            free = f"⚠ {fit.warning}."
+        else:
+            free = f"{recommended.gib(fit.free)} free." if fit.free is not None else ""
+        lines = [
+            f"{model.repo_id} · {model.filename}",
+            f"{model.about} Licence: {model.licence}.",
+            f"Needs about {recommended.gib(fit.needed)}: the file, a KV cache of "
+            f"{human_bytes(estimate.kv_cache_bytes)} at {self.n_ctx} tokens and work buffers of "
+            f"{human_bytes(estimate.compute_bytes)}" + (f"; {free}" if free else "."),
+            "Enter downloads and opens it; type to search Hugging Face instead.",
+        ]
+        self._status("\n".join(lines), error=not fit.fits)
+
+    @on(Input.Changed, "#hub-query")
+    def _query_changed(self, event: Input.Changed) -> None:
+        empty = not event.value.strip()
+        if empty != self.query_one("#hub-recommended").display:
+            self._show_recommended(empty)
+            if not empty and not self.downloading:
+                self._status("Enter searches.")
+
+    @on(DataTable.RowHighlighted, "#hub-recommended")
+    def _recommended_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._describe_recommended(event.cursor_row)
+
+    @on(DataTable.RowSelected, "#hub-recommended")
+    def _recommended_chosen(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        model = recommended.RECOMMENDED[event.cursor_row]
+        self.download(model.repo_id, model.filename, model.size_bytes)
+
+    def key_down(self, event: events.Key) -> None:
+        """↓ in the search box reaches the list under it (on its highlighted row: the key
+        stops here, or the list's own ↓ binding would move on to the next one)."""
+        if self.screen.focused is self.query_one("#hub-query"):
+            target = "#hub-recommended" if self.query_one("#hub-recommended").display else "#hub-repos"
+            self.query_one(target).focus()
+            event.stop()
+
     # -- search and listing -------------------------------------------------------------
 
     @on(Input.Submitted, "#hub-query")
@@ -95,6 +177,8 @@ class HubPanel(Vertical):
         if query:
             self._status(f"Searching for “{query}”…")
             self._search(query)
+        else:
+            self.query_one("#hub-recommended").focus()
 
     @work(thread=True, exclusive=True, group="hub-search", exit_on_error=False)
     def _search(self, query: str) -> None:

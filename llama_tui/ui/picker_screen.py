@@ -97,7 +97,7 @@ class ModelPickerScreen(ModalScreen[ModelRef | None]):
                     yield PathInput(placeholder="Or type a path to a .gguf file (Tab completes), then Enter",
                                     id="model-path")
                 with TabPane("Hugging Face", id="picker-hub"):
-                    yield HubPanel(id="hub-panel")
+                    yield HubPanel(n_ctx=self.n_ctx, n_gpu_layers=self.n_gpu_layers, id="hub-panel")
                 with TabPane("Servers", id="picker-servers"):
                     yield ServersPanel([ref for ref in self.recent if ref.kind == "server"],
                                        api_key_env=self.settings.server.api_key_env, id="servers-panel")

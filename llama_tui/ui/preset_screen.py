@@ -19,7 +19,7 @@ from llama_tui.ui.literal import literal
 
 def describe(preset: Preset) -> str:
     sampling = ", ".join(f"{key} {value}" for key, value in preset.sampling.items())
-    prompt = " ".join(preset.system_prompt.split())
+    prompt = " ".join(preset.system_prompt.split()) if preset.system_prompt is not None else "your system prompt"
     return f"{prompt[:90]}{'…' if len(prompt) > 90 else ''}" + (f"  ({sampling})" if sampling else "")
 
 
