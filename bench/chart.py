@@ -1,4 +1,5 @@
-"""Draw docs/benchmarks.png from bench/results/*.json: decode tok/s per variant, TTFT by turn.
+"""Draw docs/benchmarks.png from bench/results/*.json: decode tok/s per variant, TTFT by turn,
+and (when bench/speculative.py has run) tok/s with and without speculative decoding.
 
 matplotlib is a bench-only dependency (see bench/README.md); without it this says so and
 does nothing.
@@ -32,7 +33,13 @@ def draw(out: Path) -> Path | None:
     decode = json.loads(decode_file.read_text())
     reuse = json.loads(reuse_file.read_text())
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    speculative_file = benchlib.RESULTS / "speculative.json"
+    speculative = json.loads(speculative_file.read_text()) if speculative_file.exists() else None
+    if speculative is not None:
+        fig, (left, right, third) = plt.subplots(1, 3, figsize=(16.5, 4.4))
+        draw_speculative(third, speculative)
+    else:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     summary = {n: decode["summary"][n] for n in ("binding", "engine", "app") if n in decode["summary"]}
     llama_bench_file = benchlib.RESULTS / "llama_bench.json"
     if llama_bench_file.exists():  # the optional C++ figure, as a bar of its own
@@ -81,8 +88,38 @@ def draw(out: Path) -> Path | None:
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    print(f"chart: {out.relative_to(benchlib.ROOT)}")
+    print(f"chart: {out.relative_to(benchlib.ROOT) if out.is_relative_to(benchlib.ROOT) else out}")
     return out
+
+
+def draw_speculative(ax, data: dict) -> None:
+    """Engine tok/s per workload without speculation, and with it (auto; on for edits), medians
+    of rounds, each bar annotated with its ratio to "off" (median of per-round ratios)."""
+    summary, ratios = data["summary"], data["ratios"]
+    workloads = list(dict.fromkeys(key.split(" | ")[0] for key in summary if " | engine " in key))
+    modes = [("off", "#8c8c8c"), ("on", "#dd8452"), ("auto", "#4c72b0")]
+    width = 0.27
+    top = 0.0
+    for i, workload in enumerate(workloads):
+        for j, (mode, color) in enumerate(modes):
+            key = f"{workload} | engine {mode}"
+            if key not in summary:
+                continue
+            value = summary[key]["tok_s"]["median"]
+            top = max(top, value)
+            x = i + (j - 1) * width
+            ax.bar(x, value, width=width, color=color, label=mode if i == 0 else None)
+            ratio = ratios.get(key, {}).get("tok_s_ratio", {}).get("median")
+            ax.annotate(f"{value:.0f}" + (f"\n×{ratio:.2f}" if ratio else ""), (x, value),
+                        ha="center", va="bottom", fontsize=7)
+    labels = [w.split(",")[0].replace(": ", ":\n") for w in workloads]
+    ax.set_xticks(list(range(len(workloads))), labels, fontsize=7)
+    ax.set_ylim(0, top * 1.35)
+    ax.set_ylabel("decode tokens / s (engine)")
+    ax.legend(fontsize=8, loc="upper right", title="speculative", title_fontsize=8)
+    s = data["settings"]
+    ax.set_title(f"Speculative decoding by prompt lookup, {s['rounds']} rounds\n(×: ratio to off; edits greedy, "
+                 "prose sampled)", fontsize=10)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ bench/.build, which git ignores), then runs, round after round, llama-bench's te
 (decode_speed.py's reply length at its prompt's depth, the same threads, flash attention off
 as in the binding; and once more with llama-bench's default, auto), decode_speed.py's bare
 binding, and the whole app. Ratios are taken within each round (target app/llama-bench
->= 0.92).
+>= 0.95, issue 12; it was 0.92).
 
 Why: the bare binding is itself Python; llama-bench is the floor-free C++ figure. Skips with a
 message (exit 0) when the download or the build fails.
@@ -133,10 +133,10 @@ def main() -> None:
           benchlib.fmt(s["best_ratio_to_llama_bench"], 3)] for name, s in summary.items()],
     )
     app = summary["app"]
-    met = lambda r: "met" if r >= 0.92 else "NOT met"  # noqa: E731
+    met = lambda r: "met" if r >= 0.95 else "NOT met"  # noqa: E731
     print(f"\napp/llama-bench {app['ratio_to_llama_bench']:.3f} median of rounds ({met(app['ratio_to_llama_bench'])}), "
           f"{app['best_ratio_to_llama_bench']:.3f} ratio of bests ({met(app['best_ratio_to_llama_bench'])}); "
-          "target >= 0.92")
+          "target >= 0.95")
     out = benchlib.write_results("llama_bench", {
         "settings": {"threads": args.threads, "tokens": args.tokens, "prompt_tokens": len(prompt_tokens),
                      "rounds": args.rounds, "command": command[1:]},

@@ -112,7 +112,8 @@ def _add_options(parser: argparse.ArgumentParser, *, after_command: bool = False
         else:
             parser.add_argument(*s.flags, type=_setting(s.name), **common)
     parser.add_argument("-v", "--verbose", action="store_true", default=none,
-                        help="show tokens, tokens per second, prompt speed and time to first token under each reply")
+                        help="show tokens, tokens per second, prompt speed, time to first token and the share of "
+                             "drafted tokens accepted (speculative decoding) under each reply")
     parser.add_argument("--resume", metavar="ID|last", default=none,
                         help="open a saved conversation (an id from `llama-tui history`, or last), "
                              "with its model unless a model is named")

@@ -270,6 +270,7 @@ def test_remember_model_stores_absolute_paths_without_resolving_links(
         ("repeat_penalty", ["0.5", "3"], ["0.49", "3.01"]),
         ("max_reply_tokens", ["1", "4097", "1048576", ""], ["0", "-1", "1048577", "many"]),
         ("chat_format", [*chat_format_names(), "", "auto"], ["llama-2", "ChatML"]),
+        ("speculative", ["off", "on", "auto", " on "], ["", "yes", "ON", "true"]),
         ("overrides", ["", "a=1", "a=1, b.c=true, d=x,"], ["a", "=1", "a=1, b"]),
     ],
 )

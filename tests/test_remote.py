@@ -312,7 +312,7 @@ def test_busy_then_closed(remote: RemoteModel) -> None:
 def test_server_figures_are_used_when_sent(proxied: RemoteModel, proxy: FaultProxy) -> None:
     # llama-server's last chunks, added to the real stream: timings, then usage.
     timings = {"cache_n": 2, "prompt_n": 9, "prompt_ms": 4.5, "predicted_n": 8, "predicted_ms": 20.0,
-               "predicted_per_second": 400.0}
+               "predicted_per_second": 400.0, "draft_n": 6, "draft_n_accepted": 3}
     final = {"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 8, "total_tokens": 19},
              "timings": timings, "id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
     proxy.reset(Fault(extra_events=(b"data: " + json.dumps(final).encode() + b"\n\n",)))
@@ -321,6 +321,7 @@ def test_server_figures_are_used_when_sent(proxied: RemoteModel, proxy: FaultPro
     stats = last.stats
     assert (stats.prompt_tokens, stats.prompt_evaluated, stats.generated_tokens) == (11, 9, 8)
     assert (stats.llama_eval_tokens, stats.llama_eval_seconds, stats.prompt_seconds) == (8, 0.02, 0.0045)
+    assert (stats.drafted_tokens, stats.accepted_tokens, stats.acceptance_rate) == (6, 3, 0.5)  # speculative decoding
     assert stats.context_used == 19 == proxied.context_used
     assert proxied.capabilities.exact_figures is True
     assert proxied.last_server_timings == timings

@@ -40,9 +40,14 @@ class GenerationStats:
     """Tokens in the context (KV cache) now."""
     context_size: int = 0
     llama_eval_tokens: int = 0
-    """llama.cpp's n_eval for this reply: single-token decodes."""
+    """Tokens llama.cpp evaluated while generating this reply (drafted ones included)."""
     llama_eval_seconds: float = 0.0
-    """llama.cpp's t_eval: compute time of those decodes, without sampling overhead."""
+    """llama.cpp's compute time for them (its t_eval, and t_p_eval for batches of several
+    tokens), without sampling overhead."""
+    drafted_tokens: int = 0
+    """Speculative decoding: drafted tokens the model verified."""
+    accepted_tokens: int = 0
+    """Speculative decoding: drafted tokens it accepted, which became part of the reply."""
 
     @property
     def prompt_tokens_per_second(self) -> float | None:
@@ -56,6 +61,13 @@ class GenerationStats:
         if self.generated_tokens < 2 or self.decode_seconds <= 0:
             return None
         return (self.generated_tokens - 1) / self.decode_seconds
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """The share of drafted tokens accepted; None when nothing was drafted."""
+        if self.drafted_tokens < 1:
+            return None
+        return self.accepted_tokens / self.drafted_tokens
 
 
 @dataclass(frozen=True)

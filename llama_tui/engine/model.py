@@ -4,10 +4,12 @@ One decode runs at a time, guarded by a lock that `close()` also takes: freeing 
 another thread decodes on it crashes the process, so closing first stops the decode and
 waits for it to leave llama.cpp.
 
-The decode loop is our own (on top of `Llama.eval` and `Llama.generate`) rather than
-`create_completion`, for four reasons: prompt evaluation in batches we can report and abort,
-exact token counts, a stop between any two tokens, and text decoding that stays linear in
-the reply length (`create_completion` re-detokenizes the whole reply at every token).
+The decode loop is our own rather than `create_completion`, for five reasons: prompt
+evaluation in batches we can report and abort (`Llama.eval`), exact token counts, a stop
+between any two tokens, text decoding that stays linear in the reply length
+(`create_completion` re-detokenizes the whole reply at every token), and speculative
+decoding by prompt lookup: engine.decode_loop drives llama.cpp's low-level API for the
+reply's tokens, drafting from the conversation (engine.drafting) when that pays.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jinja2
@@ -36,6 +38,8 @@ from llama_tui.engine.chat_templates import (
 )
 from llama_tui.engine.config import load_settings_problems
 from llama_tui.engine.conversation import ChatMessage
+from llama_tui.engine.decode_loop import DecodeLoop, hold_all_tokens
+from llama_tui.engine.drafting import DraftPolicy
 from llama_tui.engine.events import (
     Finished,
     GenerationEvent,
@@ -104,6 +108,22 @@ class _Cancelled(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Perf:
+    """llama.cpp's evaluation counters for the request so far (reset when it starts)."""
+
+    tokens: int
+    seconds: float
+
+    @classmethod
+    def read(cls, llm: llama_cpp.Llama) -> _Perf:
+        perf = llama_cpp.llama_perf_context(llm.ctx)
+        # llama.cpp counts a decode of one token in n_eval and one of several in n_p_eval,
+        # and reports at least 1 for each count: a zero time means nothing ran.
+        tokens = (perf.n_p_eval if perf.t_p_eval_ms > 0 else 0) + (perf.n_eval if perf.t_eval_ms > 0 else 0)
+        return cls(tokens, (perf.t_p_eval_ms + perf.t_eval_ms) / 1000)
+
+
 class LoadedModel:
     """A model in memory, ready to chat or complete text. Create it with `LoadedModel.load`."""
 
@@ -131,6 +151,7 @@ class LoadedModel:
             overridden_name if isinstance(overridden_name, str) else self.metadata.get("general.name") or path.stem
         )
         self.context_size: int = llm.n_ctx()
+        hold_all_tokens(llm)  # else the KV prefix reuse could not see past the n_ctx asked for
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._busy = threading.Lock()
@@ -209,7 +230,7 @@ class LoadedModel:
         return Capabilities(
             completion=True, seed=True, gpu_offload=False, exact_figures=True,
             sampling=frozenset({"seed", "temperature", "top_p", "top_k", "min_p", "repeat_penalty",
-                                "max_reply_tokens"}),
+                                "max_reply_tokens", "speculative"}),
             thinking_switch=self.chat_template.from_file and has_thinking_switch(self.chat_template.source),
         )
 
@@ -544,67 +565,85 @@ class LoadedModel:
         started: float,
         seed: int | None,
     ) -> Iterator[GenerationEvent]:
-        stats = self._with_counters(llm, stats)
+        # Verify batches of several tokens count as prompt tokens in llama.cpp's counters:
+        # the prompt's figures are the counters as they stand now. llama.cpp adds a decode
+        # to them when it synchronizes (sampling would do that next anyway).
+        llama_cpp.llama_synchronize(llm.ctx)
+        prompt_perf = _Perf.read(llm)
+        stats = self._with_counters(llm, stats, prompt_perf)
         decoder = TokenTextDecoder(self._token_bytes)
         scanner = StopScanner(stops)
         reply: list[str] = []
         first_token_at = 0.0
         reason = StopReason.END
-        llm.set_seed(sampling.seed if seed is None else seed)
-        for token in llm.generate(
-            tokens,
-            temp=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k,
-            min_p=sampling.min_p,
-            repeat_penalty=sampling.repeat_penalty,
-        ):
-            # The prompt is fully evaluated, so generate() samples at once and evaluates
-            # each token only when asked for the next one.
-            if self._cancel.is_set():
-                reason = StopReason.CANCELLED
-                break
-            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                break
-            now = time.perf_counter()
-            if not first_token_at:
-                first_token_at = now
-                stats = replace(stats, time_to_first_token=now - started)
-            stats = replace(
-                stats,
-                generated_tokens=stats.generated_tokens + 1,
-                decode_seconds=now - first_token_at,
-                context_used=llm.n_tokens,
-            )
-            text = scanner.feed(decoder.feed(token))
-            if text:
-                reply.append(text)
-                yield TextDelta(text, stats)
-            if scanner.stopped:
-                break
-            if sampling.max_reply_tokens and stats.generated_tokens >= sampling.max_reply_tokens:
-                reason = StopReason.LENGTH
-                break
-            if llm.n_tokens + 1 >= self.context_size:
-                reason = StopReason.CONTEXT_FULL
-                break
+        vocab = self._vocab
+        cancel = self._cancel
+        limit = sampling.max_reply_tokens
+        loop = DecodeLoop(
+            llm, sampling, sampling.seed if seed is None else seed, limit=limit,
+            drafts=DraftPolicy(sampling.speculative) if sampling.speculative != "off" else None,
+        )
+        generated = 0
+        try:
+            for token in loop.tokens():
+                if cancel.is_set():
+                    reason = StopReason.CANCELLED
+                    break
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    break
+                now = time.perf_counter()
+                if not first_token_at:
+                    first_token_at = now
+                    stats = replace(stats, time_to_first_token=now - started)
+                generated += 1
+                text = scanner.feed(decoder.feed(token))
+                if text:
+                    counters = loop.counters
+                    stats = replace(
+                        stats,
+                        generated_tokens=generated,
+                        decode_seconds=now - first_token_at,
+                        context_used=llm.n_tokens,
+                        drafted_tokens=counters.drafted,
+                        accepted_tokens=counters.accepted,
+                    )
+                    reply.append(text)
+                    yield TextDelta(text, stats)
+                if scanner.stopped:
+                    break
+                if limit and generated >= limit:
+                    reason = StopReason.LENGTH
+                    break
+                if llm.n_tokens + 1 >= self.context_size:
+                    reason = StopReason.CONTEXT_FULL
+                    break
+            else:
+                reason = StopReason.CONTEXT_FULL  # the loop found no room for another token
+        finally:
+            loop.close()
+        if first_token_at:
+            stats = replace(stats, generated_tokens=generated, decode_seconds=now - first_token_at)
+        stats = replace(stats, drafted_tokens=loop.counters.drafted, accepted_tokens=loop.counters.accepted)
         if not scanner.stopped:
             tail = scanner.feed(decoder.flush()) + scanner.flush()
             if tail:
                 reply.append(tail)
-                yield TextDelta(tail, stats)
-        yield Finished(reason, "".join(reply), self._with_counters(llm, stats))
+                yield TextDelta(tail, self._with_counters(llm, stats, prompt_perf))
+        yield Finished(reason, "".join(reply), self._with_counters(llm, stats, prompt_perf))
 
-    def _with_counters(self, llm: llama_cpp.Llama, stats: GenerationStats) -> GenerationStats:
-        """Fill in llama.cpp's own counters for this request."""
-        perf = llama_cpp.llama_perf_context(llm.ctx)
-        # llama.cpp reports at least 1 for each count; a zero time means nothing ran.
+    def _with_counters(
+        self, llm: llama_cpp.Llama, stats: GenerationStats, prompt: _Perf | None = None
+    ) -> GenerationStats:
+        """Fill in llama.cpp's own counters for this request; `prompt`: as they stood when
+        the prompt was evaluated (None: still evaluating it)."""
+        now = _Perf.read(llm)
+        prompt = prompt or now
         return replace(
             stats,
-            prompt_seconds=perf.t_p_eval_ms / 1000,
-            llama_prompt_tokens=perf.n_p_eval if perf.t_p_eval_ms > 0 else 0,
-            llama_eval_tokens=perf.n_eval if perf.t_eval_ms > 0 else 0,
-            llama_eval_seconds=perf.t_eval_ms / 1000,
+            prompt_seconds=prompt.seconds,
+            llama_prompt_tokens=prompt.tokens,
+            llama_eval_tokens=now.tokens - prompt.tokens,
+            llama_eval_seconds=now.seconds - prompt.seconds,
             context_used=llm.n_tokens,
         )
 

@@ -638,6 +638,9 @@ class _ReplyReader:
                             prompt_seconds=float(timings.get("prompt_ms", 0.0)) / 1000,
                             generated_tokens=predicted_n, llama_eval_tokens=predicted_n,
                             llama_eval_seconds=float(timings.get("predicted_ms", 0.0)) / 1000)
+            if "draft_n" in timings:  # llama-server with speculative decoding
+                stats = replace(stats, drafted_tokens=int(timings.get("draft_n", 0)),
+                                accepted_tokens=int(timings.get("draft_n_accepted", 0)))
         if usage is not None:
             prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
             stats = replace(stats, prompt_tokens=prompt_tokens,

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from llama_tui.engine.drafting import SPECULATIVE_MODES, SpeculativeMode
+
 # The seed the original Rust CLI used; kept so runs stay reproducible across the two.
 DEFAULT_SEED = 561371
 # The Rust CLI had no context option and used the model's default; 4096 fits chat on
@@ -176,6 +178,12 @@ class SamplingSettings:
         None, label="Max reply tokens", kind="int", low=1, high=MAX_CONTEXT, empty="no limit",
         hint="stop a reply after this many tokens (it also stops when the context is full)",
         flags=("--max-reply-tokens",), metavar="N",
+    )
+    speculative: SpeculativeMode = setting(
+        "auto", label="Speculative", kind="choice", choices=lambda: SPECULATIVE_MODES, backends=LOCAL,
+        hint="guess the next tokens from text already in the chat and check them in one batch (faster when a "
+        "reply repeats text); auto: only while the guesses are right",
+        flags=("--speculative",),
     )
 
 

@@ -82,6 +82,9 @@ def describe_speed(stats: GenerationStats) -> str:
                      f"at {stats.prompt_tokens_per_second:.0f} tok/s")
     if stats.time_to_first_token is not None:
         parts.append(f"TTFT {stats.time_to_first_token * 1000:.0f} ms")
+    if stats.acceptance_rate is not None:
+        parts.append(f"draft {stats.acceptance_rate:.0%} ({stats.accepted_tokens} of {stats.drafted_tokens} "
+                     "drafted tokens accepted)")
     return " · ".join(parts)
 
 
@@ -94,6 +97,8 @@ def figures(stats: GenerationStats) -> dict[str, Any]:
         "prompt_tokens": stats.prompt_tokens,
         "prompt_evaluated": stats.prompt_evaluated,
         "prompt_tokens_per_second": stats.prompt_tokens_per_second,
+        "drafted_tokens": stats.drafted_tokens,
+        "accepted_tokens": stats.accepted_tokens,
     }
 
 
@@ -340,7 +345,8 @@ class ChatPane(Vertical):
         speed = ""
         if self.verbose and message.figures:
             speed = describe_speed(GenerationStats(**{k: message.figures[k] for k in
-                                                      ("generated_tokens", "prompt_tokens", "prompt_evaluated")
+                                                      ("generated_tokens", "prompt_tokens", "prompt_evaluated",
+                                                       "drafted_tokens", "accepted_tokens")
                                                       if k in message.figures}))
         live = message.id in (self._starting, self._writing.message_id if self._writing else None)
         return AssistantMessage(message, versions, speed=speed, live=live)

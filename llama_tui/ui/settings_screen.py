@@ -124,7 +124,9 @@ class SettingsScreen(ModalScreen[Settings | None]):
             return
         if s.kind == "choice":
             assert s.choices is not None
-            options = [(Content(s.empty or "auto"), AUTO), *((Content(name), name) for name in s.choices())]
+            options = [(Content(name), name) for name in s.choices()]
+            if s.empty:  # the value None, e.g. the automatic chat format
+                options.insert(0, (Content(s.empty), AUTO))
             field: Any = Select(options, value=value or AUTO, allow_blank=False, id=field_id,
                                 classes="settings-input", compact=True)
         elif s.kind == "bool":

@@ -1,4 +1,5 @@
-"""The status bar: model, state, live speed, time to first token and context use."""
+"""The status bar: model, state, live speed, time to first token, the share of drafted
+tokens accepted (speculative decoding, only when drafting happened) and context use."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class StatusBar(Horizontal):
         yield Label("starting", id="status-state")
         yield Label("– tok/s", id="status-speed")
         yield Label("TTFT –", id="status-ttft")
+        yield Label(id="status-draft")  # shown once a reply drafted tokens
         yield Label(id="status-spacer")
         yield Label("ctx –", id="status-context")
         yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="status-context-bar")
@@ -47,6 +49,14 @@ class StatusBar(Horizontal):
     def show_state(self, state: str) -> None:
         self._set("status-state", state)
 
+    def show_acceptance(self, rate: float | None) -> None:
+        shown = rate is not None  # nothing drafted: no figure, rather than one that means nothing
+        if rate is not None:
+            self._set("status-draft", f"draft {rate:.0%}")
+        if self._shown.get("status-draft:display") != str(shown):  # no query nor layout per update
+            self._shown["status-draft:display"] = str(shown)
+            self.query_one("#status-draft", Label).display = shown
+
     def show_context(self, used: int, size: int) -> None:
         if size:
             self._set("status-context", f"ctx {used}/{size} · {100 * used / size:.0f}%")
@@ -59,4 +69,5 @@ class StatusBar(Horizontal):
         self._set("status-speed", f"{format_rate(stats.tokens_per_second)} tok/s")
         ttft = stats.time_to_first_token
         self._set("status-ttft", "TTFT –" if ttft is None else f"TTFT {ttft * 1000:.0f} ms")
+        self.show_acceptance(stats.acceptance_rate)
         self.show_context(stats.context_used, stats.context_size)
