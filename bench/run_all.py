@@ -2,10 +2,10 @@
 
 What: decode_speed (with the app's threads, then with every core), llama_bench, speculative,
 ui_drain, prompt_reuse, startup_memory and long_chat (3 runs), each in its own process and
-never two at once (on 2 cores a second benchmark would only measure the first). llama_bench skips itself with a message when
-llama-bench cannot be built. Then one table of the headline figures against their targets,
-bench/results/latest.json (the figures and a description of the machine), and the chart
-docs/benchmarks.png.
+never two at once (on 2 cores a second benchmark would only measure the first). llama_bench
+skips itself with a message when llama-bench cannot be built. Then one table of the headline
+figures against their targets, bench/results/latest.json (the figures and a description of
+the machine), and the chart docs/benchmarks.png.
 --update-docs also rewrites the results block of docs/benchmarks.md.
 
     .venv/bin/python bench/run_all.py [--skip NAME ...] [--update-docs]

@@ -130,6 +130,11 @@ class SamplerChain:
             return int(self._row.argmax())
         return int(llama_cpp.llama_sampler_sample(self._chain, ctx, index))
 
+    def accept(self, token: int) -> None:
+        """Record a token the chain did not sample (one the engine wrote), as sampling would."""
+        if self._chain is not None:
+            llama_cpp.llama_sampler_accept(self._chain, token)
+
     def close(self) -> None:
         if self._chain:
             llama_cpp.llama_sampler_free(self._chain)
@@ -205,6 +210,7 @@ class DecodeLoop:
         if self._max_draft < 1 or not can_take_back_tokens(llm):
             self._policy = None
         self.counters = DecodeCounters()
+        self._forced: list[int] = []
         self._chain = SamplerChain(sampling, seed, llm.n_vocab())
         self._batch = _Batch(1 + max(self._max_draft, 0) if self._policy else 1)
         # A batch of several tokens runs on llama.cpp's batch threads; a verify batch is
@@ -222,6 +228,11 @@ class DecodeLoop:
             llama_cpp.llama_set_n_threads(self._ctx, *self._threads)
         self._batch.close()
         self._chain.close()
+
+    def force(self, tokens: list[int]) -> None:
+        """Make `tokens` the next ones, in place of what the model would write after the token
+        just yielded (a thinking budget's close marker). They are yielded like sampled ones."""
+        self._forced = list(tokens)
 
     def tokens(self) -> Iterator[int]:
         """The reply's tokens, as they are decided. Before each token is yielded,
@@ -242,11 +253,14 @@ class DecodeLoop:
                 return  # no room for `token`: the caller stops here on the context limit
             draft: list[int] = []
             guess = -1
+            forced = bool(self._forced)
             if policy is not None:
                 if lookup is None:  # built after the first token, so it never delays it
                     lookup = PromptLookup(llm.input_ids[:pos].tolist())
                 lookup.append(token)
-                if policy.drafting:
+                if forced:
+                    pass  # the next token is known: nothing to draft or guess
+                elif policy.drafting:
                     draft = self._draft(policy, lookup, pos, emitted)
                 else:
                     guessed, _n = lookup.draft(1)
@@ -264,11 +278,15 @@ class DecodeLoop:
             counters.batches += 1
             llm.input_ids[pos] = token
             if not draft:
-                token = chain.sample(ctx, 0)
+                if forced:
+                    token = self._forced.pop(0)
+                    chain.accept(token)
+                else:
+                    token = chain.sample(ctx, 0)
                 pos += 1
                 llm.n_tokens = pos
                 emitted += 1
-                if policy is not None:
+                if policy is not None and not forced:
                     policy.watched(token == guess)
                 continue
             assert policy is not None and lookup is not None
@@ -284,11 +302,16 @@ class DecodeLoop:
                     emitted += 1
                     yield token
                     lookup.append(token)
+                    if self._forced:  # the tokens after this one are the engine's: the rest is dropped
+                        break
                     continue
                 break
             if accepted < len(draft):  # drop the rejected drafts from the cache
                 llama_cpp.llama_memory_seq_rm(self._memory, 0, pos + 1 + accepted, -1)
             policy.record(len(draft), accepted)
+            if self._forced:
+                token = self._forced.pop(0)
+                chain.accept(token)
             pos += 1 + accepted
             emitted += 1
 

@@ -65,6 +65,7 @@ from llama_tui.engine.thinking import (
     starts_thinking,
     thinking_markers,
 )
+from llama_tui.engine.thinking_budget import ThinkingBudget
 from llama_tui.engine.thinking_events import split_events
 
 log = logging.getLogger(__name__)
@@ -306,11 +307,13 @@ class LoadedModel:
         When the chat is too long for the context the oldest turns are left out (never the
         system prompt) and a TurnsDropped event says so first. A model with thinking markers
         sends a ThinkingFormat event before the text. `enable_thinking` is passed to the
-        template (see thinking.has_thinking_switch). `prefill`: the start of the reply,
-        already written (a reply to continue); the model writes what follows it. Close the
-        iterator (or run it to the end) so the model is free again.
+        template (see thinking.has_thinking_switch). `thinking_budget`: at that many tokens of
+        thinking the engine writes the model's close marker in its place (engine.thinking_budget).
+        `prefill`: the start of the reply, already written (a reply to continue); the model
+        writes what follows it. Close the iterator (or run it to the end) so the model is free again.
         """
-        events = self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed)
+        events = self._run(lambda: self._fit_chat(messages, sampling, enable_thinking, prefill), sampling, seed,
+                           thinking_budget=thinking_budget)
         return split_events(events)
 
     def complete(self, text: str, sampling: SamplingSettings, *, seed: int | None = None) -> Iterator[GenerationEvent]:
@@ -436,6 +439,8 @@ class LoadedModel:
         prepare: Callable[[], tuple[list[int], list[str], int]],
         sampling: SamplingSettings,
         seed: int | None,
+        *,
+        thinking_budget: int | None = None,
     ) -> Iterator[GenerationEvent]:
         """Start a request on the caller's thread, then stream it wherever it is iterated.
 
@@ -445,7 +450,7 @@ class LoadedModel:
         if self._busy.locked() and not self._saving.is_set():
             raise ModelBusy("a reply is already being generated")
         self._cancel.clear()
-        return self._stream(prepare, sampling, seed, time.perf_counter())
+        return self._stream(prepare, sampling, seed, time.perf_counter(), thinking_budget)
 
     def _stream(
         self,
@@ -453,6 +458,7 @@ class LoadedModel:
         sampling: SamplingSettings,
         seed: int | None,
         started: float,
+        thinking_budget: int | None,
     ) -> Iterator[GenerationEvent]:
         # Only a save of the last reply's context may be in the way: it ends on its own.
         busy = self._busy
@@ -478,7 +484,11 @@ class LoadedModel:
                 for progress in self._evaluate_prompt(llm, tokens, stats):
                     stats = progress.stats
                     yield progress
-                yield from self._decode(llm, tokens, stops, sampling, stats, started, seed)
+                budget = None
+                if thinking_budget and self._thinking_format is not None:
+                    budget = ThinkingBudget(self._thinking_format.markers, thinking_budget,
+                                            opened_in_prompt=self._thinking_format.opened_in_prompt)
+                yield from self._decode(llm, tokens, stops, sampling, stats, started, seed, budget)
             except _Cancelled:
                 yield Finished(StopReason.CANCELLED, "", self._with_counters(llm, stats))
                 return
@@ -564,6 +574,7 @@ class LoadedModel:
         stats: GenerationStats,
         started: float,
         seed: int | None,
+        budget: ThinkingBudget | None = None,
     ) -> Iterator[GenerationEvent]:
         # Verify batches of several tokens count as prompt tokens in llama.cpp's counters:
         # the prompt's figures are the counters as they stand now. llama.cpp adds a decode
@@ -596,7 +607,10 @@ class LoadedModel:
                     first_token_at = now
                     stats = replace(stats, time_to_first_token=now - started)
                 generated += 1
-                text = scanner.feed(decoder.feed(token))
+                piece = decoder.feed(token)
+                if budget is not None:
+                    budget.count(piece)
+                text = scanner.feed(piece)
                 if text:
                     counters = loop.counters
                     stats = replace(
@@ -611,6 +625,9 @@ class LoadedModel:
                     yield TextDelta(text, stats)
                 if scanner.stopped:
                     break
+                if budget is not None and budget.due:  # the next tokens are the model's close marker
+                    loop.force(self._tokenize(budget.end_text, add_bos=False, special=True))
+                    budget.closed()
                 if limit and generated >= limit:
                     reason = StopReason.LENGTH
                     break
