@@ -7,8 +7,6 @@ Tests assert what is mounted and where, never how long it takes (bench/long_chat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +14,22 @@ from textual.pilot import Pilot
 
 from llama_tui.engine.config import AppConfig
 from llama_tui.engine.conversation import Conversation
-from llama_tui.engine.store import ConversationStore, SqliteStore, default_path
 from llama_tui.launch import LaunchOptions
 from llama_tui.ui.app import LlamaApp
 from llama_tui.ui.chat_input import ChatInput
 from llama_tui.ui.chat_messages import AssistantMessage, UserMessage
 from llama_tui.ui.chat_pane import WINDOW
 from tests.scripted_model import ScriptedModel
-from tests.test_app import SIZE, reply_ended, said, send_chat, tiny_options, wait_for
+from tests.test_app import SIZE, tiny_options, wait_for
+from tests.test_history_app import chat_turns, earlier_notice, history_file, message_widgets, ready, stored
 
-# -- helpers (as in tests/test_history_app.py) -------------------------------------------------------
+# -- helpers (the others are tests/test_history_app.py's) ------------------------------------------
 
 
 def persisting(model: Path, **overrides: Any) -> LaunchOptions:
     """Options of an app that keeps its history (under LLAMA_TUI_HOME)."""
     overrides.setdefault("saved_config", AppConfig())
     return tiny_options(model, **overrides)
-
-
-@contextmanager
-def history_file() -> Iterator[ConversationStore]:
-    """The history as the next run of the app sees it (the file under LLAMA_TUI_HOME)."""
-    default_path().parent.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore(default_path())
-    try:
-        yield store
-    finally:
-        assert store.flush(timeout=60)
-        store.close()
 
 
 def long_chat(messages: int = 500) -> Conversation:
@@ -60,11 +46,6 @@ def long_chat(messages: int = 500) -> Conversation:
         return conversation
 
 
-def stored(conversation_id: str) -> Conversation:
-    with history_file() as store:
-        return store.load(conversation_id)
-
-
 def scripted(app: LlamaApp, *parts: str) -> ScriptedModel:
     """Let a ScriptedModel stand in for the loaded model."""
     model = ScriptedModel(list(parts), name="scripted")
@@ -72,17 +53,8 @@ def scripted(app: LlamaApp, *parts: str) -> ScriptedModel:
     return model
 
 
-def message_widgets(app: LlamaApp) -> list[UserMessage | AssistantMessage]:
-    return list(app.query("UserMessage, AssistantMessage").results())  # type: ignore[arg-type]
-
-
 def widget_text(widget: Any) -> str:
     return str(widget.text)
-
-
-def earlier_notice(app: LlamaApp) -> str:
-    found = app.query("#chat-earlier")
-    return str(found.first().render()) if found else ""
 
 
 def top_in_view(app: LlamaApp) -> str:
@@ -94,13 +66,6 @@ def top_in_view(app: LlamaApp) -> str:
     return ""
 
 
-async def ready(pilot: Pilot) -> None:
-    app = pilot.app
-    assert isinstance(app, LlamaApp)
-    await wait_for(pilot, lambda: app.model is not None)
-    await wait_for(pilot, lambda: not app.workers_in("store"))
-
-
 async def focus_message(pilot: Pilot) -> UserMessage | AssistantMessage:
     """From the message box, shift+tab reaches the last message."""
     app = pilot.app
@@ -110,18 +75,6 @@ async def focus_message(pilot: Pilot) -> UserMessage | AssistantMessage:
     focused = app.focused
     assert isinstance(focused, (UserMessage, AssistantMessage)), focused
     return focused
-
-
-async def chat_turns(pilot: Pilot, model: ScriptedModel, *turns: tuple[str, str]) -> None:
-    """Send each message and let the scripted model give each reply."""
-    app = pilot.app
-    assert isinstance(app, LlamaApp)
-    for asked, answer in turns:
-        model.parts = [answer]
-        await send_chat(pilot, asked)
-        await wait_for(pilot, lambda answer=answer: not app.is_running  # type: ignore[misc]
-                       or (reply_ended(app) and said(app)[-1] == ("assistant", answer)))
-        assert app.is_running, "the app ended"
 
 
 # -- the window ----------------------------------------------------------------------------------------
