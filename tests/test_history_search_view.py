@@ -46,3 +46,24 @@ async def test_a_search_shows_the_matching_line_beside_a_shortened_title(tiny_mo
         await wait_for(pilot, lambda: "“romans”" in screen_text(app))
         match = str(app.screen.query_one("#history-table", DataTable).get_row_at(0)[-1])
         assert match.startswith("German, French") and match.endswith("…") and match in screen_text(app)
+
+
+async def test_down_from_the_search_box_lands_on_the_first_conversation(tiny_model: Path) -> None:
+    """↓ in the search box goes to the list's first row: Enter (or ctrl+r, ctrl+d) acts on the
+    conversation highlighted, not the one below it."""
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=(110, 24)) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        store = MemoryStore()
+        for text in ("oldest", "middle", "newest"):
+            conversation = Conversation()
+            conversation.add("user", text)
+            store.create(conversation)
+        app.store = store
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen)
+                       and app.screen.query_one("#history-table", DataTable).row_count == 3)
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HistoryScreen))
+        await wait_for(pilot, lambda: bool(app.chat_pane.conversation.messages))
+        assert [m.text for m in app.chat_pane.conversation.branch()] == ["newest"]

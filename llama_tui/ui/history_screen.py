@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
+from textual.events import Key
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.timer import Timer
@@ -171,8 +172,11 @@ class HistoryScreen(ModalScreen[HistoryResult]):
         if self.rows:
             self._open(self.rows[max(0, table.cursor_row)].id)
 
-    def key_down(self) -> None:
-        if self.focused is self.query_one("#history-search"):
+    def on_key(self, event: Key) -> None:
+        if event.key == "down" and self.focused is self.query_one("#history-search"):
+            # ↓ goes to the list, on its first row: the key itself must not move the cursor too.
+            event.prevent_default()
+            event.stop()
             self.query_one(DataTable).focus()
 
     @on(DataTable.RowSelected, "#history-table")
