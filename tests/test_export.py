@@ -135,3 +135,11 @@ def test_bad_input_is_refused_with_a_reason(data: object, message: str) -> None:
         import_conversation(data)
     assert message in str(refused.value)
     assert type(refused.value) is ValueError  # not a KeyError or TypeError from deep inside
+
+
+def test_markdown_says_the_seed_once_when_the_sampling_holds_it() -> None:
+    chat = Conversation()
+    chat.add("user", "hi")
+    chat.add("assistant", "hello", sampling={"temperature": 0.3, "seed": 7}, seed=7, stop_reason="end")
+    text = to_markdown(chat)
+    assert "- **Sampling:** temperature 0.3, seed 7\n" in text and text.count("seed 7") == 1

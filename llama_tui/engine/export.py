@@ -81,8 +81,9 @@ def to_markdown(conversation: Conversation, include_thinking: bool = False) -> s
 
 
 def _sampling_text(message: Message) -> str:
-    parts = [f"{key} {value}" for key, value in (message.sampling or {}).items() if value is not None]
-    if message.seed is not None:
+    sampling = message.sampling or {}
+    parts = [f"{key} {value}" for key, value in sampling.items() if value is not None]
+    if message.seed is not None and "seed" not in sampling:  # the seed is a sampling setting now
         parts.append(f"seed {message.seed}")
     return ", ".join(parts)
 
