@@ -238,6 +238,9 @@ def _run(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.command in COMMANDS:  # history, export, import: no full-screen app
         return run_history_command(args)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would draw into a pipe and spin
+        parser.exit(2, f"{parser.prog}: the app needs a terminal: its input and output are not one here "
+                       "(history, export and import work anywhere)\n")
     saved, warnings = load_config()  # the app shows and logs the warnings
     model, open_picker = choose_model(args, saved)
     problems = paths.unwritable_places()

@@ -217,3 +217,15 @@ def test_sampling_flags_reach_the_settings() -> None:
     assert (sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p, sampling.repeat_penalty,
             sampling.max_reply_tokens) == (0.2, 5, 0.5, 0.1, 1.2, 64)
     assert opts.settings.chat.resume_last is True
+
+
+def test_without_a_terminal_the_app_says_so_and_ends(tmp_path: Path) -> None:
+    """Piped, the app would draw into the pipe and spin on its input: one line, exit code 2."""
+    from tests.terminal import app_env
+
+    done = run_llama_tui("local", str(tmp_path / "m.gguf"), env=app_env(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("the app needs a terminal: its input and output are not one here "
+                                        "(history, export and import work anywhere)")
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert run_llama_tui("history", env=app_env(tmp_path)).returncode == 0  # these work anywhere
