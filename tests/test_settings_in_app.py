@@ -200,3 +200,24 @@ async def test_settings_that_need_a_reload_offer_one_and_the_others_apply_to_the
         await send_chat(pilot, "hi")
         await wait_for(pilot, lambda: reply_ended(app))
         assert "Be brief." in app.model.context_text()  # the new system prompt, in the next reply
+
+
+async def test_a_setting_the_conversations_preset_sets_is_said_to_be_overridden(tiny_model: Path) -> None:
+    """A new temperature saved in F6 while the chat's preset sets one: the app says the preset's
+    wins for this conversation, and how to use the settings instead."""
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        app.chat_pane.suggest_preset("Code")  # as F8 or the model's remembered preset would
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        await set_field(pilot, "temperature", "0.9")
+        await set_field(pilot, "top_k", "5")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        await pilot.pause()
+    notes = [m.notification.message for m in seen if isinstance(m, Notify)]
+    said = [note for note in notes if note.startswith("This conversation's preset")]
+    assert said == ["This conversation's preset, Code, sets temperature 0.2: F8 and \"no preset\" use the "
+                    "settings instead."]

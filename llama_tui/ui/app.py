@@ -563,6 +563,18 @@ class LlamaApp(App[None]):
             self.notify(" ".join(parts), timeout=8)
         elif saved:
             self.notify("Settings saved: they apply to the next reply.")
+        self._say_what_the_preset_overrides(changes)
+
+    def _say_what_the_preset_overrides(self, changes: dict[str, object]) -> None:
+        """A preset's sampling wins over the settings' for its conversation: say so, or a new
+        temperature would seem to be ignored."""
+        preset = self.presets.get(self.chat_pane.conversation.preset)
+        overridden = [name for name in changes if preset is not None and name in preset.sampling]
+        if preset is None or not overridden:
+            return
+        values = ", ".join(f"{SETTINGS[name].label.lower()} {preset.sampling[name]}" for name in overridden)
+        self.notify(f"This conversation's preset, {preset.name}, sets {values}: F8 and \"no preset\" "
+                    "use the settings instead.", title="Preset", severity="warning", timeout=10)
 
     def _reload_answered(self, reload: bool | None) -> None:
         if reload and self.model is not None:
