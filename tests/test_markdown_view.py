@@ -244,3 +244,14 @@ async def test_a_reference_style_link_definition_keeps_its_url_on_screen() -> No
         view.append("See [the docs][ref].\n\n[ref]: https://example.com/docs\n")
         await pilot.pause()
         assert "https://example.com/docs" in "\n".join(view._lines.plain)
+
+
+async def test_a_line_break_in_a_reply_is_kept() -> None:
+    """Small models write code and lists without Markdown's markup: their lines stay lines."""
+    app = ViewApp()
+    async with app.run_test(size=(80, 30)) as pilot:
+        view = app.query_one("#streamed", MarkdownView)
+        view.append("def add(a, b):\n    return a + b\nThat adds them.\n")
+        await pilot.pause()
+        shown = [line.rstrip() for line in view._lines.plain]
+        assert shown[:3] == ["def add(a, b):", "return a + b", "That adds them."]

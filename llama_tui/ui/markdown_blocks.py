@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
@@ -113,11 +114,21 @@ class _ReplyMarkdown(Markdown):
         # millisecond); the attributes are set as it sets them, with one shared parser.
         self.markup = markup
         self.parsed = _PARSER.parse(markup)
+        _keep_line_breaks(self.parsed)
         self.code_theme = self.inline_code_theme = code_theme
         self.justify = None
         self.style = "none"
         self.hyperlinks = False  # a link shows as "text (url)": terminals differ on clicking
         self.inline_code_lexer = None
+
+
+def _keep_line_breaks(tokens: list[Token]) -> None:
+    """A line break in a paragraph stays one, as chat apps show it: small models write code and
+    lists without Markdown's markup, and CommonMark would join their lines into one."""
+    for token in tokens:
+        for child in token.children or ():
+            if child.type == "softbreak":
+                child.type = "hardbreak"
 
 
 def markdown_theme(variables: dict[str, str]) -> Theme:
