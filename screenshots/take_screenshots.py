@@ -6,8 +6,8 @@ Drives LlamaApp headless (Textual's run_test + Pilot) at a fixed 110x32 terminal
 Gemma 3 270M starter model, in one session, and writes:
 
 - log.svg           the Log tab just after the model loaded, with the "loaded" notification;
-- chat.svg          the Chat tab mid-answer: one finished turn (a Markdown list), then a
-                    second reply still streaming (a code block);
+- chat.svg          the Chat tab: one finished turn (a Markdown list), then a second reply
+                    (code), caught while it streams unless the starter's answer is too short;
 - completion.svg    the Completion tab mid-answer: a Markdown document being continued;
 - settings.svg      the settings panel (F6) over the chat, with Temperature set to an
                     out-of-range value and ctrl+s refused: the field and its note are marked;
@@ -110,8 +110,8 @@ Assistant: The three primary colours of light are:
 2. **Green**
 3. **Blue**"""
 
-CHAT = ["Which languages are spoken in Switzerland?", "How do I reverse a string in Python?"]
-CHAT_SHOWN = "[::-1]"  # capture the second reply once its code block shows this
+CHAT = ["Which languages are spoken in Switzerland?", "Write a Python function that prints a multiplication table."]
+CHAT_SHOWN = 40  # capture the second reply once it shows this many characters (or once it ended, if sooner)
 
 COMPLETION_PROMPT = """\
 # Baking sourdough bread at home
@@ -214,7 +214,8 @@ async def shoot_mid_answer(pilot: Pilot, shown: Callable[[], bool], name: str) -
     await wait_for(lambda: shown() or not app.generating, f"the reply for {name}")
     await pilot.pause(0.1)
     if not app.generating:
-        raise RuntimeError(f"the reply ended before {name} could be taken mid-answer: capture it earlier")
+        raise RuntimeError(f"the reply ended before {name} could be taken mid-answer: capture it earlier "
+                           f"(it was {app.query(AssistantMessage).last().text!r})")
     save(app, name)
     app.action_stop_generation()
     await wait_for(lambda: not app.generating, f"the reply for {name} to stop")
@@ -356,13 +357,16 @@ async def shoot_log(pilot: Pilot) -> None:
 
 
 async def shoot_chat(pilot: Pilot) -> None:
-    """chat.svg: one finished turn, then the second reply caught while its code block streams."""
+    """chat.svg: one finished turn, then the second reply, caught while it streams if it is long enough."""
     app = pilot.app
     await pilot.press("f2")
     first = await send_chat(app, CHAT[0])
     await wait_for(lambda: first.has_class("ended") and not app.generating, "the first reply to end")
     reply = await send_chat(app, CHAT[1])
-    await shoot_mid_answer(pilot, lambda: CHAT_SHOWN in (reply.text), "chat.svg")
+    await wait_for(lambda: len(reply.text) >= CHAT_SHOWN or not app.generating, "the second reply")
+    await snap(pilot, "chat.svg")  # mid-answer, unless the starter's answer was shorter
+    app.action_stop_generation()
+    await wait_for(lambda: not app.generating, "the second reply to stop")
 
 
 async def shoot_completion(pilot: Pilot) -> None:
