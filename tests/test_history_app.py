@@ -1372,9 +1372,10 @@ async def test_a_long_conversation_opens_from_the_history_with_its_last_messages
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await open_conversation(pilot, "question")
-        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+        # The window is mounted a screenful at a time; the notice above it follows once it is whole.
+        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW
+                       and earlier_notice(app).startswith(f"⋯ {500 - WINDOW} earlier messages"))
         assert widget_text(message_widgets(app)[-1]) == "answer 499"
-        assert earlier_notice(app).startswith(f"⋯ {500 - WINDOW} earlier messages")
 
 
 # -- the history, export and import commands --------------------------------------------------------------
