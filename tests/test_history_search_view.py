@@ -35,17 +35,21 @@ async def test_a_search_shows_the_matching_line_beside_a_shortened_title(tiny_mo
         await pilot.press("f7")
         await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await wait_for(pilot, lambda: app.screen.query_one("#history-table").row_count == 1)
-        assert TITLE[:40] in screen_text(app)  # no search: the title as it is
+        await wait_for(pilot, lambda: TITLE[:40] in screen_text(app))  # no search: the title as it is
         await pilot.press(*"romansh")
-        await wait_for(pilot, lambda: "Romansh" in screen_text(app))
-        shown = screen_text(app)
-        assert "Which languages are spoken…" in shown and TITLE[:40] not in shown
-        assert "German, French, Italian and Romansh." in shown  # the match, on screen
+        table = app.screen.query_one("#history-table", DataTable)
+        await wait_for(pilot, lambda: "“romansh”" in screen_text(app), timeout=120)  # the search's own list
+        assert str(table.get_row_at(0)[-1]) == "German, French, Italian and Romansh."
+        # The table is drawn on a later frame than the status line: wait for the screen to show it.
+        await wait_for(pilot, lambda: "Which languages are spoken…" in screen_text(app)
+                       and "German, French, Italian and Romansh." in screen_text(app), timeout=120)
+        assert TITLE[:40] not in screen_text(app)
         await pilot.resize_terminal(90, 24)  # narrower: the match is cut to fit, not pushed off
         await pilot.press("backspace")  # search again ("romans"), at this width
         await wait_for(pilot, lambda: "“romans”" in screen_text(app))
         match = str(app.screen.query_one("#history-table", DataTable).get_row_at(0)[-1])
-        assert match.startswith("German, French") and match.endswith("…") and match in screen_text(app)
+        assert match.startswith("German, French") and match.endswith("…")
+        await wait_for(pilot, lambda: match in screen_text(app))
 
 
 async def test_down_from_the_search_box_lands_on_the_first_conversation(tiny_model: Path) -> None:

@@ -147,10 +147,11 @@ class HistoryScreen(ModalScreen[HistoryResult]):
         # The match takes the width the other columns leave (each is padded by one cell a side).
         columns = zip(headers[:-1], *(c[:-1] for c in cells), strict=True)
         used = sum(max(len(text) for text in column) + 2 for column in columns)
-        room = max(12, table.scrollable_content_region.width - used - 2)
+        width = table.scrollable_content_region.width  # 0 before the first layout: nothing is cut then
+        room = max(12, width - used - 2) if width else None
         for title, model, changed, count, snippet in cells:
             table.add_row(literal_cell(title), literal_cell(model), changed, count,
-                          literal_cell(shorten(snippet, room)))
+                          literal_cell(shorten(snippet, room) if room else snippet))
         status = message.error or (
             counted(len(message.rows), "conversation")
             + (f" matching “{message.search}”" if message.search else "")
