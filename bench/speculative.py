@@ -1,7 +1,7 @@
 """Speculative decoding by prompt lookup: an editing task and prose, with and without.
 
 What, on the starter model (Gemma 3 270M Q4_K_M) with the app's default load settings
-(threads: cores - 1 for decoding, every core for prompts), in interleaved rounds:
+(threads: cores - 1 for decoding, every core for prompts and verify batches), in interleaved rounds:
 
   edit      two editing tasks through the engine (LoadedModel.complete): a ~300-token code
             block asked back with one change, greedy, reply as long as the code; speculative
@@ -217,10 +217,12 @@ def batch_costs(path, sizes=(1, 2, 3, 4, 6, 8, 12, 16), repeats: int = 9) -> dic
     import llama_cpp
     import numpy as np
 
-    from llama_tui.engine.settings import default_threads
+    from llama_tui.engine.settings import default_batch_threads, default_threads
 
-    threads = default_threads()
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads, verbose=False)
+    # As in the app: one token on the decode threads, a batch (a verify batch) on the batch threads.
+    threads, batch_threads = default_threads(), default_batch_threads()
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads, n_threads_batch=batch_threads,
+                          verbose=False)
     try:
         ctx = llm.ctx
         memory = llama_cpp.llama_get_memory(ctx)
@@ -282,7 +284,8 @@ def batch_costs(path, sizes=(1, 2, 3, 4, 6, 8, 12, 16), repeats: int = 9) -> dic
         sampling_ms = {name: statistics.median(t) * 1000 for name, t in sampled.items()}
     finally:
         llm.close()
-    return {"threads": threads, "n_vocab": n_vocab, "batch": costs, "sampling_ms": sampling_ms}
+    return {"threads": threads, "batch_threads": batch_threads, "n_vocab": n_vocab, "batch": costs,
+            "sampling_ms": sampling_ms}
 
 
 # -- before and after ------------------------------------------------------------------------
@@ -386,7 +389,8 @@ def main() -> None:
     print(f"starter model {path.name}; threads {default_threads()} (batch {default_batch_threads()}); "
           f"{args.rounds} interleaved rounds", flush=True)
     costs = batch_costs(path)
-    print("verify batch cost (llama_decode, logits at every position; fastest of 9):")
+    print(f"verify batch cost (llama_decode on {costs['batch_threads']} batch threads, logits at every position; "
+          "fastest of 9):")
     benchlib.print_table(["tokens", "ms", "x one token", "ms per token"],
                          [[n, f"{c['ms']:.1f}", f"{c['x_single']:.2f}", f"{c['ms_per_token']:.1f}"]
                           for n, c in costs["batch"].items()])
