@@ -52,72 +52,11 @@ from pathlib import Path
 import benchlib
 import decode_speed
 
-SCANNER = '''class StopScanner:
-    def __init__(self, stops):
-        self._stops = [stop for stop in stops if stop]
-        self._pending = ""
-        self.stopped = False
-
-    def feed(self, text):
-        if not self._stops:
-            return text
-        buffer = self._pending + text
-        hits = [index for index in (buffer.find(stop) for stop in self._stops) if index >= 0]
-        if hits:
-            self.stopped = True
-            self._pending = ""
-            return buffer[: min(hits)]
-        hold = max((self._partial_stop_length(buffer, stop) for stop in self._stops), default=0)
-        self._pending = buffer[len(buffer) - hold :] if hold else ""
-        return buffer[: len(buffer) - hold]
-
-    def flush(self):
-        pending, self._pending = self._pending, ""
-        return pending
-
-    @staticmethod
-    def _partial_stop_length(buffer, stop):
-        for length in range(min(len(stop) - 1, len(buffer)), 0, -1):
-            if buffer.endswith(stop[:length]):
-                return length
-        return 0
-'''
-VALIDATE = '''def validate_field(name, raw, *, n_ctx=None):
-    text = raw.strip()
-    if name in _NUMBERS:
-        spec = _NUMBERS[name]
-        if not text and name in THREAD_DEFAULTS:
-            return THREAD_DEFAULTS[name](), None
-        try:
-            value = int(text) if spec.kind is int else float(text)
-        except ValueError:
-            return None, spec.message()
-        return _check_number(spec, value)
-    if name == "max_reply_tokens":
-        if not text:
-            return None, None
-        try:
-            tokens = int(text)
-        except ValueError:
-            return None, _max_reply_message(n_ctx)
-        if not 1 <= tokens <= (n_ctx or MAX_CONTEXT):
-            return None, _max_reply_message(n_ctx)
-        return tokens, None
-    if name == "chat_format":
-        if text in ("", "auto"):
-            return None, None
-        if text in chat_format_names():
-            return text, None
-        return None, f"must be empty (auto) or one of: {', '.join(chat_format_names())}"
-    if name == "overrides":
-        try:
-            return _parse_overrides(raw), None
-        except ValueError as error:
-            return None, str(error)
-    if name == "system_prompt":
-        return raw, None
-    raise KeyError(name)
-'''
+TASKS = Path(__file__).parent / "edit_tasks"
+"""The editing tasks' code: real code of this project, frozen so figures stay comparable
+(tests/test_speculative.py uses the StopScanner too)."""
+SCANNER = (TASKS / "stop_scanner.py.txt").read_text()
+VALIDATE = (TASKS / "validate_field.py.txt").read_text()
 EDITS = {
     "edit: StopScanner, return -1": (
         SCANNER, "make `_partial_stop_length` return -1 instead of 0 at the end"),

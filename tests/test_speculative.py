@@ -316,25 +316,9 @@ def test_speculative_chat_turns_still_reuse_the_kv_cache_prefix(tiny_model_chatm
 
 # -- the starter model ---------------------------------------------------------------------
 
-EDIT_CODE = '''class StopScanner:
-    def __init__(self, stops):
-        self._stops = [stop for stop in stops if stop]
-        self._pending = ""
-        self.stopped = False
-
-    def feed(self, text):
-        if not self._stops:
-            return text
-        buffer = self._pending + text
-        hits = [index for index in (buffer.find(stop) for stop in self._stops) if index >= 0]
-        if hits:
-            self.stopped = True
-            self._pending = ""
-            return buffer[: min(hits)]
-        hold = max((self._partial_stop_length(buffer, stop) for stop in self._stops), default=0)
-        self._pending = buffer[len(buffer) - hold :] if hold else ""
-        return buffer[: len(buffer) - hold]
-'''
+EDIT_TASK = Path(__file__).parent.parent / "bench" / "edit_tasks" / "stop_scanner.py.txt"
+"""bench/speculative.py's editing task: the code of a class, its first two methods here."""
+EDIT_CODE = EDIT_TASK.read_text().split("\n    def flush")[0]
 EDIT_PROMPT = (f"Task: rename `hits` to `found` in this code.\n\n```python\n{EDIT_CODE}```\n\n"
                "The code after the change:\n\n```python\n")
 
