@@ -31,3 +31,8 @@ def _visible_control(match: re.Match[str]) -> str:
     if code < 0x20:
         return chr(0x2400 + code)
     return "\ufffd"
+
+
+def shorten(text: str, most: int) -> str:
+    """`text` if it has at most `most` characters, else its start cut to `most` with "…" last."""
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from llama_tui.text import shorten
+
 Role = Literal["system", "user", "assistant"]
 
 TITLE_CHARS = 60
@@ -22,8 +24,7 @@ TITLE_CHARS = 60
 
 def short_title(text: str) -> str:
     """The start of a message as a one-line title (TITLE_CHARS at most, then "…"); "" for none."""
-    line = " ".join(text.split())
-    return line[:TITLE_CHARS] + ("…" if len(line) > TITLE_CHARS else "")
+    return shorten(" ".join(text.split()), TITLE_CHARS + 1)
 
 
 def new_id() -> str:

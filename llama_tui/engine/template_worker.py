@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import jinja2
 
 from llama_tui.engine.jinja_chat import OutputTooLarge, TemplateRaised, compile_template, render_compiled
+from llama_tui.text import shorten
 
 HEADER = struct.Struct(">I")
 # Compiled templates kept, by the source hash the parent sends: a session uses one or two.
@@ -67,8 +68,7 @@ def limit_memory(headroom: int) -> None:
 
 
 def _failure(kind: str, message: str) -> dict[str, Any]:
-    if len(message) > MAX_ERROR_CHARS:
-        message = message[:MAX_ERROR_CHARS] + "…"
+    message = shorten(message, MAX_ERROR_CHARS + 1)
     return {"ok": False, "kind": kind, "message": message}
 
 

@@ -13,6 +13,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from llama_tui.engine.presets import NO_PRESET, Preset
+from llama_tui.text import shorten
 from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.literal import literal
 
@@ -20,7 +21,7 @@ from llama_tui.ui.literal import literal
 def describe(preset: Preset) -> str:
     sampling = ", ".join(f"{key} {value}" for key, value in preset.sampling.items())
     prompt = " ".join(preset.system_prompt.split()) if preset.system_prompt is not None else "your system prompt"
-    return f"{prompt[:90]}{'…' if len(prompt) > 90 else ''}" + (f"  ({sampling})" if sampling else "")
+    return shorten(prompt, 91) + (f"  ({sampling})" if sampling else "")
 
 
 class PresetScreen(ModalScreen[str | None]):
