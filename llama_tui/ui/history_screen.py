@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Input, Static
 
 from llama_tui.engine.store import ConversationStore, ConversationSummary, StoreError
 from llama_tui.formatting import counted
+from llama_tui.text import shorten
 from llama_tui.ui.confirm_screen import ConfirmScreen
 from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.literal import literal, literal_cell
@@ -31,10 +32,6 @@ SEARCH_AFTER = 0.15
 """Seconds of no typing before a search runs."""
 SEARCH_TITLE_CHARS = 28
 """Titles are cut to this while searching, to leave the width to the matching line."""
-
-
-def shorten(text: str, most: int) -> str:
-    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
 
 
 @dataclass
@@ -104,6 +101,7 @@ class HistoryScreen(ModalScreen[HistoryResult]):
         self.store = store
         self.rows: list[ConversationSummary] = []
         self._search_timer: Timer | None = None
+        self._shown: Listed | None = None
         self.result = HistoryResult()
 
     def compose(self) -> ComposeResult:
@@ -133,6 +131,22 @@ class HistoryScreen(ModalScreen[HistoryResult]):
         if message.search != self.query_one("#history-search", Input).value.strip():
             return  # typing went on: a newer search is coming
         self.rows = message.rows
+        self._shown = message
+        self._fill_table(message)
+
+    def on_resize(self) -> None:
+        # The matches are cut to the table's width: cut them again once the table has its new one.
+        if self._shown is not None and self._shown.search:
+            self.call_after_refresh(self._refill)
+
+    def _refill(self) -> None:
+        if self._shown is not None:
+            table = self.query_one(DataTable)
+            row = table.cursor_row
+            self._fill_table(self._shown)
+            table.move_cursor(row=row)
+
+    def _fill_table(self, message: Listed) -> None:
         table = self.query_one(DataTable)
         table.loading = False
         table.clear(columns=True)  # columns fit this list: a search's shorter titles leave room for its matches
