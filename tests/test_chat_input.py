@@ -49,6 +49,28 @@ async def test_ctrl_j_and_shift_enter_type_a_newline_and_enter_sends(tiny_model:
         assert app.query_one(ChatPane).conversation.branch()[0].text == "a\nb\nc"
 
 
+async def test_editing_keys_that_arrive_in_one_read_act_where_they_were_typed(tiny_model: Path) -> None:
+    """One read from the terminal can hold several keys (a fast typist over ssh, a busy app).
+    Home, ctrl+w and ctrl+u act where they were typed, not after the letters that follow them."""
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        box = app.query_one("#chat-input", ChatInput)
+        box.focus()
+        await pilot.pause()
+
+        async def one_read(keys: list[str], expected: str) -> None:
+            # As Textual's driver hands over the keys of one read: posted in a row, no waiting between.
+            for key in keys:
+                app.post_message(events.Key(key, " " if key == "space" else key if len(key) == 1 else None))
+            await wait_for(pilot, lambda: box.text == expected, timeout=10)
+
+        await one_read([*"hello", "home", "x"], "xhello")
+        await one_read(["end", "space", *"world", "ctrl+w", *"there"], "xhello there")
+        await one_read(["ctrl+u", *"new"], "new")
+        await one_read(["ctrl+j", *"two", "left", "left", "backspace", "o"], "new\nowo")
+
+
 async def test_a_paste_with_control_characters_shows_them_as_symbols(tiny_model: Path) -> None:
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:

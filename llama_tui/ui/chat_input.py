@@ -20,9 +20,9 @@ from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import TextArea
 
 from llama_tui.text import neutralise_controls
+from llama_tui.ui.text_box import TextBox
 
 PASTE_GAP = 0.03
 """Seconds after Enter in which another key means a paste, not a person (people need ~0.1 s)."""
@@ -31,7 +31,7 @@ PASTE_GAP = 0.03
 NEWLINE_KEYS = ("shift+enter", "ctrl+j")
 
 
-class ChatInput(TextArea):
+class ChatInput(TextBox):
     BINDINGS = [
         Binding(",".join(NEWLINE_KEYS), "newline", "New line", id="chat_input.newline",
                 tooltip="Start a new line in the message", show=False),
@@ -130,7 +130,7 @@ class ChatInput(TextArea):
             event.stop()
             event.prevent_default()
             self._pending_enter = self.set_timer(PASTE_GAP, self._submit)
-        # Any other key goes on to TextArea._on_key (Textual calls each class's handler in turn).
+        # Any other key goes on to TextBox._on_key, then TextArea's (Textual calls each class's handler in turn).
 
     async def _on_paste(self, event: events.Paste) -> None:
         if self.read_only:

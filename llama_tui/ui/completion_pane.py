@@ -25,6 +25,7 @@ from llama_tui.ui.messages import (
     ReplyProgressed,
     ReplyReady,
 )
+from llama_tui.ui.text_box import TextBox
 
 DRAFT = "completion"
 SAVE_AFTER = 1.0
@@ -49,7 +50,7 @@ class CompletionPane(Vertical):
         """The text as of its last change."""
 
     def compose(self) -> ComposeResult:
-        yield TextArea(self._text, id="completion-text", soft_wrap=True, tab_behavior="indent")
+        yield TextBox(self._text, id="completion-text", soft_wrap=True, tab_behavior="indent")
         yield Static(Content("Write the start of a text; ctrl+r lets the model continue it, "
                              "from this text alone each time."),
                      id="completion-hint")

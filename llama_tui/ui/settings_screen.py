@@ -27,6 +27,7 @@ from llama_tui.engine.config import GPU_INSTALL_HINT, format_overrides, gpu_offl
 from llama_tui.engine.settings import SECTIONS, SETTINGS, Backend, Setting, Settings, available_cores
 from llama_tui.ui.footer import AppFooter
 from llama_tui.ui.literal import literal
+from llama_tui.ui.text_box import TextBox
 
 AUTO = ""
 """A choice left to the engine (the chat format's "auto")."""
@@ -120,7 +121,7 @@ class SettingsScreen(ModalScreen[Settings | None]):
         field_id = f"settings-{s.name}"
         if s.multiline:
             yield label
-            yield TextArea(value, id=field_id, soft_wrap=True)
+            yield TextBox(value, id=field_id, soft_wrap=True)
             return
         if s.kind == "choice":
             assert s.choices is not None
