@@ -188,14 +188,14 @@ def speculative_rows(sp: dict) -> list[list[str]]:
                      (f"{f(summary[key]['tok_s']['median'])} vs {f(base)}; x{f(ratio['median'], 2)} "
                       f"({f(ratio['min'], 2)}-{f(ratio['max'], 2)}; bests x{f(r.get('best_ratio'), 2)})"),
                      f">= {target}", check(ratio["median"], ratio["median"] >= target if ratio["median"] else None)])
-    if "decode_speed engine | before" in summary:
-        before, after = summary["decode_speed engine | before"], summary["decode_speed engine | after"]
+    if "same prompt, engine | before" in summary:
+        before, after = summary["same prompt, engine | before"], summary["same prompt, engine | after"]
         over = after["overhead_ms_per_token"]["median"]
         rows.append(["speculative",
                      f"engine overhead per token, off, before ({sp['settings']['before']}) -> after (ms)",
                      f"{f(before['overhead_ms_per_token']['median'], 2)} -> {f(over, 2)}", "<= 0.3",
                      check(over, over <= 0.3 if over is not None else None)])
-        prompt = ratios["decode_speed engine | after"]["prompt_tok_s_ratio"]["median"]
+        prompt = ratios["same prompt, engine | after"]["prompt_tok_s_ratio"]["median"]
         rows.append(["speculative", "prompt tok/s after / before (median of rounds)", f(prompt, 2), "≈ 1", ""])
     return rows
 

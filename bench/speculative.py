@@ -13,10 +13,11 @@ What, on the starter model (Gemma 3 270M Q4_K_M) with the app's default load set
             min-p 0.05) with a fixed seed; off / auto.
   app       the first editing task typed into the app's Completion tab (headless, the reply
             drawn by the real widgets); off / auto.
-  before    with --before REV: decode_speed.py's engine variant (its Markdown chat, greedy,
-            320 tokens, its threads, speculation off) run by the engine of commit REV and by
-            this one, each in a fresh process: tok/s, engine overhead per token and prompt
-            tok/s, before and after.
+  before    with --before REV: the engine of commit REV and this one, each in a fresh
+            process, continue the same text (decode_speed.py's system prompt and message as
+            plain text, so both evaluate the same prompt tokens whatever their chat
+            formatting; greedy, 320 tokens, decode_speed.py's threads, speculation off):
+            tok/s, engine overhead per token, prompt tok/s and whether the texts match.
 
 after one warm-up run (llama.cpp reallocates its logits buffer the first time a batch
 asks for more outputs, and leaves that decode out of its own compute time); and once,
@@ -231,7 +232,7 @@ def batch_costs(path, sizes=(1, 2, 3, 4, 6, 8, 12, 16), repeats: int = 9) -> dic
 
 BEFORE_DRIVER = r"""
 import json, sys
-root = sys.argv[1]
+root, prompt = sys.argv[1], sys.argv[2]
 sys.path[:0] = [root + "/bench", root]
 import benchlib, decode_speed
 from llama_tui.engine.events import Finished
@@ -240,7 +241,7 @@ from llama_tui.engine.settings import default_threads
 benchlib.quiet_native_log()
 load, sampling = decode_speed.settings(default_threads(), 320)
 model = LoadedModel.load(benchlib.starter_model(), load)
-for event in model.chat(decode_speed.messages(), sampling):
+for event in model.complete(prompt, sampling):
     if isinstance(event, Finished):
         s = event.stats
         text = event.text
@@ -255,6 +256,10 @@ print(json.dumps({
 """
 
 
+BEFORE_PROMPT = f"{decode_speed.SYSTEM_PROMPT}\n\n{decode_speed.USER_MESSAGE}\n\n"
+"""The text both engines continue: the same tokens, so their prompt speeds compare."""
+
+
 def export_tree(rev: str, into: Path) -> Path:
     """The files of commit `rev` (git archive), with this tree's test home for the model."""
     archive = subprocess.run(["git", "-C", str(benchlib.ROOT), "archive", rev], capture_output=True, check=True).stdout
@@ -266,14 +271,14 @@ def export_tree(rev: str, into: Path) -> Path:
 
 
 def run_decode_speed_engine(tree: Path) -> dict:
-    """decode_speed.py's engine variant in `tree`'s code, in a fresh process."""
+    """`tree`'s engine continuing BEFORE_PROMPT, in a fresh process."""
     import os
 
     env = dict(os.environ, PYTHONPATH=str(tree))
-    done = subprocess.run([sys.executable, "-c", BEFORE_DRIVER, str(tree)], capture_output=True, text=True, env=env,
-                          cwd=tree)
+    done = subprocess.run([sys.executable, "-c", BEFORE_DRIVER, str(tree), BEFORE_PROMPT], capture_output=True,
+                          text=True, env=env, cwd=tree)
     if done.returncode:
-        raise RuntimeError(f"decode_speed engine in {tree} failed: {done.stderr.strip()[-500:]}")
+        raise RuntimeError(f"the engine in {tree} failed: {done.stderr.strip()[-500:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -319,7 +324,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--prose-tokens", type=int, default=320)
-    parser.add_argument("--before", metavar="REV", help="also run decode_speed.py's engine at this commit, interleaved")
+    parser.add_argument("--before", metavar="REV", help="also run the engine of this commit, interleaved")
     parser.add_argument("--skip-app", action="store_true", help="leave out the app runs")
     args = parser.parse_args()
 
@@ -374,7 +379,7 @@ def main() -> None:
         if before_tree is not None:
             for label, tree in (("before", before_tree), ("after", benchlib.ROOT)):
                 r = run_decode_speed_engine(tree)
-                runs.setdefault(f"decode_speed engine | {label}", []).append(r)
+                runs.setdefault(f"same prompt, engine | {label}", []).append(r)
                 line.append(f"{label} {benchlib.fmt(r['tok_s'])} ({r['overhead_ms_per_token']:.2f} ms)")
         print(f"round {round_}: " + "  ".join(line), flush=True)
     model.close()
@@ -407,9 +412,9 @@ def main() -> None:
                 "same_text": [r["text"].strip() == o["text"].strip() for r, o in zip(rs, offs, strict=True)],
                 "parts_at": [parts_at(r["text"], o["text"]) for r, o in zip(rs, offs, strict=True)],
             }
-    if "decode_speed engine | before" in runs:
-        before, after = runs["decode_speed engine | before"], runs["decode_speed engine | after"]
-        ratios["decode_speed engine | after"] = {
+    if "same prompt, engine | before" in runs:
+        before, after = runs["same prompt, engine | before"], runs["same prompt, engine | after"]
+        ratios["same prompt, engine | after"] = {
             "tok_s_ratio": spread([a["tok_s"] / b["tok_s"] for a, b in zip(after, before, strict=True)]),
             "best_ratio": max(a["tok_s"] for a in after) / max(b["tok_s"] for b in before),
             "prompt_tok_s_ratio": spread([a["prompt_tok_s"] / b["prompt_tok_s"]
@@ -439,11 +444,11 @@ def main() -> None:
         ("prose essay, auto/off", median_ratio("prose: essay, sampled | engine auto"), 0.97),
         ("prose Markdown chat, auto/off", median_ratio("prose: Markdown chat, sampled | engine auto"), 0.97),
     ]
-    if "decode_speed engine | after" in summary:
-        checks.append(("engine overhead per token without speculation, ms (decode_speed's reply)",
-                       summary["decode_speed engine | after"]["overhead_ms_per_token"]["median"], None))
-        checks.append(("prompt tok/s, this engine / --before's (decode_speed's prompt)",
-                       ratios["decode_speed engine | after"]["prompt_tok_s_ratio"]["median"], 0.97))
+    if "same prompt, engine | after" in summary:
+        checks.append(("engine overhead per token without speculation, ms (320-token greedy continuation)",
+                       summary["same prompt, engine | after"]["overhead_ms_per_token"]["median"], None))
+        checks.append(("prompt tok/s, this engine / --before's (the same prompt)",
+                       ratios["same prompt, engine | after"]["prompt_tok_s_ratio"]["median"], 0.97))
     print()
     for label, value, target in checks:
         if target is None:  # lower is better: <= 0.3 ms
