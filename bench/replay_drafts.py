@@ -66,7 +66,8 @@ def record(seeds: int) -> list[dict]:
             settings = speculative.sampling(kind, "off", tokens)
             events = (model.chat(prompt, settings, seed=seed) if isinstance(prompt, list)
                       else model.complete(prompt, settings, seed=seed))
-            finished = next(e for e in events if isinstance(e, Finished))
+            # Run the request to its end: the model is busy until its generator finishes.
+            finished = [e for e in events if isinstance(e, Finished)][-1]
             assert model._llm is not None
             replies.append({"name": name, "seed": seed, "reply": reply,
                             "prompt": model._llm.input_ids[: finished.stats.prompt_tokens].tolist()})
