@@ -121,7 +121,7 @@ def load_bare(path: Path) -> float:
     s = LoadSettings()
     started = time.perf_counter()
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=s.n_ctx, n_threads=s.n_threads,
-                          n_threads_batch=s.n_threads_batch, seed=s.seed, verbose=False)
+                          n_threads_batch=s.n_threads_batch, verbose=False)
     seconds = time.perf_counter() - started
     llm.close()
     return seconds
