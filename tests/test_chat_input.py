@@ -12,6 +12,7 @@ from llama_tui.ui.app import LlamaApp
 from llama_tui.ui.chat_input import ChatInput
 from llama_tui.ui.chat_pane import AssistantMessage, ChatPane, Notice, UserMessage
 from llama_tui.ui.terminal_input import PasteSafeParser
+from llama_tui.ui.text_box import TextBox
 from tests.terminal import LLAMA_TUI, Terminal, app_env
 from tests.test_app import SIZE, reply_ended, tiny_options, wait_for
 
@@ -24,7 +25,7 @@ async def test_a_multi_line_paste_is_sent_whole_as_one_message(tiny_model: Path)
     app = LlamaApp(tiny_options(tiny_model, sampling=SamplingSettings(max_reply_tokens=5)))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        box = app.query_one("#chat-input", ChatInput)
+        box: TextBox = app.query_one("#chat-input", ChatInput)
         box.focus()
         box.post_message(events.Paste(POEM))
         await pilot.pause()
@@ -55,7 +56,7 @@ async def test_editing_keys_that_arrive_in_one_read_act_where_they_were_typed(ti
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        box = app.query_one("#chat-input", ChatInput)
+        box: TextBox = app.query_one("#chat-input", ChatInput)
         box.focus()
         await pilot.pause()
 
@@ -70,12 +71,20 @@ async def test_editing_keys_that_arrive_in_one_read_act_where_they_were_typed(ti
         await one_read(["ctrl+u", *"new"], "new")
         await one_read(["ctrl+j", *"two", "left", "left", "backspace", "o"], "new\nowo")
 
+        # The Completion tab's text is the same kind of box.
+        app.action_show_tab("completion")
+        box = app.query_one("#completion-text", TextBox)
+        box.load_text("")
+        box.focus()
+        await pilot.pause()
+        await one_read([*"world", "home", *"hello ", "end", "ctrl+w", *"there"], "hello there")
+
 
 async def test_a_paste_with_control_characters_shows_them_as_symbols(tiny_model: Path) -> None:
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        box = app.query_one("#chat-input", ChatInput)
+        box: TextBox = app.query_one("#chat-input", ChatInput)
         box.focus()
         box.post_message(events.Paste("a\x07b\r\nc\rd"))
         await pilot.pause()
@@ -90,7 +99,7 @@ async def test_a_message_too_long_for_the_context_is_refused_and_put_back(tiny_m
     app = LlamaApp(options)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        box = app.query_one("#chat-input", ChatInput)
+        box: TextBox = app.query_one("#chat-input", ChatInput)
         box.focus()
         box.post_message(events.Paste(long_text))
         await pilot.pause()
@@ -126,7 +135,7 @@ async def test_the_message_box_grows_with_its_text_up_to_a_third_of_the_screen(t
     """README: "The message box grows with its text, up to a third of the screen"."""
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
-        box = app.query_one("#chat-input", ChatInput)
+        box: TextBox = app.query_one("#chat-input", ChatInput)
         box.focus()
         await pilot.pause()
         heights = [box.outer_size.height]
