@@ -25,7 +25,7 @@ async def test_a_multi_line_paste_is_sent_whole_as_one_message(tiny_model: Path)
     app = LlamaApp(tiny_options(tiny_model, sampling=SamplingSettings(max_reply_tokens=5)))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        box: TextBox = app.query_one("#chat-input", ChatInput)
+        box = app.query_one("#chat-input", ChatInput)
         box.focus()
         box.post_message(events.Paste(POEM))
         await pilot.pause()
@@ -84,7 +84,7 @@ async def test_a_paste_with_control_characters_shows_them_as_symbols(tiny_model:
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        box: TextBox = app.query_one("#chat-input", ChatInput)
+        box = app.query_one("#chat-input", ChatInput)
         box.focus()
         box.post_message(events.Paste("a\x07b\r\nc\rd"))
         await pilot.pause()
@@ -99,7 +99,7 @@ async def test_a_message_too_long_for_the_context_is_refused_and_put_back(tiny_m
     app = LlamaApp(options)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        box: TextBox = app.query_one("#chat-input", ChatInput)
+        box = app.query_one("#chat-input", ChatInput)
         box.focus()
         box.post_message(events.Paste(long_text))
         await pilot.pause()
@@ -135,7 +135,7 @@ async def test_the_message_box_grows_with_its_text_up_to_a_third_of_the_screen(t
     """README: "The message box grows with its text, up to a third of the screen"."""
     app = LlamaApp(tiny_options(tiny_model))
     async with app.run_test(size=SIZE) as pilot:
-        box: TextBox = app.query_one("#chat-input", ChatInput)
+        box = app.query_one("#chat-input", ChatInput)
         box.focus()
         await pilot.pause()
         heights = [box.outer_size.height]
