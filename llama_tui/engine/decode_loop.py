@@ -214,8 +214,8 @@ class DecodeLoop:
         self._chain = SamplerChain(sampling, seed, llm.n_vocab())
         self._batch = _Batch(1 + max(self._max_draft, 0) if self._policy else 1)
         # A verify batch runs on llama.cpp's batch threads (every core by default), as a
-        # prompt does: on 2 cores a batch of 16 took 4.5x one token with 2 threads against
-        # 6.9x with 1, and the app's editing task went from 2.1x to 2.85x (bench/speculative.py).
+        # prompt does: on 2 cores a batch of 16 cost 3.8x one token with 2 threads against
+        # 6.8x with 1, and the editing tasks went from 1.5-1.9x to 1.9-3.3x (docs/benchmarks.md, 11).
 
     def close(self) -> None:
         """Forget what was verified but not emitted; free the batch and the chain."""
