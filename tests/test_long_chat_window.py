@@ -7,6 +7,8 @@ Tests assert what is mounted and where, never how long it takes (bench/long_chat
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,18 @@ def long_chat(messages: int = 500) -> Conversation:
         return conversation
 
 
+@contextlib.asynccontextmanager
+async def resumed(model: Path, messages: int) -> AsyncIterator[tuple[LlamaApp, Pilot, Conversation]]:
+    """The app resuming a saved conversation of `messages` messages (long_chat), once its last
+    WINDOW of messages is mounted."""
+    chat = long_chat(messages)
+    app = LlamaApp(persisting(model, resume=chat.id))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+        yield app, pilot, chat
+
+
 def scripted(app: LlamaApp, *parts: str) -> ScriptedModel:
     """Let a ScriptedModel stand in for the loaded model."""
     model = ScriptedModel(list(parts), name="scripted")
@@ -81,11 +95,7 @@ async def focus_message(pilot: Pilot) -> UserMessage | AssistantMessage:
 
 
 async def test_a_long_conversation_mounts_its_last_messages_and_more_on_scrolling_up(tiny_model: Path) -> None:
-    chat = long_chat(500)
-    app = LlamaApp(persisting(tiny_model, resume=chat.id))
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+    async with resumed(tiny_model, 500) as (app, pilot, _chat):
         await pilot.pause()
         assert [widget_text(w) for w in message_widgets(app)][-1] == "answer 499"
         assert widget_text(message_widgets(app)[0]) == f"question {500 - WINDOW}"
@@ -107,11 +117,7 @@ async def test_a_long_conversation_mounts_its_last_messages_and_more_on_scrollin
 
 
 async def test_sending_in_a_long_conversation_keeps_the_messages_shown_and_the_app_running(tiny_model: Path) -> None:
-    chat = long_chat(500)
-    app = LlamaApp(persisting(tiny_model, resume=chat.id))
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+    async with resumed(tiny_model, 500) as (app, pilot, chat):
         model = scripted(app)
         for turn in range(3):
             last_shown = message_widgets(app)[-1]
@@ -123,11 +129,7 @@ async def test_sending_in_a_long_conversation_keeps_the_messages_shown_and_the_a
 
 
 async def test_scrolling_up_a_long_conversation_keeps_the_readers_place(tiny_model: Path) -> None:
-    chat = long_chat(500)
-    app = LlamaApp(persisting(tiny_model, resume=chat.id))
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+    async with resumed(tiny_model, 500) as (app, pilot, _chat):
         await pilot.pause()
         first = message_widgets(app)[0]
         transcript = app.chat_pane.transcript_view
@@ -139,11 +141,7 @@ async def test_scrolling_up_a_long_conversation_keeps_the_readers_place(tiny_mod
 
 
 async def test_up_through_the_messages_mounts_earlier_ones(tiny_model: Path) -> None:
-    chat = long_chat(200)
-    app = LlamaApp(persisting(tiny_model, resume=chat.id))
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+    async with resumed(tiny_model, 200) as (app, pilot, _chat):
         await focus_message(pilot)
         for _ in range(WINDOW):
             await pilot.press("up")
@@ -151,11 +149,7 @@ async def test_up_through_the_messages_mounts_earlier_ones(tiny_model: Path) -> 
 
 
 async def test_up_through_the_messages_keeps_the_focus_on_a_message(tiny_model: Path) -> None:
-    chat = long_chat(200)
-    app = LlamaApp(persisting(tiny_model, resume=chat.id))
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+    async with resumed(tiny_model, 200) as (app, pilot, _chat):
         await focus_message(pilot)
         for _ in range(WINDOW + 10):
             await pilot.press("up")
@@ -181,11 +175,7 @@ async def test_a_long_conversation_opens_with_its_last_screenful_then_the_rest_o
         first_render.append(len(self._message_widgets()))
 
     monkeypatch.setattr(ChatPane, "_render_branch", counted)
-    chat = long_chat(500)
-    app = LlamaApp(persisting(tiny_model, resume=chat.id))
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+    async with resumed(tiny_model, 500) as (app, pilot, _chat):
         await pilot.pause()
         assert 2 <= first_render[0] < WINDOW
         assert [widget_text(w) for w in message_widgets(app)] == [
@@ -198,11 +188,7 @@ async def test_a_long_conversation_opens_with_its_last_screenful_then_the_rest_o
 async def test_sending_after_scrolling_far_up_unmounts_all_but_the_last_window(tiny_model: Path) -> None:
     """A layout costs as much as there are widgets mounted: once more than two windows are,
     the next message sent leaves only the last window of them (and what follows)."""
-    chat = long_chat(300)
-    app = LlamaApp(persisting(tiny_model, resume=chat.id))
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await wait_for(pilot, lambda: len(message_widgets(app)) == WINDOW)
+    async with resumed(tiny_model, 300) as (app, pilot, _chat):
         transcript = app.chat_pane.transcript_view
         for windows in (2, 3):
             await pilot.pause()
