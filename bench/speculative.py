@@ -90,20 +90,14 @@ def sampling(kind: str, mode: str, tokens: int):
 
 
 def record(stats, text: str) -> dict:
+    """decode_speed.py's record of a reply, with the overhead, prompt speed and drafts."""
     return {
-        "tokens": stats.generated_tokens,
-        "tok_s": stats.tokens_per_second,
-        "decode_seconds": stats.decode_seconds,
-        "llama_eval_tokens": stats.llama_eval_tokens,
-        "llama_eval_seconds": stats.llama_eval_seconds,
+        **decode_speed.stats_record(stats, text),
         "overhead_ms_per_token": decode_speed.per_token_overhead_ms(
             stats.generated_tokens, stats.decode_seconds, stats.llama_eval_seconds),
-        "prompt_tokens": stats.prompt_tokens,
         "prompt_tok_s": stats.prompt_tokens_per_second,
-        "ttft_seconds": stats.time_to_first_token,
         "drafted": stats.drafted_tokens,
         "accepted": stats.accepted_tokens,
-        "text": text,
     }
 
 
