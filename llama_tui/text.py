@@ -1,4 +1,4 @@
-"""Making text from users, files, models and servers safe to show literally in a terminal."""
+"""Text from users, files, models and servers, made safe to show literally in a terminal and cut to fit."""
 
 from __future__ import annotations
 

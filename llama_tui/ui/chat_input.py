@@ -108,13 +108,6 @@ class ChatInput(TextBox):
                 event.stop()
                 event.prevent_default()
                 return
-        if event.key in NEWLINE_KEYS:
-            # Here, not only through the binding: a binding runs once the key has bubbled up
-            # to the screen, and a busy app may have inserted the next typed keys by then.
-            event.stop()
-            event.prevent_default()
-            self._insert("\n")
-            return
         browsing = self._recalled is not None
         row = self.cursor_location[0]
         if (event.key == "up" and (not self.text or browsing) and row == 0) or (
