@@ -93,8 +93,10 @@ _crash_log: IO[str] | None = None
 
 
 def log_crashes_to(path: Path) -> None:
-    """On a fatal signal (SIGSEGV, SIGBUS, SIGABRT...) write every thread's Python traceback
-    to the log file (faulthandler), so a crash in llama.cpp leaves a trace of where it was."""
+    """On a fatal signal (SIGSEGV, SIGBUS, SIGABRT...) write the Python traceback of the thread
+    it struck to the log file (faulthandler), so a crash in llama.cpp leaves a trace of where
+    it was. Only that thread: reading the others' frames while they run sometimes crashed the
+    handler itself, and an abort was then reported as a SIGSEGV (seen in tests/test_signals.py)."""
     global _crash_log
     _crash_log = path.open("a", encoding="utf-8")  # kept open: the handler writes to its fd
-    faulthandler.enable(file=_crash_log, all_threads=True)
+    faulthandler.enable(file=_crash_log, all_threads=False)
