@@ -8,6 +8,7 @@ import builtins
 import logging
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,21 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     return connection
 
 
+def use_write_ahead_log(connection: sqlite3.Connection, busy_timeout: float) -> str:
+    """Switch the file to WAL and return the journal mode it has now."""
+    # Switching a new file needs an exclusive lock. When another process is opening the same
+    # file at that moment, SQLite answers "database is locked" at once instead of waiting out
+    # the busy timeout, so wait here (seen as 4 in 120 processes opening a new file together).
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SqliteStore:
     """The history in one SQLite file; see the module docstring. Raises sqlite3.Error,
     CorruptStoreError or NewerSchemaError when the file cannot be used (open_store
@@ -65,7 +81,7 @@ class SqliteStore:
         connection = None
         try:
             connection = connect(self.path, busy_timeout)
-            self._prepare(connection)
+            self._prepare(connection, busy_timeout)
         except BaseException as error:
             if connection is not None:
                 connection.close()
@@ -76,7 +92,7 @@ class SqliteStore:
         atexit.register(self._flush_at_exit)
 
     @staticmethod
-    def _prepare(connection: sqlite3.Connection) -> None:
+    def _prepare(connection: sqlite3.Connection, busy_timeout: float) -> None:
         # Before changing anything: a newer llama-tui's file is left exactly as it is.
         version = schema_version(connection)
         if version > SCHEMA_VERSION:
@@ -84,7 +100,7 @@ class SqliteStore:
                 f"it was written by a newer llama-tui (history version {version}, "
                 f"this one knows up to {SCHEMA_VERSION})"
             )
-        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = use_write_ahead_log(connection, busy_timeout)
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"cannot use write-ahead logging (journal mode {mode})")
         # Reads every page: catches a truncated or damaged file now, not in the middle of a chat.
