@@ -144,7 +144,9 @@ def test_remote_url_opens_the_servers_model_and_chats_in_a_terminal(openai_serve
         # The chat header says where the model runs.
         header = f"{SERVER_MODEL} at {host(openai_server)} (llama-cpp-python server"
         term.wait_for(lambda: header in term.text().splitlines()[2])
-        assert re.fullmatch(rf" *{re.escape(SERVER_MODEL)} +idle +– tok/s +TTFT – +ctx – ━+", status_row(term))
+        # The whole row, waited for: a snapshot can fall between two frames of the same update.
+        term.wait_for(lambda: re.fullmatch(rf" *{re.escape(SERVER_MODEL)} +idle +– tok/s +TTFT – +ctx – ━+",
+                                           status_row(term)) is not None)
 
         term.type("hello there")
         term.press("enter")
