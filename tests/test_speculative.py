@@ -28,6 +28,7 @@ from llama_tui.engine.drafting import DraftPolicy, SpeculativeMode
 from llama_tui.engine.events import Finished, GenerationEvent, TextDelta
 from llama_tui.engine.model import ChatMessage, LoadedModel
 from llama_tui.engine.settings import LoadSettings, SamplingSettings
+from llama_tui.engine.verify_threads import VerifyThreads
 
 GREEDY = SamplingSettings(temperature=0.0)
 RANDOM = SamplingSettings(temperature=0.7, top_k=40, top_p=0.95, min_p=0.05)
@@ -144,6 +145,52 @@ def test_a_recurrent_model_is_never_drafted_for(tiny: LoadedModel, monkeypatch: 
     tokens, counters = loop_tokens(llm, prompt, GREEDY, 1, 80, "on")
     assert counters.drafted == 0
     assert tokens == generate_tokens(llm, prompt, GREEDY, 1, 80)
+
+
+def test_verify_batches_try_both_thread_counts_and_the_prompt_threads_come_back(tiny_model: Path) -> None:
+    """Verify batches run on whichever of the batch and decode threads was faster (engine.
+    verify_threads), timed by the loop; the reply is the same, and a prompt evaluated after
+    the reply runs on the batch threads it was set to."""
+    model = LoadedModel.load(tiny_model, LoadSettings(n_ctx=1024, n_threads=1, n_threads_batch=2))
+    try:
+        llm = model._llm
+        assert llm is not None
+        prompt = llm.tokenize(REPEATING.encode(), add_bos=True)
+        reference = generate_tokens(llm, prompt, GREEDY, 1, 120)
+        def reply(chooser: VerifyThreads) -> tuple[list[int], set[int]]:
+            """The reply's tokens, and the batch thread counts seen while it was made."""
+            fresh_prompt(llm, prompt)
+            loop = DecodeLoop(llm, GREEDY, 1, limit=120, drafts=DraftPolicy("on"), verify_threads=chooser)
+            seen = set()
+            try:
+                tokens = []
+                for token in islice(loop.tokens(), 120):
+                    tokens.append(token)
+                    seen.add(llama_cpp.llama_n_threads_batch(llm.ctx))
+            finally:
+                loop.close()
+            return tokens, seen
+
+        fresh = VerifyThreads((2, 1))
+        assert reply(fresh) == (reference, {1, 2})
+        timed = {(threads, size) for threads in (1, 2) for size in range(2, 17) if fresh.seconds(threads, size)}
+        assert {threads for threads, _size in timed} == {1, 2}
+        assert llama_cpp.llama_n_threads_batch(llm.ctx) == 2 and llama_cpp.llama_n_threads(llm.ctx) == 1
+
+        busy = VerifyThreads((2, 1))  # as if the batch threads had stalled: one thread wins
+        for size in range(2, 17):
+            busy.timed(2, size, 1.0)
+            busy.timed(1, size, 0.001)
+        tokens, seen = reply(busy)
+        assert tokens == reference and 1 in seen
+        assert llama_cpp.llama_n_threads_batch(llm.ctx) == 2  # back for the next prompt
+        # The engine keeps one chooser for the model's life: its replies feed it.
+        sampling = SamplingSettings(temperature=0.0, max_reply_tokens=120, speculative="on")
+        assert run(model.complete(REPEATING, sampling))[1].stats.accepted_tokens > 0
+        assert model._verify_threads.seconds(2, 16) is not None and model._verify_threads.seconds(1, 16) is not None
+        assert llama_cpp.llama_n_threads_batch(llm.ctx) == 2
+    finally:
+        model.close()
 
 
 def test_greedy_sampling_takes_llama_cpps_greedy_choice(tiny: LoadedModel) -> None:

@@ -23,6 +23,7 @@ reply of N tokens leaves prompt + N - 1 tokens in the context.
 from __future__ import annotations
 
 import ctypes
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ import numpy as np
 
 from llama_tui.engine.drafting import DraftPolicy, PromptLookup
 from llama_tui.engine.settings import SamplingSettings
+from llama_tui.engine.verify_threads import VerifyThreads
 
 PENALTY_LAST_N = 64
 """Tokens the repeat penalty looks back over: Llama()'s default last_n_tokens_size."""
@@ -187,7 +189,8 @@ class DecodeLoop:
     Iterate `tokens()`; stop whenever (a stop string, the length limit, a cancel), then
     call `close()`, which drops the KV entries of any tokens verified but not emitted and
     frees the native memory. `limit` is the most tokens the caller will take, so no draft
-    reaches past it; None means until the context is full.
+    reaches past it; None means until the context is full. `verify_threads` picks the thread
+    count of each verify batch (the context's batch threads when None).
     """
 
     def __init__(
@@ -198,6 +201,7 @@ class DecodeLoop:
         *,
         limit: int | None = None,
         drafts: DraftPolicy | None = None,
+        verify_threads: VerifyThreads | None = None,
     ) -> None:
         self._llm = llm
         hold_all_tokens(llm)
@@ -213,15 +217,18 @@ class DecodeLoop:
         self._forced: list[int] = []
         self._chain = SamplerChain(sampling, seed, llm.n_vocab())
         self._batch = _Batch(1 + max(self._max_draft, 0) if self._policy else 1)
-        # A verify batch runs on llama.cpp's batch threads (every core by default), as a
-        # prompt does: on 2 cores a batch of 16 cost 3.8x one token with 2 threads against
-        # 6.8x with 1, and the editing tasks went from 1.5-1.9x to 1.9-3.3x (docs/benchmarks.md, 11).
+        # llama.cpp runs a batch of several tokens on its batch threads and one token on its
+        # decode threads; a verify batch may be moved to other threads (see engine.verify_threads).
+        self._verify_threads = verify_threads if self._policy else None
+        self._decode_threads = llama_cpp.llama_n_threads(self._ctx)
+        self._batch_threads = self._threads_now = llama_cpp.llama_n_threads_batch(self._ctx)
 
     def close(self) -> None:
         """Forget what was verified but not emitted; free the batch and the chain."""
         if self._batch.batch is None:
             return
         llama_cpp.llama_memory_seq_rm(self._memory, 0, self._llm.n_tokens, -1)
+        self._set_batch_threads(self._batch_threads)  # the next prompt runs on the usual threads
         self._batch.close()
         self._chain.close()
 
@@ -268,9 +275,12 @@ class DecodeLoop:
             for i, drafted in enumerate(draft, start=1):
                 batch.token[i] = drafted
                 batch.pos[i] = pos + i
-            status = llama_cpp.llama_decode(ctx, batch)
-            if status != 0:
-                raise DecodeError(f"llama_decode returned {status}")
+            if draft:
+                self._verify(batch, n)
+            else:
+                status = llama_cpp.llama_decode(ctx, batch)
+                if status != 0:
+                    raise DecodeError(f"llama_decode returned {status}")
             counters.batches += 1
             llm.input_ids[pos] = token
             if not draft:
@@ -310,6 +320,24 @@ class DecodeLoop:
                 chain.accept(token)
             pos += 1 + accepted
             emitted += 1
+
+    def _verify(self, batch: Any, n: int) -> None:
+        """llama_decode a verify batch of n tokens, on the threads chosen for it, timed."""
+        chooser = self._verify_threads
+        threads = self._batch_threads if chooser is None else chooser.pick(n)
+        self._set_batch_threads(threads)
+        started = time.perf_counter()
+        status = llama_cpp.llama_decode(self._ctx, batch)
+        if status != 0:
+            raise DecodeError(f"llama_decode returned {status}")
+        if chooser is not None:
+            llama_cpp.llama_synchronize(self._ctx)  # the CPU backend is done already; others may not be
+            chooser.timed(threads, n, time.perf_counter() - started)
+
+    def _set_batch_threads(self, threads: int) -> None:
+        if threads != self._threads_now:
+            llama_cpp.llama_set_n_threads(self._ctx, self._decode_threads, threads)
+            self._threads_now = threads
 
     def _draft(self, policy: DraftPolicy, lookup: PromptLookup, pos: int, emitted: int) -> list[int]:
         """The draft to verify with the token at `pos`: as long as the policy wants, no

@@ -67,6 +67,7 @@ from llama_tui.engine.thinking import (
 )
 from llama_tui.engine.thinking_budget import ThinkingBudget
 from llama_tui.engine.thinking_events import split_events
+from llama_tui.engine.verify_threads import VerifyThreads
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,10 @@ class LoadedModel:
         # Installed only while a prompt is evaluated: llama.cpp calls it between graph nodes,
         # and a Python callback per node would slow down token generation.
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
+        # Kept across replies: what it learned of this machine's verify batches still holds.
+        self._verify_threads = VerifyThreads(
+            (llama_cpp.llama_n_threads_batch(llm.ctx), llama_cpp.llama_n_threads(llm.ctx))
+        )
 
     # -- loading and closing -------------------------------------------------------------
 
@@ -593,6 +598,7 @@ class LoadedModel:
         loop = DecodeLoop(
             llm, sampling, sampling.seed if seed is None else seed, limit=limit,
             drafts=DraftPolicy(sampling.speculative) if sampling.speculative != "off" else None,
+            verify_threads=self._verify_threads,
         )
         generated = 0
         try:
