@@ -34,7 +34,13 @@ median and range reported. The greedy texts are compared: on this CPU a batch of
 tokens is computed by other kernels than a single token (see tests/test_speculative.py),
 so where the model hesitates between two tokens the texts may part.
 
-    .venv/bin/python bench/speculative.py [--rounds 5] [--before REV] [--skip-app]
+With --busy N, N other processes spin during the rounds (a loaded machine: the verify
+batches' threads then compete for the cores, see engine/verify_threads.py), and the results
+go to speculative_busy.json; --fixed-verify-threads verifies on the batch threads only, as
+before that module.
+
+    .venv/bin/python bench/speculative.py [--rounds 5] [--before REV] [--skip-app] [--busy N]
+                                          [--fixed-verify-threads]
 """
 
 from __future__ import annotations
@@ -312,7 +318,6 @@ def same_text_cell(same: list[bool], parted: list[float] | None = None) -> str:
 
 
 def main() -> None:
-    from llama_tui.engine.model import LoadedModel
     from llama_tui.engine.settings import default_batch_threads, default_threads
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -320,6 +325,11 @@ def main() -> None:
     parser.add_argument("--prose-tokens", type=int, default=320)
     parser.add_argument("--before", metavar="REV", help="also run the engine of this commit, interleaved")
     parser.add_argument("--skip-app", action="store_true", help="leave out the app runs")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="keep N other processes busy (a Python loop each) during the rounds: a loaded machine")
+    parser.add_argument("--fixed-verify-threads", action="store_true",
+                        help="the engine verifies every draft on the batch threads, as before engine.verify_threads "
+                             "(not the app runs)")
     args = parser.parse_args()
 
     benchlib.quiet_native_log()
@@ -341,7 +351,24 @@ def main() -> None:
     if args.before:
         before_tree = export_tree(args.before, Path(scratch.name))
 
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        runs, edit_tokens = run_rounds(args, path, before_tree)
+    finally:
+        for process in busy:
+            process.kill()
+    scratch.cleanup()
+    report(args, path, costs, runs, edit_tokens)
+
+
+def run_rounds(args: argparse.Namespace, path: Path, before_tree: Path | None) -> tuple[dict[str, list[dict]], dict]:
+    from llama_tui.engine.model import LoadedModel
+    from llama_tui.engine.settings import default_batch_threads
+    from llama_tui.engine.verify_threads import VerifyThreads
+
     model = LoadedModel.load(path, load_settings())
+    if args.fixed_verify_threads:
+        model._verify_threads = VerifyThreads((default_batch_threads(),))
     edit_tokens = {name: code_tokens(model, code) for name, (code, _change) in EDITS.items()}
     chat = decode_speed.messages()
     workloads: list[tuple[str, str, object, int, tuple[str, ...]]] = [
@@ -377,7 +404,11 @@ def main() -> None:
                 line.append(f"{label} {benchlib.fmt(r['tok_s'])} ({r['overhead_ms_per_token']:.2f} ms)")
         print(f"round {round_}: " + "  ".join(line), flush=True)
     model.close()
-    scratch.cleanup()
+    return runs, edit_tokens
+
+
+def report(args: argparse.Namespace, path: Path, costs: dict, runs: dict[str, list[dict]], edit_tokens: dict) -> None:
+    from llama_tui.engine.settings import default_batch_threads, default_threads
 
     summary: dict[str, dict] = {}
     for key, rs in runs.items():
@@ -455,8 +486,11 @@ def main() -> None:
     for rs in runs.values():
         for r in rs:
             r["text"] = r["text"][:200]
-    out = benchlib.write_results("speculative", {
-        "settings": {"rounds": args.rounds, "n_ctx": N_CTX, "threads": default_threads(),
+    results_name = "speculative" + ("_busy" if args.busy else "")
+    results_name += "_fixed_verify_threads" if args.fixed_verify_threads else ""
+    out = benchlib.write_results(results_name, {
+        "settings": {"rounds": args.rounds, "busy_processes": args.busy,
+                     "fixed_verify_threads": args.fixed_verify_threads, "n_ctx": N_CTX, "threads": default_threads(),
                      "batch_threads": default_batch_threads(), "edit_tokens": edit_tokens,
                      "prose_tokens": args.prose_tokens, "prose_seed": PROSE_SEED, "before": args.before,
                      "model": path.name},
