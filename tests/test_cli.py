@@ -173,6 +173,7 @@ def test_help_prints_the_log_file_path_whole_in_an_80_column_terminal() -> None:
     (["--max-token", "lots"], "--max-token: must be a whole number from 64"),
     (["local"], "the following arguments are required: path"),
     (["--mode", "poem", "local", "m.gguf"], "invalid choice: 'poem'"),
+    (["remote", "127.0.0.1:88765"], "has no usable port: a port is a number from 1 to 65535"),
 ])
 def test_bad_values_on_the_real_command_line_get_a_usage_error(tmp_path: Path, argv: list[str], message: str) -> None:
     """README, Command line: "Bad values get a usage error" (exit code 2, no traceback, no app)."""

@@ -30,6 +30,12 @@ def normalize_endpoint(url: str) -> str:
     parts = urlsplit(url)
     if not parts.netloc:
         raise ValueError(f"{url!r} is not a server address (expected e.g. http://host:8080/v1).")
+    try:
+        port = parts.port  # ValueError when not a number from 0 to 65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"{url!r} has no usable port: a port is a number from 1 to 65535.")
     path = parts.path.rstrip("/") or "/v1"
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
