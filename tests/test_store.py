@@ -186,6 +186,12 @@ def test_list_is_newest_first_with_titles_counts_and_models(store: ConversationS
     assert store.list(offset=5) == []
 
 
+def test_a_title_leaves_out_code_fence_lines(store: ConversationStore) -> None:
+    chat = saved_chat(store, "```python\nimport math\ndef area(r):\n```\nWhy is this slow?", "It is not.")
+    store.flush()
+    assert store.list()[0].title == chat.display_title == "import math def area(r): Why is this slow?"
+
+
 def test_the_title_follows_the_current_branch(store: ConversationStore) -> None:
     chat = saved_chat(store, "Original first message", "Reply.")
     edited = chat.add("user", "Edited first message", parent_id=None)  # an edit: a new root

@@ -8,6 +8,7 @@ shows a Conversation, engine.store keeps it, the model backends get `prompt_mess
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,9 +23,14 @@ TITLE_CHARS = 60
 """A conversation's title, until renamed, is the start of its first message."""
 
 
+_FENCE_LINE = re.compile(r"^[ \t]*(`{3,}|~{3,}).*$", re.MULTILINE)
+"""A Markdown code fence's line (```python): it says nothing about what the chat is about."""
+
+
 def short_title(text: str) -> str:
-    """The start of a message as a one-line title (TITLE_CHARS at most, then "…"); "" for none."""
-    return shorten(" ".join(text.split()), TITLE_CHARS + 1)
+    """The start of a message as a one-line title (TITLE_CHARS at most, then "…"), without
+    code fence lines; "" for none."""
+    return shorten(" ".join(_FENCE_LINE.sub(" ", text).split()), TITLE_CHARS + 1)
 
 
 def new_id() -> str:
