@@ -92,7 +92,7 @@ def test_metadata_override_is_applied(tiny_model: Path) -> None:
 
 
 @pytest.mark.parametrize("kind, expected", [
-    ("missing", "No such file"),
+    ("missing", "does not exist"),
     ("not_gguf", "is not a GGUF model file"),
     ("truncated", "could not load"),
 ])

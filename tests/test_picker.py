@@ -340,6 +340,32 @@ async def test_tab_completes_a_path_typed_in_the_picker(home: Path, tiny_model: 
         assert app.focused is not path_input
 
 
+@pytest.mark.parametrize("kind, reason", [
+    ("missing", "does not exist."),
+    ("not_gguf", "is not a GGUF model file (it does not start with 'GGUF')."),
+])
+async def test_a_typed_path_that_is_no_model_is_refused_and_the_picker_stays(
+    home: Path, tiny_model: Path, broken_model_files: dict[str, Path], kind: str, reason: str
+) -> None:
+    """The path stays in the box to be corrected; the loaded model stays loaded."""
+    seen: list[Message] = []
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        picker = await open_picker(pilot, app)
+        path_input = picker.query_one("#model-path", Input)
+        path_input.value = str(broken_model_files[kind])
+        path_input.focus()
+        seen.clear()  # the notice of the first load
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(isinstance(m, Notify) for m in seen))
+        notes = [(m.notification.message, m.notification.severity) for m in seen if isinstance(m, Notify)]
+        assert notes == [(f"{broken_model_files[kind]} {reason}", "error")]
+        await pilot.pause()
+        assert app.screen is picker and path_input.value == str(broken_model_files[kind])
+        assert app.model is not None and app.model.name == "tiny-test-llama"
+
+
 async def test_a_download_shows_bytes_speed_and_time_left_and_resumes_after_ctrl_x(
     home: Path, tiny_model: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

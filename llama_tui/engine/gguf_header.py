@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +31,7 @@ __all__ = [
     "MemoryEstimate",
     "QUANTIZATION_NAMES",
     "available_ram_bytes",
+    "check_gguf_start",
     "estimate_memory",
     "estimate_memory_for",
     "header_problems",
@@ -287,10 +290,24 @@ class _Buffer:
 def read_gguf_header(path: Path | str) -> GGUFHeader:
     """Read the metadata of a GGUF v2/v3 file; raises GGUFHeaderError with a readable reason."""
     path = Path(path)
+    with _reading(path) as file:
+        return _read(file, path, os.fstat(file.fileno()).st_size)
+
+
+def check_gguf_start(path: Path | str) -> None:
+    """Raise GGUFHeaderError unless `path` is a readable file that starts as a GGUF model
+    does. Reads 8 bytes, so it may run where a whole header would take too long."""
+    path = Path(path)
+    with _reading(path) as file:
+        _check_magic(path, file.read(8), os.fstat(file.fileno()).st_size)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[BinaryIO]:
+    """The file opened for reading; what goes wrong becomes a GGUFHeaderError that says so."""
     try:
         with path.open("rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            return _read(file, path, size)
+            yield file
     except FileNotFoundError:
         raise GGUFHeaderError(f"{path} does not exist.") from None
     except IsADirectoryError:

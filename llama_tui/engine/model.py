@@ -51,6 +51,7 @@ from llama_tui.engine.events import (
     ThinkingFormat,
     TurnsDropped,
 )
+from llama_tui.engine.gguf_header import GGUFHeaderError, check_gguf_start
 from llama_tui.engine.jinja_chat import render_chat
 from llama_tui.engine.logs import route_native_log, take_native_errors
 from llama_tui.engine.model_ref import ModelRef
@@ -71,7 +72,6 @@ from llama_tui.engine.verify_threads import VerifyThreads
 
 log = logging.getLogger(__name__)
 
-GGUF_MAGIC = b"GGUF"
 # Room kept free for the reply when fitting a chat into the context, unless the max reply
 # tokens setting asks for a different amount.
 DEFAULT_REPLY_ROOM = 256
@@ -750,14 +750,7 @@ def _load_failure_reason(native_errors: list[str]) -> str | None:
 
 def _check_is_gguf(path: Path) -> None:
     """Fail early, with a plain message, on paths llama.cpp would only log an error for."""
-    if not path.exists():
-        raise ModelLoadError(f"No such file: {path}")
-    if path.is_dir():
-        raise ModelLoadError(f"{path} is a folder, not a GGUF model file")
     try:
-        with path.open("rb") as file:
-            magic = file.read(4)
-    except OSError as error:
-        raise ModelLoadError(f"Cannot read {path}: {error.strerror or error}") from error
-    if magic != GGUF_MAGIC:
-        raise ModelLoadError(f"{path.name} is not a GGUF model file (it does not start with 'GGUF')")
+        check_gguf_start(path)
+    except GGUFHeaderError as error:
+        raise ModelLoadError(str(error)) from None

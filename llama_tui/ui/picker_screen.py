@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static, TabbedContent, TabPane
 
 from llama_tui.engine.catalog import ModelEntry, list_models
-from llama_tui.engine.gguf_header import available_ram_bytes, estimate_memory
+from llama_tui.engine.gguf_header import GGUFHeaderError, available_ram_bytes, check_gguf_start, estimate_memory
 from llama_tui.engine.model_ref import ModelRef
 from llama_tui.engine.settings import Settings
 from llama_tui.formatting import human_bytes
@@ -194,8 +194,10 @@ class ModelPickerScreen(ModalScreen[ModelRef | None]):
         path = Path(event.value.strip()).expanduser()
         if not event.value.strip():
             return
-        if not path.is_file():
-            self.app.notify(f"No such file: {path}", severity="error")
+        try:
+            check_gguf_start(path)  # a missing path or another kind of file: say so, and stay
+        except GGUFHeaderError as error:
+            self.app.notify(str(error), severity="error")
             return
         # Absolute, but links kept: a Hugging Face cache path links to a blob without the
         # file's name, and llama.cpp finds a split model's other parts by name.
