@@ -366,6 +366,20 @@ async def test_a_typed_path_that_is_no_model_is_refused_and_the_picker_stays(
         assert app.model is not None and app.model.name == "tiny-test-llama"
 
 
+async def test_tab_from_a_filter_that_matches_nothing_goes_to_the_path_box(home: Path, tiny_model: Path) -> None:
+    app = LlamaApp(tiny_options(tiny_model))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        picker = await open_picker(pilot, app)
+        picker.query_one("#model-filter", Input).focus()
+        await pilot.press(*"zzzz", "down")
+        assert picker.shown == [] and app.focused is picker.query_one("#model-filter")
+        await pilot.press("tab")
+        assert app.focused is picker.query_one("#model-path")
+        await pilot.press("shift+tab", *["backspace"] * 4, "tab")  # matches again: the list takes Tab
+        assert picker.shown and app.focused is picker.query_one("#model-table")
+
+
 async def test_a_download_shows_bytes_speed_and_time_left_and_resumes_after_ctrl_x(
     home: Path, tiny_model: Path, hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

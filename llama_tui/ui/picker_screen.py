@@ -148,6 +148,7 @@ class ModelPickerScreen(ModalScreen[ModelRef | None]):
             cells = (marker + entry.name, entry.architecture, entry.size_label, entry.quantization,
                      entry.trained_context, entry.file_size, SOURCE_LABELS.get(entry.source, entry.source))
             table.add_row(*(literal_cell(cell) for cell in cells))
+        table.can_focus = bool(self.shown)  # Tab skips an empty table: keys typed there would be lost
         self._describe(self.shown[0] if self.shown else None)
 
     @on(DataTable.RowHighlighted, "#model-table")
@@ -171,7 +172,7 @@ class ModelPickerScreen(ModalScreen[ModelRef | None]):
         details.set_class(bool(entry.problem) or not fits, "warning")
 
     def key_down(self) -> None:
-        if self.focused is self.query_one("#model-filter"):
+        if self.focused is self.query_one("#model-filter") and self.shown:
             self.query_one("#model-table").focus()
 
     @on(Input.Submitted, "#model-filter")
