@@ -45,7 +45,7 @@ class ServersPanel(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="server-inputs"):
             yield Input(placeholder="Server address, e.g. http://gpu-box:8080/v1, then Enter", id="server-url")
-            yield Input(placeholder=f"API key, optional (or ${self.api_key_env})", password=True, id="server-key")
+            yield Input(placeholder=f"API key (or ${self.api_key_env})", password=True, id="server-key")
         yield DataTable(id="server-models", cursor_type="row", zebra_stripes=True)
         yield Static(id="server-status")
 
