@@ -52,6 +52,13 @@ KEYS: dict[str, bytes] = {
 
 PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
 
+# Synchronized output (DEC mode 2026): the app asks whether the terminal has it, and if so
+# brackets each frame in SYNC_START ... SYNC_END, and the terminal shows the frame whole. The
+# test terminal has it too, so the screen a test reads never holds half of one frame.
+SYNC_QUERY = b"\x1b[?2026$p"
+SYNC_SUPPORTED = b"\x1b[?2026;2$y"  # "known, and now reset"
+SYNC_START, SYNC_END = b"\x1b[?2026h", b"\x1b[?2026l"
+
 LLAMA_TUI = [sys.executable, "-m", "llama_tui"]
 """The command line a test runs: the package's own entry point, as `llama-tui` runs it."""
 
@@ -68,6 +75,7 @@ class Terminal:
         self._lock = threading.Lock()
         self.output = bytearray()
         """Every byte the program wrote to the terminal."""
+        self._unshown = bytearray()  # a frame still being written (see SYNC_START)
         self.status: int | None = None
         """The wait status once the program has ended (see exit_code)."""
         pid, fd = pty.fork()
@@ -125,6 +133,14 @@ class Terminal:
     # -- output -----------------------------------------------------------------------------
 
     def _read(self) -> None:
+        try:
+            self._read_until_closed()
+        finally:  # a frame the program never ended is shown as it is
+            with self._lock:
+                self._stream.feed(bytes(self._unshown))
+                self._unshown.clear()
+
+    def _read_until_closed(self) -> None:
         while True:
             try:
                 ready, _, _ = select.select([self.fd], [], [], 0.1)
@@ -139,7 +155,25 @@ class Terminal:
                 return
             with self._lock:
                 self.output += data
-                self._stream.feed(data)
+                if SYNC_QUERY in self.output[-len(data) - len(SYNC_QUERY) + 1:]:
+                    try:
+                        os.write(self.fd, SYNC_SUPPORTED)
+                    except OSError:  # hung up meanwhile
+                        return
+                self._unshown += data
+                self._show_whole_frames()
+
+    def _show_whole_frames(self) -> None:
+        """Feed pyte everything but a frame begun and not yet ended (or a SYNC_START cut in two)."""
+        pending = self._unshown
+        begun = pending.rfind(SYNC_START)
+        if begun < pending.rfind(SYNC_END) or begun < 0:
+            begun = len(pending)
+            tail = pending[-len(SYNC_START) + 1:]
+            cut = next((i for i in range(len(tail)) if SYNC_START.startswith(tail[i:])), len(tail))
+            begun -= len(tail) - cut
+        self._stream.feed(bytes(pending[:begun]))
+        del pending[:begun]
 
     def text(self) -> str:
         """The screen as lines of text."""
