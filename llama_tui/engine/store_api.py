@@ -75,6 +75,12 @@ def is_corrupt(error: BaseException) -> bool:
     return "file is not a database" in text or "malformed" in text
 
 
+def is_busy(error: BaseException) -> bool:
+    """Another connection holds the lock SQLite needed."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) == sqlite3.SQLITE_BUSY
+
+
 def describe_error(error: BaseException, busy_timeout: float = BUSY_TIMEOUT) -> str:
     """Why a file cannot be used, for a person."""
     if isinstance(error, OSError):

@@ -24,6 +24,7 @@ from llama_tui.engine.store_api import (
     ProblemCallback,
     StoreError,
     describe_error,
+    is_busy,
     is_corrupt,
 )
 from llama_tui.engine.store_schema import (
@@ -58,7 +59,7 @@ def use_write_ahead_log(connection: sqlite3.Connection, busy_timeout: float) -> 
         try:
             return str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+            if not is_busy(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
 
