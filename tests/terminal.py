@@ -63,6 +63,11 @@ LLAMA_TUI = [sys.executable, "-m", "llama_tui"]
 """The command line a test runs: the package's own entry point, as `llama-tui` runs it."""
 
 
+def _cut_marker_length(data: bytes | bytearray, marker: bytes) -> int:
+    """How many bytes at the end of `data` may be the start of `marker`, cut off by the read."""
+    return next((n for n in range(min(len(marker) - 1, len(data)), 0, -1) if data.endswith(marker[:n])), 0)
+
+
 class Terminal:
     """One command on a pseudo-terminal of `size` (columns, rows)."""
 
@@ -164,16 +169,15 @@ class Terminal:
                 self._show_whole_frames()
 
     def _show_whole_frames(self) -> None:
-        """Feed pyte everything but a frame begun and not yet ended (or a SYNC_START cut in two)."""
+        """Feed pyte everything but a frame begun and not yet ended."""
         pending = self._unshown
         begun = pending.rfind(SYNC_START)
-        if begun < pending.rfind(SYNC_END) or begun < 0:
-            begun = len(pending)
-            tail = pending[-len(SYNC_START) + 1:]
-            cut = next((i for i in range(len(tail)) if SYNC_START.startswith(tail[i:])), len(tail))
-            begun -= len(tail) - cut
-        self._stream.feed(bytes(pending[:begun]))
-        del pending[:begun]
+        if begun >= 0 and begun > pending.rfind(SYNC_END):
+            shown = begun  # the last frame is still being written
+        else:
+            shown = len(pending) - _cut_marker_length(pending, SYNC_START)
+        self._stream.feed(bytes(pending[:shown]))
+        del pending[:shown]
 
     def text(self) -> str:
         """The screen as lines of text."""
