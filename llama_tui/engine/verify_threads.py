@@ -3,11 +3,11 @@ been faster lately.
 
 A verify batch of several tokens runs on llama.cpp's batch threads (every core by default).
 On an idle 2-core machine that is much faster than one thread: a batch of 16 costs 3.8x one
-token on 2 threads against 6.8x on 1, and the editing task ran 3.6x faster than plain
-decoding against 2.2x. But llama.cpp's threads wait for each other after every step, so when
-another program (or the UI drawing a burst of accepted tokens) takes a core, all of them stall:
-with three busy processes on 2 cores the same task ran at 1.2x on 2 threads and 1.95x on 1.
-Which is faster depends on the moment, so the decode loop times each verify batch and this
+token on 2 threads against 6.8x on 1. But llama.cpp's threads wait for each other after every
+step, so when another program (or the UI drawing a burst of accepted tokens) takes a core, all
+of them stall: with three busy processes on 2 cores the editing tasks ran at 1.04-1.18x plain
+decoding with every batch on 2 threads, and at 1.40-2.30x with this choice (docs/benchmarks.md,
+11a). Which is faster depends on the moment, so the decode loop times each verify batch and this
 picks the thread count that was faster for a batch of that size, trying the other one again
 now and then (less often each time it loses) in case the machine got busier or quieter.
 
