@@ -277,6 +277,19 @@ async def test_the_servers_tab_says_when_a_server_does_not_answer() -> None:
         assert server_rows(picker) == [] and isinstance(app.screen, ModelPickerScreen)
 
 
+async def test_the_servers_tab_refuses_a_port_out_of_range_before_asking() -> None:
+    app = LlamaApp(LaunchOptions(model=None))
+    async with app.run_test(size=SIZE) as pilot:
+        picker = await choose_servers_tab(pilot)
+        await pilot.press(*"127.0.0.1:88765", "enter")
+        status = picker.query_one("#server-status")
+        await wait_for(pilot, lambda: status.has_class("error"))
+        assert str(status.render()) == (
+            "'http://127.0.0.1:88765' has no usable port: a port is a number from 1 to 65535."
+        )
+        assert picker.query_one("#server-url", Input).value == "127.0.0.1:88765"  # kept, to be mended
+
+
 # -- swapping between a local model and a server model -----------------------------------------
 
 
